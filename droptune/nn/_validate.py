@@ -1,0 +1,12 @@
+"""Validation shared by droptune's dropout modules."""
+
+from __future__ import annotations
+
+import math
+
+
+def check_p(p: float, *, name: str = "p") -> float:
+    """Return ``p`` as a float if it is a drop probability in [0, 1), else raise ValueError."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or math.isnan(p) or not 0.0 <= p < 1.0:
+        raise ValueError(f"{name} must be a drop probability in [0, 1); got {p!r}.")
+    return float(p)

@@ -1,0 +1,38 @@
+"""DropoutSite: one place in a model where a drop probability lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from torch import nn
+
+LayerType = Literal["input", "dense", "spatial", "recurrent", "attention", "residual"]
+LAYER_TYPES: tuple[str, ...] = get_args(LayerType)
+
+
+@dataclass(frozen=True)
+class DropoutSite:
+    """One tunable drop probability, as found by :func:`droptune.discover`.
+
+    Attributes:
+        name: Unique name. A dropout module is named by its module path (``head.2``);
+            a rate held as an attribute of another module by path + "." + attribute
+            (``rnn.dropout``, ``blocks.1.drop_path.drop_prob``).
+        module_path: Path of the module that holds the rate ("" for the root).
+        attr: Attribute of that module holding the rate (``p``, ``dropout``, ``drop_prob``).
+        kind: Class name of the holding module (``Dropout2d``, ``LSTM``, ``DropPath``...).
+        layer_type: One of :data:`LAYER_TYPES`.
+        rate: Drop probability in [0, 1) when the site was discovered.
+    """
+
+    name: str
+    module_path: str
+    attr: str
+    kind: str
+    layer_type: LayerType
+    rate: float
+
+    def module(self, model: nn.Module) -> nn.Module:
+        """Return the module of ``model`` that holds this site's rate."""
+        return model.get_submodule(self.module_path)
