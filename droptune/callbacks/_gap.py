@@ -1,0 +1,158 @@
+"""GapCallback: per-epoch losses with dropout off, and the overfitting gap between them.
+
+The loss a module logs while training is inflated by dropout itself, so it says little
+about overfitting. At the end of each validation, this callback runs the module's own
+``validation_step`` (eval mode, no grad) over a fixed subset of the training data as large
+as the validation set, and captures the ``val_loss`` it logs: that is ``train_loss_eval``,
+and ``overfit_gap = val_loss - train_loss_eval``. Using the module's own validation logic
+means a user's module needs nothing droptune-specific.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Subset
+from typing_extensions import override
+
+from droptune.exceptions import ConfigError
+
+EpochRecord = dict[str, float]
+
+
+class GapCallback(pl.Callback):
+    """Measure ``train_loss``, ``train_loss_eval``, ``val_loss`` and ``overfit_gap`` each epoch.
+
+    Args:
+        metrics: Extra validation metrics to record from ``trainer.callback_metrics``
+            (``val_acc`` and the objective metric, say) when the module logs them.
+        seed: Seed of the fixed training subset.
+
+    Place it before the callbacks that read its records (pruning, tracking): Lightning
+    calls callbacks in list order.
+
+    Attributes:
+        history: One record per epoch, ``{"epoch": e, "train_loss": ..., ...}``.
+        non_finite: Set to a reason when a loss became NaN or infinite (training stops).
+    """
+
+    def __init__(
+        self,
+        *,
+        metrics: tuple[str, ...] = ("val_acc",),
+        seed: int = 0,
+    ) -> None:
+        self.metrics = metrics
+        self.seed = seed
+        self.history: list[EpochRecord] = []
+        self.non_finite: str | None = None
+        self._subset: DataLoader | None = None
+        self._train_losses: list[torch.Tensor] = []
+        self._pending: EpochRecord | None = None
+
+    @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._subset = None  # built lazily: the dataloaders exist once the fit loop set them up
+
+    @override
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            self._train_losses.append(loss.detach())
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        if "val_loss" not in trainer.callback_metrics:
+            raise ConfigError(
+                f"{type(pl_module).__name__}.validation_step must log 'val_loss' "
+                "(self.log('val_loss', loss)): droptune reads the validation loss under that name."
+            )
+        record = {"val_loss": float(trainer.callback_metrics["val_loss"])}
+        for name in self.metrics:
+            if name in trainer.callback_metrics and name not in record:
+                record[name] = float(trainer.callback_metrics[name])
+        record["train_loss_eval"] = self._eval_loss_on_train(trainer, pl_module)
+        record["overfit_gap"] = record["val_loss"] - record["train_loss_eval"]
+        self._pending = record
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending is None:  # no validation ran this epoch (check_val_every_n_epoch > 1)
+            self._train_losses.clear()
+            return
+        record = {"epoch": float(trainer.current_epoch)}
+        if self._train_losses:
+            record["train_loss"] = float(torch.stack(self._train_losses).float().mean())
+        record.update(self._pending)
+        self._train_losses.clear()
+        self._pending = None
+        bad = [k for k, v in record.items() if not math.isfinite(v)]
+        if bad:
+            self.non_finite = f"non-finite {', '.join(bad)} at epoch {trainer.current_epoch}"
+            trainer.should_stop = True
+        self.history.append(record)
+
+    def last_record(self, trainer: pl.Trainer) -> EpochRecord | None:
+        """The record of the epoch that just ended, or None if it had no validation."""
+        if self.history and int(self.history[-1]["epoch"]) == trainer.current_epoch:
+            return self.history[-1]
+        return None
+
+    def _eval_loss_on_train(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:
+        loader = self._subset or self._make_subset(trainer)
+        captured: list[tuple[torch.Tensor, int]] = []
+
+        def capture(name: str, value: Any, *args: Any, batch_size: int | None = None, **kwargs: Any) -> None:
+            if name == "val_loss":
+                captured.append((torch.as_tensor(value).detach().float(), batch_size or current_size[0]))
+
+        current_size = [1]
+        was_training = pl_module.training
+        pl_module.eval()
+        pl_module.log = capture  # type: ignore[method-assign]
+        try:
+            with torch.no_grad(), trainer.precision_plugin.val_step_context():
+                for index, batch in enumerate(loader):
+                    batch = trainer.strategy.batch_to_device(batch)
+                    current_size[0] = _batch_size(batch)
+                    pl_module.validation_step(batch, index)
+        finally:
+            del pl_module.log  # back to the class's method
+            pl_module.train(was_training)
+        if not captured:
+            return math.nan
+        total = sum(size for _, size in captured)
+        return float(sum(value.cpu() * size for value, size in captured) / total)
+
+    def _make_subset(self, trainer: pl.Trainer) -> DataLoader:
+        train = trainer.train_dataloader
+        val = trainer.val_dataloaders
+        val = val[0] if isinstance(val, (list, tuple)) else val
+        n_val = len(val.dataset) if hasattr(val.dataset, "__len__") else 0
+        dataset = train.dataset
+        n = min(len(dataset), n_val or len(dataset))
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed))
+        self._subset = DataLoader(
+            Subset(dataset, order[:n].tolist()),
+            batch_size=val.batch_size or train.batch_size or 64,
+            shuffle=False,
+            collate_fn=train.collate_fn,
+        )
+        return self._subset
+
+
+def _batch_size(batch: Any) -> int:
+    if isinstance(batch, torch.Tensor):
+        return len(batch)
+    if isinstance(batch, (list, tuple)) and batch:
+        return _batch_size(batch[0])
+    if isinstance(batch, dict) and batch:
+        return _batch_size(next(iter(batch.values())))
+    return 1

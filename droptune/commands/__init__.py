@@ -1,0 +1,7 @@
+"""The CLI's subcommands; importing this package registers them with droptune.cli."""
+
+from __future__ import annotations
+
+from droptune.commands import _tune  # noqa: F401
+
+__all__: list[str] = []

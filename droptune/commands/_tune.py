@@ -1,0 +1,94 @@
+"""``droptune tune``: run a study from its file, with a live progress bar and a summary."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import optuna
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from droptune.cli import command, err, out
+from droptune.config import StudySpec, load_config
+from droptune.tracking import MlflowTracker
+from droptune.tuning import count_trials, prepare_study, tune
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """The study file and the flags that override it (shared by ``tune`` and ``worker``)."""
+    parser.add_argument("study_file", help="YAML study file")
+    parser.add_argument("--n-trials", type=int, help="total finished trials the study should hold")
+    parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    parser.add_argument("--storage", help="Optuna storage URL (default: the file's, sqlite:///studies/droptune.db)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)")
+    parser.add_argument("--max-epochs", type=int, help="epochs per trial at most")
+    parser.add_argument("--accelerator", help="Lightning accelerator: auto, cpu, gpu, cuda...")
+
+
+def spec_from_args(args: argparse.Namespace) -> StudySpec:
+    """Load the study file with the command line's overrides."""
+    keys = ("n_trials", "timeout", "storage", "tracking_uri", "max_epochs", "accelerator", "pack")
+    return load_config(args.study_file, {k: getattr(args, k, None) for k in keys})
+
+
+@contextmanager
+def trial_progress(spec: StudySpec, study: optuna.Study) -> Iterator[callable]:
+    """A progress bar on stderr counting all workers' trials; yields the update function."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("pruned {task.fields[pruned]} · failed {task.fields[failed]} · best {task.fields[best]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task(spec.name, total=spec.search.n_trials, pruned=0, failed=0, best="-")
+
+        def update(study: optuna.Study) -> None:
+            counts = count_trials(study)
+            best = f"{study.best_value:.4g}" if counts.complete else "-"
+            bar.update(task, completed=counts.finished, pruned=counts.pruned, failed=counts.failed, best=best)
+
+        update(study)
+        yield update
+
+
+def print_summary(spec: StudySpec, study: optuna.Study, tracker: MlflowTracker) -> None:
+    """Best value, best rates per site and where to look in MLflow."""
+    counts = count_trials(study)
+    out.print(
+        f"\nstudy [bold]{spec.name}[/]: {counts.complete} complete, {counts.pruned} pruned, "
+        f"{counts.failed} failed (storage {spec.storage})"
+    )
+    if not counts.complete:
+        out.print("no trial completed yet: nothing to report.")
+        return
+    best = study.best_trial
+    out.print(f"best {spec.objective.metric}: {best.value:.5g} (trial {best.number})")
+    table = Table("site", "layer type", "rate", title="best rates")
+    types = best.user_attrs.get("layer_types", {})
+    for name, rate in best.user_attrs.get("rates", {}).items():
+        table.add_row(name, types.get(name, "?"), f"{rate:.3f}")
+    out.print(table)
+    out.print(
+        f"MLflow: experiment [bold]{spec.name}[/] in {spec.tracking_uri}; "
+        f"`droptune ui --tracking-uri {spec.tracking_uri}` then open {tracker.runs_url()}"
+    )
+
+
+@command("tune", add_study_arguments, help="run (or resume) a study described by a YAML file")
+def tune_command(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args)
+    prepared = prepare_study(spec)
+    study, tracker, _ = prepared
+    with trial_progress(spec, study) as update:
+        tune(spec, progress=update, prepared=prepared)
+    print_summary(spec, study, tracker)
+    return 0 if not math.isnan(_best_or_nan(study)) else 1
+
+
+def _best_or_nan(study: optuna.Study) -> float:
+    return study.best_value if count_trials(study).complete else math.nan

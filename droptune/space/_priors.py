@@ -1,0 +1,23 @@
+"""Textbook dropout rates and search ranges per layer type (DESIGN.md's table)."""
+
+from __future__ import annotations
+
+# Typical rate per layer type: where the literature starts, and droptune's first trial.
+PRIORS: dict[str, float] = {
+    "input": 0.1,
+    "dense": 0.5,
+    "spatial": 0.25,
+    "recurrent": 0.25,
+    "attention": 0.1,
+    "residual": 0.1,
+}
+
+# Search range per layer type, [low, high] drop probabilities.
+RANGES: dict[str, tuple[float, float]] = {
+    "input": (0.0, 0.3),
+    "dense": (0.0, 0.7),
+    "spatial": (0.0, 0.5),
+    "recurrent": (0.0, 0.5),
+    "attention": (0.0, 0.3),
+    "residual": (0.0, 0.3),
+}

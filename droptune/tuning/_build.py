@@ -1,0 +1,43 @@
+"""Build a study's model and data, and find the example input that types its sites."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from droptune.config import StudySpec
+from droptune.exceptions import ConfigError
+from droptune.sites import DropoutSite, discover
+
+
+def build(spec: StudySpec) -> tuple[pl.LightningModule, pl.LightningDataModule]:
+    """Instantiate the study's LightningModule and LightningDataModule from their specs."""
+    parts = []
+    for key, part in (("model", spec.model), ("data", spec.data)):
+        try:
+            parts.append(part.build())
+        except TypeError as err:  # bad init_args
+            raise ConfigError(f"{spec.source or 'study'}: {key}.init_args for {part.class_path}: {err}.") from None
+    return parts[0], parts[1]
+
+
+def example_input(model: pl.LightningModule, data: pl.LightningDataModule) -> Any:
+    """One input for ``model(...)``: its ``example_input_array``, else the first training batch's x."""
+    if getattr(model, "example_input_array", None) is not None:
+        return model.example_input_array
+    data.prepare_data()
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    if isinstance(batch, (tuple, list)):
+        return batch[0]
+    if isinstance(batch, Mapping):
+        return None  # a dict batch has no universal "input" key: structure decides
+    return batch if isinstance(batch, torch.Tensor) else None
+
+
+def model_sites(spec: StudySpec, model: pl.LightningModule, data: pl.LightningDataModule) -> list[DropoutSite]:
+    """The model's dropout sites, typed by an example forward pass and the study's overrides."""
+    return discover(model, example_input(model, data), layer_types=spec.search.layer_types)

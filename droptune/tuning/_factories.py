@@ -1,0 +1,50 @@
+"""Study-file names -> Optuna samplers, pruners and storages (one dict each, no if-chains)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+
+from droptune.config import StudySpec
+
+SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    # multivariate TPE models the rates jointly: the best rate of one layer depends on the others.
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True),
+    "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed),
+}
+
+PRUNERS: dict[str, Callable[[StudySpec], optuna.pruners.BasePruner]] = {
+    "median": lambda spec: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
+    "hyperband": lambda spec: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.trainer.max_epochs),
+    "successive_halving": lambda spec: optuna.pruners.SuccessiveHalvingPruner(),
+    "none": lambda spec: optuna.pruners.NopPruner(),
+}
+
+# Several processes write one SQLite file: wait for the lock rather than fail at once.
+SQLITE_TIMEOUT_S = 60
+
+
+def make_storage(url: str, *, heartbeat_interval: int | None = None) -> optuna.storages.RDBStorage:
+    """An RDB storage for ``url``; SQLite folders are created, locks waited for.
+
+    With ``heartbeat_interval``, running trials beat; a trial whose worker died is failed
+    after a grace period and retried once with the same parameters.
+    """
+    engine_kwargs: dict = {}
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    elif url.startswith("postgresql"):
+        engine_kwargs = {"pool_pre_ping": True}
+    heartbeat = {}
+    if heartbeat_interval:
+        heartbeat = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": heartbeat_interval * 4,
+            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+        }
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
