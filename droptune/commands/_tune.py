@@ -26,6 +26,7 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)")
     parser.add_argument("--max-epochs", type=int, help="epochs per trial at most")
     parser.add_argument("--accelerator", help="Lightning accelerator: auto, cpu, gpu, cuda...")
+    parser.add_argument("--pack", type=int, help="train this many trials at once as one vectorised population")
 
 
 def spec_from_args(args: argparse.Namespace) -> StudySpec:

@@ -16,8 +16,13 @@ class DropPath(nn.Module):
     ``1 / (1 - drop_prob)``; evaluation is the identity.
 
     Args:
-        drop_prob: Probability in [0, 1) of dropping a sample's branch. The attribute
-            keeps timm's name so droptune finds DropPath modules from either library.
+        drop_prob: Probability in [0, 1) of dropping a sample's branch, default 0.1.
+            The attribute keeps timm's name so droptune finds DropPath modules from
+            either library.
+
+    Raises:
+        ValueError: If ``drop_prob`` is not in [0, 1), or (in ``forward``) the input
+            has no batch dimension.
 
     Example:
         >>> drop = DropPath(0.5).train()
@@ -31,6 +36,8 @@ class DropPath(nn.Module):
         self.drop_prob = check_p(drop_prob, name="drop_prob")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 0:
+            raise ValueError("DropPath expects a tensor with a leading batch dimension; got a scalar.")
         if not self.training or self.drop_prob == 0.0:
             return x
         keep = 1.0 - self.drop_prob

@@ -17,8 +17,12 @@ class VariationalDropout(nn.Module):
     units dropped throughout, which is what makes dropout work between recurrent layers.
 
     Args:
-        p: Drop probability in [0, 1). Kept units are scaled by ``1 / (1 - p)`` in
-            training; evaluation is the identity (PyTorch's inverted-dropout convention).
+        p: Drop probability in [0, 1), default 0.25. Kept units are scaled by
+            ``1 / (1 - p)`` in training; evaluation is the identity (PyTorch's
+            inverted-dropout convention: nothing is rescaled at test time).
+
+    Raises:
+        ValueError: If ``p`` is not in [0, 1), or (in ``forward``) the input is not 3-D.
 
     Example:
         >>> drop = VariationalDropout(0.5)
@@ -33,12 +37,13 @@ class VariationalDropout(nn.Module):
         self.p = check_p(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
+        # Checked in eval too, so a wrong layout fails at once, not at the first training step.
         if x.dim() != 3:
             raise ValueError(
                 f"VariationalDropout expects a (batch, time, features) tensor; got shape {tuple(x.shape)}."
             )
+        if not self.training or self.p == 0.0:
+            return x
         keep = 1.0 - self.p
         mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(keep) / keep
         return x * mask

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import numbers
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,7 +50,8 @@ def apply_rates(model: nn.Module, rates: RatesLike, *, strict: bool | None = Non
     Raises:
         SiteError: If a name is not a site of the model, a site is missing under
             ``strict``, or a rate is not a probability in [0, 1).
-        ConfigError: If the file cannot be read or holds no mapping of rates.
+        ConfigError: If ``rates`` is neither a mapping nor a path, or the file cannot
+            be read or holds no mapping of rates.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
@@ -61,6 +64,11 @@ def apply_rates(model: nn.Module, rates: RatesLike, *, strict: bool | None = Non
         source = str(rates)
         rates = load_rates(rates)
         strict = True if strict is None else strict
+    elif not isinstance(rates, Mapping):
+        raise ConfigError(
+            "apply_rates: rates must be a mapping {site name: rate} or the path of a YAML/JSON "
+            f"file; got {type(rates).__name__}."
+        )
     sites = {site.name: site for site in discover(model)}
     _check(rates, sites, strict=bool(strict), source=source)
     for name, rate in rates.items():
@@ -70,44 +78,85 @@ def apply_rates(model: nn.Module, rates: RatesLike, *, strict: bool | None = Non
 
 
 def load_rates(path: str | os.PathLike[str]) -> dict[str, float]:
-    """Read ``{site name: rate}`` from an exported YAML/JSON config or a plain mapping file."""
+    """Read ``{site name: rate}`` from an exported YAML/JSON config or a plain mapping file.
+
+    An exported config holds the mapping under ``rates:``; any other file must be the
+    mapping itself. Integer keys (YAML reads an unquoted ``0:`` as an int) are taken as
+    the names they spell; rates are checked against a model by :func:`apply_rates`.
+
+    Raises:
+        ConfigError: If the file cannot be read or parsed, holds no mapping of rates, or
+            a key is not a site name.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "best.yaml"
+        >>> _ = path.write_text("study: demo\\nrates:\\n  head.2: 0.3\\n  0: 0.1\\n")
+        >>> load_rates(path)
+        {'head.2': 0.3, '0': 0.1}
+    """
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as err:
-        raise ConfigError(f"cannot read rates file {path}: {err.strerror}.") from None
+        raise ConfigError(f"cannot read rates file {path}: {err.strerror or err}.") from None
+    is_json = path.suffix.lower() == ".json"
     try:
-        data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data: Any = json.loads(text) if is_json else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
-    if isinstance(data, Mapping) and "rates" in data:
+        raise ConfigError(f"{path} is not valid {'JSON' if is_json else 'YAML'}: {err}") from None
+    # A plain mapping may have a site named "rates" (a float): unwrap only a mapping.
+    if isinstance(data, Mapping) and isinstance(data.get("rates"), Mapping):
         data = data["rates"]
     if not isinstance(data, Mapping) or not data:
         raise ConfigError(
             f"{path} holds no rates: expected a mapping 'site name: rate', or an exported "
             "config with a 'rates' mapping."
         )
-    return dict(data)
+    rates = {}
+    for key, rate in data.items():
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
+        if not isinstance(key, str):
+            raise ConfigError(f"{path}: site names must be strings; got {key!r} (quote it).")
+        rates[key] = rate
+    return rates
 
 
-def _check(rates: Mapping[str, Any], sites: Mapping[str, Any], *, strict: bool, source: str) -> None:
+def _check(rates: Mapping[Any, Any], sites: Mapping[str, Any], *, strict: bool, source: str) -> None:
     unknown = [name for name in rates if name not in sites]
     missing = [name for name in sites if name not in rates] if strict else []
     if unknown or missing:
         parts = []
         if unknown:
-            parts.append(f"unknown sites {unknown}")
+            parts.append(f"unknown sites {unknown}{_suggest(unknown, list(sites))}")
         if missing:
-            parts.append(f"missing sites {missing}")
+            parts.append(f"missing sites {missing} (a complete config must give every site a rate)")
         raise SiteError(
             f"{source} does not match the model's dropout sites: {'; '.join(parts)}. "
             f"The model's sites are: {list(sites) or 'none'}."
         )
     for name, rate in rates.items():
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, (int, float))
-            or math.isnan(rate)
-            or not 0.0 <= rate < 1.0
-        ):
-            raise SiteError(f"{source}: rate of site {name!r} must be a probability in [0, 1); got {rate!r}.")
+        if not _is_probability(rate):
+            raise SiteError(
+                f"{source}: rate of site {name!r} must be a drop probability, a number in "
+                f"[0, 1); got {rate!r}."
+            )
+
+
+def _is_probability(rate: Any) -> bool:
+    return (
+        isinstance(rate, numbers.Real)
+        and not isinstance(rate, bool)
+        and not math.isnan(rate)
+        and 0.0 <= rate < 1.0
+    )
+
+
+def _suggest(unknown: list[Any], valid: list[str]) -> str:
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), valid, n=1)
+        if close:
+            hints.append(f"{name!r} -> {close[0]!r}?")
+    return f" (did you mean {', '.join(hints)})" if hints else ""

@@ -153,6 +153,10 @@ def run_worker(
         tracker=MlflowTracker(tracking_uri=spec.tracking_uri, experiment=spec.name),
         parent_run_id=parent,
     )
+    if spec.search.pack > 1:
+        from droptune.packing import run_packed_worker  # only packed studies need torch.func
+
+        return run_packed_worker(ctx, study, progress=progress, deadline=deadline)
     failures = 0
     while True:
         counts = count_trials(study)
