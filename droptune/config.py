@@ -71,6 +71,9 @@ class SearchSpec:
     n_trials: int = 40
     timeout: float | None = None
     pack: int = 1
+    workers: int = 1
+    workers_per_gpu: int | None = None
+    heartbeat_interval: int | None = 60
 
 
 @dataclass(frozen=True)
@@ -115,11 +118,27 @@ OVERRIDES = {
     "n_trials": ("search", "n_trials"),
     "timeout": ("search", "timeout"),
     "pack": ("search", "pack"),
+    "workers": ("search", "workers"),
+    "workers_per_gpu": ("search", "workers_per_gpu"),
+    "heartbeat_interval": ("search", "heartbeat_interval"),
     "storage": ("storage",),
     "tracking_uri": ("tracking_uri",),
     "max_epochs": ("trainer", "max_epochs"),
     "accelerator": ("trainer", "accelerator"),
 }
+
+
+def absolute_sqlite_url(url: str) -> str:
+    """Make a relative SQLite URL absolute against the current directory.
+
+    Relative store paths are relative to where the command runs. Resolving them once, up
+    front, matters because MLflow caches its stores by URI string: a relative URI reused
+    after a change of directory would silently write to the first directory's database.
+    """
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str(Path(url.removeprefix(prefix)).resolve())
+    return url
 
 
 def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> StudySpec:
@@ -189,6 +208,14 @@ def _check(spec: StudySpec) -> None:
             )
     _positive("search.n_trials", search.n_trials)
     _positive("search.pack", search.pack)
+    _positive("search.workers", search.workers)
+    if search.workers_per_gpu is not None:
+        _positive("search.workers_per_gpu", search.workers_per_gpu)
+    if search.heartbeat_interval is not None and search.heartbeat_interval < 0:
+        raise ConfigError(
+            "search.heartbeat_interval must be a whole number of seconds (0 or null turns "
+            f"heartbeats off); got {search.heartbeat_interval}."
+        )
     _positive("trainer.max_epochs", spec.trainer.max_epochs)
     _positive("trainer.devices", spec.trainer.devices)
     if spec.trainer.early_stopping_patience is not None:

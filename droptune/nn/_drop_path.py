@@ -37,7 +37,9 @@ class DropPath(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 0:
-            raise ValueError("DropPath expects a tensor with a leading batch dimension; got a scalar.")
+            raise ValueError(
+                "DropPath expects a tensor with a leading batch dimension; got a scalar."
+            )
         if not self.training or self.drop_prob == 0.0:
             return x
         keep = 1.0 - self.drop_prob

@@ -40,7 +40,8 @@ class VariationalDropout(nn.Module):
         # Checked in eval too, so a wrong layout fails at once, not at the first training step.
         if x.dim() != 3:
             raise ValueError(
-                f"VariationalDropout expects a (batch, time, features) tensor; got shape {tuple(x.shape)}."
+                "VariationalDropout expects a (batch, time, features) tensor; "
+                f"got shape {tuple(x.shape)}."
             )
         if not self.training or self.p == 0.0:
             return x

@@ -6,4 +6,12 @@ from droptune.sites._apply import apply_rates, get_rates, load_rates
 from droptune.sites._discover import discover
 from droptune.sites._site import LAYER_TYPES, DropoutSite, LayerType
 
-__all__ = ["LAYER_TYPES", "DropoutSite", "LayerType", "apply_rates", "discover", "get_rates", "load_rates"]
+__all__ = [
+    "LAYER_TYPES",
+    "DropoutSite",
+    "LayerType",
+    "apply_rates",
+    "discover",
+    "get_rates",
+    "load_rates",
+]

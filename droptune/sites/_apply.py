@@ -123,7 +123,9 @@ def load_rates(path: str | os.PathLike[str]) -> dict[str, float]:
     return rates
 
 
-def _check(rates: Mapping[Any, Any], sites: Mapping[str, Any], *, strict: bool, source: str) -> None:
+def _check(
+    rates: Mapping[Any, Any], sites: Mapping[str, Any], *, strict: bool, source: str
+) -> None:
     unknown = [name for name in rates if name not in sites]
     missing = [name for name in sites if name not in rates] if strict else []
     if unknown or missing:
@@ -145,12 +147,10 @@ def _check(rates: Mapping[Any, Any], sites: Mapping[str, Any], *, strict: bool, 
 
 
 def _is_probability(rate: Any) -> bool:
-    return (
-        isinstance(rate, numbers.Real)
-        and not isinstance(rate, bool)
-        and not math.isnan(rate)
-        and 0.0 <= rate < 1.0
-    )
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        return False
+    value = float(rate)
+    return not math.isnan(value) and 0.0 <= value < 1.0
 
 
 def _suggest(unknown: list[Any], valid: list[str]) -> str:

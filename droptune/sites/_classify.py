@@ -66,7 +66,11 @@ def traced_type(structural: str, module: nn.Module, trace: Trace | None) -> str:
         return "input"
     # Conv feature maps: the output of a conv, still in its layout (not flattened to
     # (batch, features) or to (batch, tokens, features) as a ViT's patch embedding does).
-    if trace.conv_rank is not None and trace.input_rank >= 3 and trace.input_rank == trace.conv_rank:
+    if (
+        trace.conv_rank is not None
+        and trace.input_rank >= 3
+        and trace.input_rank == trace.conv_rank
+    ):
         return "spatial"
     return "dense"
 
@@ -85,7 +89,10 @@ def trace_dropouts(
     dropout_ids = {id(m): path for path, m in dropouts.items()}
 
     def on_module(module: nn.Module, _inputs: Any, output: Any) -> None:
-        if isinstance(module, _TRANSPARENT_KINDS) or next(module.parameters(recurse=False), None) is None:
+        if (
+            isinstance(module, _TRANSPARENT_KINDS)
+            or next(module.parameters(recurse=False), None) is None
+        ):
             return
         state["after_params"] = True
         is_conv = isinstance(module, _CONV_KINDS) and isinstance(output, torch.Tensor)
@@ -157,6 +164,9 @@ def _position_type(model: nn.Module, module_path: str) -> str:
             seen = "spatial"
         elif isinstance(module, nn.Flatten):
             seen = "dense" if seen == "spatial" else seen
-        elif not isinstance(module, _TRANSPARENT_KINDS) and next(module.parameters(recurse=False), None) is not None:
+        elif (
+            not isinstance(module, _TRANSPARENT_KINDS)
+            and next(module.parameters(recurse=False), None) is not None
+        ):
             seen = "dense"
     return seen or "input"

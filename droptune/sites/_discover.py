@@ -12,7 +12,12 @@ from torch import nn
 
 from droptune.exceptions import ConfigError, DroptuneWarning
 from droptune.nn import VariationalDropout
-from droptune.sites._classify import is_stochastic_depth, structural_type, trace_dropouts, traced_type
+from droptune.sites._classify import (
+    is_stochastic_depth,
+    structural_type,
+    trace_dropouts,
+    traced_type,
+)
 from droptune.sites._site import LAYER_TYPES, DropoutSite
 
 # nn.Dropout, Dropout1d/2d/3d, AlphaDropout and FeatureAlphaDropout all derive from it.
@@ -78,12 +83,16 @@ def discover(
     found = list(_walk(model))
     traces = {}
     if example_input is not None:
-        dropouts = {path: module for path, module, attr in found if isinstance(module, _DROPOUT_MODULES)}
+        dropouts = {
+            path: module for path, module, attr in found if isinstance(module, _DROPOUT_MODULES)
+        }
         traces = trace_dropouts(model, dropouts, example_input)
     sites = []
     matched: set[str] = set()
     for path, module, attr in found:
-        layer_type = traced_type(structural_type(model, path, module, attr), module, traces.get(path))
+        layer_type = traced_type(
+            structural_type(model, path, module, attr), module, traces.get(path)
+        )
         name = _name(path, module, attr)
         for pattern, override in overrides.items():
             if fnmatch.fnmatchcase(name, pattern):
@@ -91,7 +100,8 @@ def discover(
                 matched.add(pattern)
                 break
         rate = float(getattr(module, attr))
-        sites.append(DropoutSite(name, path, attr, type(module).__name__, layer_type, rate))  # type: ignore[arg-type]
+        kind = type(module).__name__
+        sites.append(DropoutSite(name, path, attr, kind, layer_type, rate))  # type: ignore[arg-type]
     _warn_unmatched(overrides, matched, sites)
     return sites
 
@@ -113,7 +123,10 @@ def _rate_attr(module: nn.Module) -> str | None:
         return "dropout"
     # Only a parameter-free leaf: a model or block that merely remembers a drop_prob
     # hyperparameter would be a site whose rate changes nothing.
-    if next(module.children(), None) is not None or next(module.parameters(recurse=False), None) is not None:
+    if (
+        next(module.children(), None) is not None
+        or next(module.parameters(recurse=False), None) is not None
+    ):
         return None
     if _is_rate(getattr(module, "drop_prob", None)):
         return "drop_prob"
@@ -151,7 +164,9 @@ def _check_overrides(layer_types: Mapping[str, str] | None) -> dict[str, str]:
     return dict(layer_types)
 
 
-def _warn_unmatched(overrides: Mapping[str, str], matched: set[str], sites: list[DropoutSite]) -> None:
+def _warn_unmatched(
+    overrides: Mapping[str, str], matched: set[str], sites: list[DropoutSite]
+) -> None:
     unmatched = [pattern for pattern in overrides if pattern not in matched]
     if not unmatched:
         return

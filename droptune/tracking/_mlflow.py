@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from droptune.config import absolute_sqlite_url
 from droptune.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class MlflowTracker:
         import mlflow
         from mlflow.tracking import MlflowClient
 
+        tracking_uri = absolute_sqlite_url(tracking_uri)
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         prepare_store(tracking_uri)

@@ -122,7 +122,14 @@ def _fit(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=r".*number of training batches.*")
-        trainer.fit(model, datamodule=data)
+        try:
+            trainer.fit(model, datamodule=data)
+        except SystemExit:
+            # Lightning turns Ctrl-C into SystemExit(1) after its own clean-up; keep it a
+            # KeyboardInterrupt so the worker records the trial and the CLI exits 130.
+            if trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
     history = gap.history
     curve = {k: [r.get(k, math.nan) for r in history] for k in ("overfit_gap", "val_loss", "train_loss_eval")}
     trial.set_user_attr(CURVE_ATTR, curve)

@@ -1,0 +1,282 @@
+"""`droptune tune` end to end on tiny studies, checked through Optuna's and MLflow's public APIs."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from droptune.cli import main
+from droptune.config import load_config
+from droptune.space import PRIORS
+from droptune.tracking import MlflowTracker
+from droptune.tuning import prepare_study, run_trial
+from droptune.tuning._objective import TrialContext
+from droptune.tuning._study import space_of
+
+STORAGE = "sqlite:///studies/droptune.db"
+TRACKING = "sqlite:///mlruns/mlflow.db"
+
+
+def write_study(folder: Path, extra: str = "", name: str = "tiny", model: str = "droptune.testing.TinyModule",
+                data: str = "droptune.testing.TinyDataModule") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            name: {name}
+            model: {{class_path: {model}}}
+            data: {{class_path: {data}}}
+            search: {{n_trials: 3, sampler: random, pruner: none}}
+            trainer: {{max_epochs: 3, early_stopping_patience: null, accelerator: cpu}}
+            """
+        )
+        + textwrap.dedent(extra)
+    )
+    return path
+
+
+def trials(name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=STORAGE).get_trials()
+
+
+def runs(client: MlflowClient, name: str = "tiny"):
+    experiment = client.get_experiment_by_name(name)
+    found = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in found if r.data.tags.get("droptune.role") == "study"]
+    children = [r for r in found if r.data.tags.get("droptune.role") == "trial"]
+    return experiment, parents, children
+
+
+def test_tune_fills_optuna_and_mlflow(in_tmp):
+    study_file = write_study(in_tmp)
+    assert main(["tune", str(study_file)]) == 0
+
+    done = trials()
+    assert [t.number for t in done] == [0, 1, 2]
+    assert all(t.state == TrialState.COMPLETE for t in done)
+    assert all(set(t.params) == {"input_dropout", "dropout"} for t in done)
+    # trial 0 is the textbook prior
+    assert done[0].params == {"input_dropout": PRIORS["input"], "dropout": PRIORS["dense"]}
+    assert done[0].user_attrs["prior"] is True
+    for t in done:
+        assert t.user_attrs["rates"] == t.params
+        assert t.user_attrs["layer_types"] == {"input_dropout": "input", "dropout": "dense"}
+        curve = t.user_attrs["curve"]
+        assert len(curve["val_loss"]) == 3
+        # the value is the best epoch's validation loss, not the last one's
+        assert t.value == min(curve["val_loss"])
+        assert t.user_attrs["best_epoch"] == curve["val_loss"].index(t.value)
+
+    client = MlflowClient(TRACKING)
+    experiment, parents, children = runs(client)
+    assert experiment.artifact_location.startswith((in_tmp / "mlruns" / "artifacts").resolve().as_uri())
+    (parent,) = parents
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["n_complete"] == 3 and parent.data.metrics["n_failed"] == 0
+    assert parent.data.metrics["best_value"] == pytest.approx(min(t.value for t in done))
+    assert "tiny.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+    assert (in_tmp / "mlruns" / "artifacts").is_dir() and not (in_tmp / "mlartifacts").exists()
+
+    assert sorted(int(r.data.tags["droptune.trial_number"]) for r in children) == [0, 1, 2]
+    for run in children:
+        number = int(run.data.tags["droptune.trial_number"])
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.status == "FINISHED" and run.data.tags["droptune.state"] == "complete"
+        assert float(run.data.params["rate.dropout"]) == pytest.approx(done[number].params["dropout"], abs=1e-6)
+        assert run.data.params["type.input_dropout"] == "input"
+        history = {
+            key: {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
+            for key in ("train_loss", "train_loss_eval", "val_loss", "val_acc", "overfit_gap")
+        }
+        assert all(sorted(h) == [0, 1, 2] for h in history.values()), history
+        for step in range(3):
+            gap = history["val_loss"][step] - history["train_loss_eval"][step]
+            assert history["overfit_gap"][step] == pytest.approx(gap, abs=1e-6)
+        assert run.info.artifact_uri.startswith((in_tmp / "mlruns" / "artifacts").resolve().as_uri())
+
+
+def test_running_again_resumes_without_duplicating(in_tmp):
+    study_file = write_study(in_tmp)
+    assert main(["tune", str(study_file), "--n-trials", "2"]) == 0
+    first = trials()
+    assert main(["tune", str(study_file), "--n-trials", "4"]) == 0
+    second = trials()
+    assert len(second) == 4
+    for before, after in zip(first, second):
+        assert (before.number, before.params, before.value, before.datetime_complete) == (
+            after.number, after.params, after.value, after.datetime_complete
+        )
+    # again with the count reached: nothing new runs
+    assert main(["tune", str(study_file), "--n-trials", "4"]) == 0
+    assert len(trials()) == 4
+    _, parents, children = runs(MlflowClient(TRACKING))
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 4
+
+
+INTERRUPTING = '''
+import os
+from droptune.testing import TinyModule
+
+
+class InterruptOnce(TinyModule):
+    """Raises KeyboardInterrupt (Ctrl-C) in the second epoch of the second fit, once."""
+
+    def on_fit_start(self):
+        with open("fits", "a") as f:
+            f.write("fit\\n")
+
+    def on_train_epoch_start(self):
+        with open("fits") as f:
+            second_fit = len(f.readlines()) == 2
+        if second_fit and self.current_epoch == 1 and not os.path.exists("interrupted"):
+            open("interrupted", "w").close()
+            raise KeyboardInterrupt
+'''
+
+
+def test_interrupted_run_is_recorded_and_resumes(in_tmp):
+    (in_tmp / "interrupting.py").write_text(INTERRUPTING)
+    study_file = write_study(in_tmp, model="interrupting.InterruptOnce")
+    assert main(["tune", str(study_file)]) == 130
+    assert (in_tmp / "interrupted").exists()
+    states = [t.state for t in trials()]
+    assert states[0] == TrialState.COMPLETE and states[-1] == TrialState.FAIL
+    assert "KeyboardInterrupt" in trials()[-1].user_attrs["fail_reason"] or "SystemExit" in trials()[-1].user_attrs["fail_reason"]
+    client = MlflowClient(TRACKING)
+    _, (parent,), children = runs(client)
+    assert parent.info.status == "KILLED"
+    failed = [r for r in children if r.data.tags["droptune.state"] == "failed"]
+    assert len(failed) == 1 and failed[0].info.status == "FAILED"
+
+    assert main(["tune", str(study_file)]) == 0
+    final = trials()
+    assert sum(t.state == TrialState.COMPLETE for t in final) == 3
+    assert all(t.state != TrialState.RUNNING for t in final)
+    _, (parent_again,), _ = runs(client)
+    assert parent_again.info.run_id == parent.info.run_id and parent_again.info.status == "FINISHED"
+
+
+USER_CODE = '''
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class PlainModel(pl.LightningModule):
+    """An ordinary user module: nothing droptune-specific."""
+
+    def __init__(self, width=16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(6, width), nn.ReLU(), nn.Dropout(0.2), nn.Linear(width, 2))
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class PlainData(pl.LightningDataModule):
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(120, 6, generator=g)
+        y = (x[:, 0] > 0).long()
+        self.train, self.val = TensorDataset(x[:80], y[:80]), TensorDataset(x[80:], y[80:])
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=20, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.val, batch_size=20)
+'''
+
+
+def test_a_users_own_module_works_unchanged(in_tmp):
+    (in_tmp / "usercode.py").write_text(USER_CODE)
+    study_file = write_study(in_tmp, name="user", model="usercode.PlainModel", data="usercode.PlainData")
+    assert main(["tune", str(study_file), "--n-trials", "2"]) == 0
+    done = trials("user")
+    assert [t.state for t in done] == [TrialState.COMPLETE] * 2
+    assert set(done[0].params) == {"net.2"}
+    curve = done[1].user_attrs["curve"]
+    assert all(math.isfinite(v) for v in curve["train_loss_eval"])
+    assert curve["overfit_gap"] == pytest.approx([v - t for v, t in zip(curve["val_loss"], curve["train_loss_eval"])])
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return True
+
+
+def test_a_pruned_trial_stops_early_and_its_run_is_killed(in_tmp):
+    spec = load_config(write_study(in_tmp))
+    study, tracker, parent = prepare_study(spec)
+    study.pruner = AlwaysPrune()
+    ctx = TrialContext(spec=spec, space=space_of(spec), tracker=tracker, parent_run_id=parent)
+    trial = study.ask()
+    result = run_trial(ctx, trial)
+    assert result.state == "pruned" and len(result.history) == 1  # stopped after epoch 0 of 3
+    _, _, (child,) = runs(MlflowClient(TRACKING))
+    assert child.info.status == "KILLED" and child.data.tags["droptune.state"] == "pruned"
+
+
+def test_max_gap_becomes_a_trial_constraint(in_tmp):
+    study_file = write_study(in_tmp, extra="objective: {max_gap: 0.05}\n")
+    assert main(["tune", str(study_file), "--n-trials", "2"]) == 0
+    for t in trials():
+        assert t.constraints == pytest.approx([t.user_attrs["overfit_gap"] - 0.05])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("search: {sampler: bayes}\n", "search.sampler: 'bayes' is not valid"),
+        ("search: {ranges: {dense: [0.5, 0.2]}}\n", "low must not exceed high"),
+        ("colour: red\n", "unknown key colour"),
+    ],
+)
+def test_bad_study_file_exits_2_and_creates_nothing(in_tmp, capsys, text, message):
+    path = in_tmp / "bad.yaml"
+    path.write_text("name: bad\nmodel: droptune.testing.TinyModule\ndata: droptune.testing.TinyDataModule\n" + text)
+    assert main(["tune", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["bad.yaml"]
+
+
+NO_DROPOUT = '''
+from torch import nn
+from droptune.testing import TinyModule
+
+class NoDropout(TinyModule):
+    def __init__(self):
+        super().__init__()
+        self.input_dropout = nn.Identity()
+        self.dropout = nn.Identity()
+'''
+
+
+def test_a_model_without_dropout_is_an_error_before_anything_is_created(in_tmp, capsys):
+    (in_tmp / "nodrop.py").write_text(NO_DROPOUT)
+    study_file = write_study(in_tmp, name="nodrop", model="nodrop.NoDropout")
+    assert main(["tune", str(study_file)]) == 2
+    assert "the model has no dropout modules" in capsys.readouterr().err
+    assert not (in_tmp / "studies").exists() and not (in_tmp / "mlruns").exists()
