@@ -22,7 +22,7 @@ demo: install
 	$(BIN)/droptune recommend studies/digits_cnn.yaml
 
 test: install
-	$(BIN)/python -m pytest -q --doctest-modules droptune tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --doctest-modules droptune tests
 
 lint: install
 	$(BIN)/ruff check droptune tests benchmarks
