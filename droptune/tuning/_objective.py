@@ -7,6 +7,7 @@ import logging
 import math
 import traceback
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import lightning.pytorch as pl
@@ -29,6 +30,9 @@ RATES_ATTR = "rates"
 TYPES_ATTR = "layer_types"
 TYPE_RATES_ATTR = "rates_by_type"
 CURVE_ATTR = "curve"
+# Every site of the model, tuned or not (include/exclude), in discover order: what export writes.
+MODEL_RATES_ATTR = "model_rates"
+MODEL_TYPES_ATTR = "model_layer_types"
 REASON_ATTR = "fail_reason"
 PRIOR_ATTR = "prior"
 
@@ -63,15 +67,19 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> TrialResult:
     spec = ctx.spec
     pl.seed_everything(spec.seed + trial.number, workers=True, verbose=False)
     model, data = build(spec)
-    sites = ctx.space.select(model_sites(spec, model, data))
+    all_sites = model_sites(spec, model, data)
+    sites = ctx.space.select(all_sites)
     rates = ctx.space.suggest(trial, sites)
     apply_rates(model, rates)
     layer_types = {s.name: s.layer_type for s in sites}
+    if len(sites) < len(all_sites):
+        trial.set_user_attr(MODEL_RATES_ATTR, {s.name: rates.get(s.name, s.rate) for s in all_sites})
+        trial.set_user_attr(MODEL_TYPES_ATTR, {s.name: s.layer_type for s in all_sites})
     by_type = rates_by_type(rates, layer_types)
     trial.set_user_attr(RATES_ATTR, rates)
     trial.set_user_attr(TYPES_ATTR, layer_types)
     trial.set_user_attr(TYPE_RATES_ATTR, by_type)
-    params = {f"rate.{n}": round(r, 6) for n, r in rates.items()}
+    params: dict[str, float | str] = {f"rate.{n}": round(r, 6) for n, r in rates.items()}
     params.update({f"type.{n}": t for n, t in layer_types.items()})
     run_id = ctx.tracker.start_trial(ctx.parent_run_id, trial.number, params)
     result = TrialResult(state="failed", reason="interrupted")
@@ -154,7 +162,7 @@ def best_record(history: list[dict[str, float]], metric: str, direction: str) ->
     return min(history, key=lambda r: sign * r[metric])
 
 
-def rates_by_type(rates: dict[str, float], layer_types: dict[str, str]) -> dict[str, float]:
+def rates_by_type(rates: Mapping[str, float], layer_types: Mapping[str, str]) -> dict[str, float]:
     """Mean rate per layer type."""
     groups: dict[str, list[float]] = {}
     for name, rate in rates.items():

@@ -14,7 +14,6 @@ from optuna.trial import TrialState
 from droptune.cli import main
 from droptune.config import load_config
 from droptune.space import PRIORS
-from droptune.tracking import MlflowTracker
 from droptune.tuning import prepare_study, run_trial
 from droptune.tuning._objective import TrialContext
 from droptune.tuning._study import space_of
@@ -280,3 +279,20 @@ def test_a_model_without_dropout_is_an_error_before_anything_is_created(in_tmp, 
     assert main(["tune", str(study_file)]) == 2
     assert "the model has no dropout modules" in capsys.readouterr().err
     assert not (in_tmp / "studies").exists() and not (in_tmp / "mlruns").exists()
+
+
+def test_excluded_sites_keep_their_rate_and_are_still_exported(in_tmp):
+    from droptune import apply_rates, get_rates
+    from droptune.export import export_best, write_export
+    from droptune.testing import TinyModule
+
+    study_file = write_study(in_tmp, extra="search: {n_trials: 2, sampler: random, pruner: none, exclude: [input_dropout]}\n")
+    assert main(["tune", str(study_file)]) == 0
+    done = trials()
+    assert all(set(t.params) == {"dropout"} for t in done)
+    config = export_best(optuna.load_study(study_name="tiny", storage=STORAGE))
+    assert config["rates"]["input_dropout"] == 0.1  # TinyModule's own rate, untouched
+    assert config["layer_types"] == {"input_dropout": "input", "dropout": "dense"}
+    path = write_export(config, in_tmp / "best.yaml")
+    model = apply_rates(TinyModule(), path)  # strict: a full config applies to a fresh model
+    assert get_rates(model) == config["rates"]

@@ -1,0 +1,66 @@
+"""``droptune recommend``: the recommended rate per layer type, from one study or pooled."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import optuna
+
+from droptune.cli import command, out
+from droptune.exceptions import StudyError
+from droptune.recommend import (
+    compute,
+    dump_recommendations,
+    open_study,
+    recommend,
+    recommendation_table,
+)
+from droptune.recommend._table import FORMATS
+
+
+def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "studies",
+        nargs="+",
+        metavar="STUDY_FILE|STUDY_NAME",
+        help="study files, or study names in --storage; several are pooled (e.g. several models)",
+    )
+    parser.add_argument("--storage", help="Optuna storage URL (default: the file's, or sqlite:///studies/droptune.db)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument(
+        "--top",
+        type=float,
+        default=0.2,
+        metavar="Q",
+        help="fraction of each study's complete trials, best first, to draw from (default 0.2; at least 3 trials)",
+    )
+    parser.add_argument(
+        "--by", choices=("type", "site"), default="type", help="one recommendation per layer type or per site"
+    )
+
+
+@command("recommend", add_recommend_arguments, help="recommend a dropout rate per layer type from finished studies")
+def recommend_command(args: argparse.Namespace) -> int:
+    studies = [open_study(ref, storage=args.storage) for ref in args.studies]
+    items = recommend(studies, top=args.top, by=args.by)
+    if args.format == "table":
+        names = ", ".join(s.study_name for s in studies)
+        what = "layer type" if args.by == "type" else "site"
+        title = f"recommended dropout rate per {what} (median of the top {args.top:.0%} of trials; {names})"
+        out.print(recommendation_table(items, title=title))
+    else:
+        sys.stdout.write(dump_recommendations(items, args.format))
+        sys.stdout.flush()
+    return 0
+
+
+def print_recommendation(study: optuna.Study, *, top: float = 0.2) -> None:
+    """Print a study's recommendation table, or why there is none yet (end of ``droptune tune``)."""
+    try:
+        items, _ = compute(study, top=top)  # its notes were logged with the MLflow report
+    except StudyError as error:
+        out.print(f"no recommendation yet: {error}", markup=False, highlight=False)
+        return
+    title = f"recommended dropout rate per layer type (median of the top {top:.0%} of trials)"
+    out.print(recommendation_table(items, title=title))

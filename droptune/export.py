@@ -1,0 +1,111 @@
+"""Export a trial's dropout rates, to apply them to a freshly built model in training code.
+
+The exported config (YAML or JSON, never a pickle) holds the study name, the trial number,
+its objective value, ``rates: {site name: rate}`` and ``layer_types: {site name: type}``;
+``droptune.apply_rates(model, "best.yaml")`` reads its ``rates`` back. The ``python``
+format is a snippet doing the same with the rates written inline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from droptune.exceptions import ConfigError
+from droptune.recommend import best_trial, find_trial
+from droptune.recommend._trials import site_rates, site_types
+from droptune.tuning._objective import MODEL_RATES_ATTR, MODEL_TYPES_ATTR
+
+__all__ = ["EXPORT_FORMATS", "export_best", "format_from_path", "render_export", "write_export"]
+
+EXPORT_FORMATS = ("yaml", "json", "python")
+SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".py": "python"}
+
+
+def export_best(study: optuna.Study, *, trial: int | None = None) -> dict[str, Any]:
+    """The config of the study's best trial (or of trial number ``trial``).
+
+    Args:
+        study: A droptune study.
+        trial: Number of a complete trial to export instead of the best one.
+
+    Returns:
+        ``{"study", "trial", "value", "direction", "rates", "layer_types"}``: plain data
+        ready for YAML/JSON.
+
+    Raises:
+        StudyError: If the study has no complete trial, or ``trial`` is not a complete
+            trial of it (the message lists those that are).
+    """
+    chosen = best_trial(study) if trial is None else find_trial(study, trial)
+    return {
+        "study": study.study_name,
+        "trial": chosen.number,
+        "value": float(chosen.value),  # type: ignore[arg-type]
+        "direction": study.direction.name.lower(),
+        # A study that tuned only some sites (include/exclude) records the whole model's
+        # rates too: an exported config is complete, so apply_rates(model, file) can be strict.
+        "rates": dict(chosen.user_attrs.get(MODEL_RATES_ATTR) or site_rates(chosen)),
+        "layer_types": dict(chosen.user_attrs.get(MODEL_TYPES_ATTR) or site_types(chosen)),
+    }
+
+
+def render_export(config: dict[str, Any], fmt: str = "yaml") -> str:
+    """The config as ``yaml``, ``json`` or a ``python`` snippet applying it to ``model``.
+
+    Raises:
+        ConfigError: If ``fmt`` is not one of :data:`EXPORT_FORMATS`.
+    """
+    if fmt == "yaml":
+        header = (
+            f"# droptune export of study {config['study']!r}, trial {config['trial']}.\n"
+            "# In training code: droptune.apply_rates(model, 'THIS_FILE.yaml')\n"
+        )
+        return header + yaml.safe_dump(config, sort_keys=False)
+    if fmt == "json":
+        return json.dumps(config, indent=2) + "\n"
+    if fmt == "python":
+        return _snippet(config)
+    raise ConfigError(f"export format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}.")
+
+
+def format_from_path(path: str | os.PathLike[str], default: str = "yaml") -> str:
+    """The export format a file name implies (``.json`` -> json, ``.py`` -> python)."""
+    return SUFFIXES.get(Path(path).suffix.lower(), default)
+
+
+def write_export(config: dict[str, Any], path: str | os.PathLike[str], fmt: str | None = None) -> Path:
+    """Write the config to ``path`` in ``fmt`` (by default, the one its suffix implies)."""
+    path = Path(path)
+    text = render_export(config, fmt or format_from_path(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as err:
+        raise ConfigError(f"cannot write {path}: {err.strerror or err}.") from None
+    return path
+
+
+def _snippet(config: dict[str, Any]) -> str:
+    types = config.get("layer_types", {})
+    lines = [
+        (
+            f"# droptune export of study {config['study']!r}, trial {config['trial']} "
+            f"(value {config['value']:.6g}, {config['direction']})."
+        ),
+        "# Paste after the model is built; strict=True raises if a site does not match.",
+        "import droptune",
+        "",
+        "droptune.apply_rates(",
+        "    model,",
+        "    {",
+    ]
+    for name, rate in config["rates"].items():
+        lines.append(f"        {json.dumps(name)}: {float(rate)!r},  # {types.get(name, '?')}")
+    lines += ["    },", "    strict=True,", ")", ""]
+    return "\n".join(lines)

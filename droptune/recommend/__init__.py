@@ -1,0 +1,52 @@
+"""Recommendations: which dropout rate each kind of layer wants, with the evidence."""
+
+from __future__ import annotations
+
+from droptune.recommend._importance import variable_importances
+from droptune.recommend._plots import (
+    gap_figure,
+    history_figure,
+    importance_figure,
+    rates_figure,
+    save_plots,
+)
+from droptune.recommend._recommend import (
+    MIN_TRIALS,
+    Recommendation,
+    SiteRecommendation,
+    compute,
+    recommend,
+)
+from droptune.recommend._report import report_study
+from droptune.recommend._studies import DEFAULT_STORAGE, open_study, study_names
+from droptune.recommend._table import (
+    dump_recommendations,
+    recommendation_data,
+    recommendation_table,
+)
+from droptune.recommend._trials import best_trial, complete_trials, find_trial, rank_trials
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "MIN_TRIALS",
+    "Recommendation",
+    "SiteRecommendation",
+    "best_trial",
+    "complete_trials",
+    "compute",
+    "dump_recommendations",
+    "find_trial",
+    "gap_figure",
+    "history_figure",
+    "importance_figure",
+    "open_study",
+    "rank_trials",
+    "rates_figure",
+    "recommend",
+    "recommendation_data",
+    "recommendation_table",
+    "report_study",
+    "save_plots",
+    "study_names",
+    "variable_importances",
+]

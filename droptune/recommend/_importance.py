@@ -1,0 +1,52 @@
+"""Importance of each Optuna variable of a study, or a note saying why there is none."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import optuna
+
+from droptune.recommend._trials import complete_trials
+
+
+def variable_importances(study: optuna.Study) -> tuple[dict[str, float] | None, str | None]:
+    """``{variable: importance}`` (optuna.importance, normalised to sum to 1) and a note.
+
+    One variable is all the importance there is (1.0). With two or more, Optuna's default
+    evaluator (PED-ANOVA) is asked; when it cannot tell the variables apart (too few
+    trials, no spread in the values) or fails, the result is None and the note says why.
+    """
+    trials = complete_trials(study)
+    names = _common_variables(trials)
+    if not names:
+        return None, "the complete trials share no Optuna variable: no importance."
+    if len(names) == 1:
+        return {names[0]: 1.0}, None
+    values = [t.value for t in trials]
+    if len(trials) < 2 or len(set(values)) < 2:
+        return None, (
+            f"importance needs complete trials with different values; {len(trials)} trial(s) "
+            f"with {len(set(values))} distinct value(s) cannot rank {len(names)} variables."
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            found = optuna.importance.get_param_importances(study, params=names, normalize=True)
+        except Exception as err:  # noqa: BLE001  (the evaluators raise various errors on degenerate studies)
+            return None, f"optuna.importance failed ({type(err).__name__}: {err}); importance is left out."
+    if any("will be equal" in str(w.message) for w in caught):
+        return None, f"too few trials ({len(trials)}) for optuna.importance to rank the variables."
+    if not found or not all(math.isfinite(v) for v in found.values()) or sum(found.values()) <= 0.0:
+        return None, "optuna.importance found no variation to attribute; importance is left out."
+    return {k: float(v) for k, v in found.items()}, None
+
+
+def _common_variables(trials: list[optuna.trial.FrozenTrial]) -> list[str]:
+    """Variables every trial has, in the first trial's order."""
+    if not trials:
+        return []
+    common = set(trials[0].distributions)
+    for trial in trials[1:]:
+        common &= set(trial.distributions)
+    return [name for name in trials[0].distributions if name in common]

@@ -1,0 +1,79 @@
+"""Log a study's recommendation and plots to its MLflow parent run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import optuna
+
+from droptune.exceptions import StudyError
+from droptune.recommend._importance import variable_importances
+from droptune.recommend._plots import save_plots
+from droptune.recommend._recommend import Recommendation, compute
+from droptune.recommend._table import recommendation_data
+
+if TYPE_CHECKING:
+    from droptune.tracking import MlflowTracker
+
+log = logging.getLogger(__name__)
+
+RECOMMENDATIONS_FILE = "recommendations.json"
+NOTES_FILE = "recommendation_notes.txt"
+PLOTS_DIR = "plots"
+
+
+def report_study(
+    study: optuna.Study,
+    tracker: MlflowTracker,
+    parent_run_id: str,
+    *,
+    metric: str = "objective",
+    top: float = 0.2,
+) -> list[Recommendation] | None:
+    """Compute the study's recommendation and log it to its parent run.
+
+    Logs ``recommendations.json`` (the list ``droptune recommend --format json`` prints)
+    and PNG plots under ``plots/``: rate against ``metric`` per layer type, the
+    optimisation history, the importance and the gap curves. A study too small to
+    recommend from gets ``recommendation_notes.txt`` saying so instead; nothing here
+    raises, so a finished study is never failed by its report.
+
+    Returns:
+        The recommendations, or None when there are none.
+    """
+    try:
+        items, notes = compute([study], top=top, by="type")
+    except StudyError as err:
+        items, notes = None, [str(err)]
+    for note in notes:
+        log.warning("%s", note)
+    try:
+        with tempfile.TemporaryDirectory(prefix="droptune-report-") as tmp:
+            folder = Path(tmp)
+            if items is not None:
+                path = folder / RECOMMENDATIONS_FILE
+                path.write_text(json.dumps(recommendation_data(items), indent=2) + "\n")
+                tracker.log_artifact(parent_run_id, path)
+            importance, _ = variable_importances(study)
+            plots, plot_notes = save_plots(
+                study,
+                folder / PLOTS_DIR,
+                recommendations=items,
+                metric=metric,
+                top=top,
+                importance=importance is not None,
+            )
+            for plot in plots:
+                tracker.log_artifact(parent_run_id, plot, PLOTS_DIR)
+            notes += plot_notes
+            if notes:
+                path = folder / NOTES_FILE
+                path.write_text("\n".join(notes) + "\n")
+                tracker.log_artifact(parent_run_id, path)
+    except Exception as err:  # noqa: BLE001  (MLflow unreachable, disk full...: the study is done)
+        log.warning("could not log the recommendation to MLflow run %s: %s: %s", parent_run_id, type(err).__name__, err)
+    return items

@@ -1,0 +1,122 @@
+"""``droptune export`` through droptune.cli.main, and the round trip into training code."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import optuna
+import pytest
+import yaml
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from droptune import apply_rates, get_rates
+from droptune.cli import main
+from droptune.testing import TinyModule
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+STORAGE = "sqlite:///studies/droptune.db"
+TYPES = {"input_dropout": "input", "dropout": "dense"}
+
+
+def add(study, rates, value, state=TrialState.COMPLETE):
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=rates,
+            distributions={k: FloatDistribution(0.0, 0.9) for k in rates},
+            value=value if state == TrialState.COMPLETE else None,
+            state=state,
+            user_attrs={"rates": rates, "layer_types": TYPES},
+        )
+    )
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """studies/droptune.db with study "tiny" (best: trial 1) and "failed" (no complete trial)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    tiny = optuna.create_study(study_name="tiny", storage=STORAGE)
+    add(tiny, {"input_dropout": 0.1, "dropout": 0.5}, 0.8)
+    add(tiny, {"input_dropout": 0.25, "dropout": 0.125}, 0.4)
+    add(tiny, {"input_dropout": 0.2, "dropout": 0.2}, None, state=TrialState.PRUNED)
+    failed = optuna.create_study(study_name="failed", storage=STORAGE)
+    add(failed, {"input_dropout": 0.2, "dropout": 0.2}, None, state=TrialState.FAIL)
+    return tmp_path
+
+
+def test_yaml_to_stdout_by_default(store, capsys):
+    assert main(["export", "tiny"]) == 0
+    data = yaml.safe_load(capsys.readouterr().out)
+    assert data == {
+        "study": "tiny",
+        "trial": 1,
+        "value": 0.4,
+        "direction": "minimize",
+        "rates": {"input_dropout": 0.25, "dropout": 0.125},
+        "layer_types": TYPES,
+    }
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("best.yaml", None), ("best.json", None), ("conf.txt", "json")])
+def test_output_file_round_trips_into_a_fresh_model(store, capsys, name, fmt):
+    argv = ["export", "tiny", "-o", name] + (["--format", fmt] if fmt else [])
+    assert main(argv) == 0
+    assert capsys.readouterr().out == ""
+    text = (store / name).read_text()
+    loaded = yaml.safe_load(text) if name.endswith(".yaml") else json.loads(text)
+    assert loaded["trial"] == 1
+    model = apply_rates(TinyModule(), store / name)  # YAML reads JSON too, whatever the suffix
+    assert get_rates(model) == {"input_dropout": 0.25, "dropout": 0.125}
+
+
+def test_python_snippet_for_a_given_trial(store, capsys):
+    assert main(["export", "tiny", "--trial", "0", "--format", "python"]) == 0
+    snippet = capsys.readouterr().out
+    model = TinyModule(p=0.0, input_p=0.0)
+    exec(snippet, {"model": model})  # noqa: S102
+    assert get_rates(model) == {"input_dropout": 0.1, "dropout": 0.5}
+
+
+def test_python_format_from_the_output_suffix(store):
+    assert main(["export", "tiny", "-o", "apply_best.py"]) == 0
+    model = TinyModule()
+    exec((store / "apply_best.py").read_text(), {"model": model})  # noqa: S102
+    assert get_rates(model) == {"input_dropout": 0.25, "dropout": 0.125}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["export", "failed"], "study 'failed' has no complete trial"),
+        (["export", "tiny", "--trial", "2"], "trial 2 of study 'tiny' is PRUNED"),
+        (["export", "tiny", "--trial", "7"], "no trial 7"),
+        (["export", "tinny"], "no study named 'tinny'.*'failed', 'tiny'"),
+        (["export", "tiny", "--storage", "sqlite:///nope.db"], "no Optuna storage at sqlite:///nope.db"),
+    ],
+)
+def test_errors_are_one_clear_message(store, capsys, argv, message):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert re.search(message, captured.err.replace("\n", " ")), captured.err
+
+
+@pytest.mark.slow
+def test_real_study_export_then_apply(tmp_path, monkeypatch, capsys):
+    """`droptune tune` then `droptune export -o best.yaml`, applied to a fresh TinyModule."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(
+        "name: tinyexport\nmodel: {class_path: droptune.testing.TinyModule}\n"
+        "data: {class_path: droptune.testing.TinyDataModule}\n"
+        "search: {n_trials: 3}\ntrainer: {max_epochs: 1}\n"
+    )
+    assert main(["tune", "tiny.yaml"]) == 0
+    assert main(["export", "tiny.yaml", "-o", "best.yaml"]) == 0
+    capsys.readouterr()
+    study = optuna.load_study(study_name="tinyexport", storage=STORAGE)
+    model = apply_rates(TinyModule(), "best.yaml")
+    assert get_rates(model) == study.best_trial.params  # granularity site: params are the rates
+    assert yaml.safe_load((tmp_path / "best.yaml").read_text())["trial"] == study.best_trial.number

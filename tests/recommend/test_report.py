@@ -1,0 +1,74 @@
+"""report_study: the recommendation and plots logged to the study's MLflow parent run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from droptune.recommend import recommend, report_study
+from droptune.tracking import MlflowTracker
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('mlruns') / 'mlflow.db'}"
+
+
+def parent_run(tracking_uri: str, name: str) -> tuple[MlflowTracker, str]:
+    tracker = MlflowTracker(tracking_uri=tracking_uri, experiment=name)
+    return tracker, tracker.study_run()
+
+
+def artifacts(tracker: MlflowTracker, run_id: str) -> set[str]:
+    top = tracker.client.list_artifacts(run_id)
+    names = {a.path for a in top if not a.is_dir}
+    for folder in (a.path for a in top if a.is_dir):
+        names |= {a.path for a in tracker.client.list_artifacts(run_id, folder)}
+    return names
+
+
+def test_report_logs_recommendations_json_and_plots(tracking_uri, make_study, add_trial, tmp_path):
+    study = make_study(name="reported")
+    add_trial(study, {"input_dropout": 0.1, "fc.1": 0.5, "fc.4": 0.5}, 1.0, prior=True)
+    for i in range(1, 6):
+        add_trial(study, {"input_dropout": 0.02 * i, "fc.1": 0.1 * i, "fc.4": 0.05 * i}, 1.0 - 0.02 * i)
+    tracker, run = parent_run(tracking_uri, "reported")
+    items = report_study(study, tracker, run, metric="val_loss")
+    assert items == recommend(study)
+    assert artifacts(tracker, run) == {
+        "recommendations.json",
+        "plots/rates_by_layer_type.png",
+        "plots/optimization_history.png",
+        "plots/importance.png",
+        "plots/gap_curves.png",
+    }
+    local = Path(tracker.client.download_artifacts(run, "recommendations.json", str(tmp_path)))
+    assert json.loads(local.read_text()) == [r.to_dict() for r in items]
+
+
+def test_too_few_trials_logs_a_note_and_does_not_raise(tracking_uri, make_study, add_trial, tmp_path):
+    study = make_study(name="young")
+    add_trial(study, {"input_dropout": 0.1, "fc.1": 0.5, "fc.4": 0.5}, 1.0, prior=True)
+    tracker, run = parent_run(tracking_uri, "young")
+    assert report_study(study, tracker, run) is None
+    names = artifacts(tracker, run)
+    assert "recommendations.json" not in names
+    assert {"recommendation_notes.txt", "plots/optimization_history.png", "plots/gap_curves.png"} <= names
+    note = Path(tracker.client.download_artifacts(run, "recommendation_notes.txt", str(tmp_path))).read_text()
+    assert "too few complete trials" in note and "'young' has 1" in note
+
+
+def test_a_failing_tracker_does_not_fail_the_study(make_study, add_trial, caplog):
+    study = make_study(name="offline")
+    for i in range(3):
+        add_trial(study, {"input_dropout": 0.1 * i, "fc.1": 0.5, "fc.4": 0.5}, float(i))
+
+    class Down:
+        def log_artifact(self, *args, **kwargs):
+            raise ConnectionError("tracking server down")
+
+    items = report_study(study, Down(), "run-id")  # type: ignore[arg-type]
+    assert [r.layer_type for r in items] == ["input", "dense"]
+    assert "tracking server down" in caplog.text

@@ -1,0 +1,138 @@
+"""droptune.export: a trial's rates written out and applied to a fresh model."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+import yaml
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from droptune import apply_rates, get_rates
+from droptune.exceptions import ConfigError, SiteError, StudyError
+from droptune.export import export_best, format_from_path, render_export, write_export
+from droptune.testing import TinyModule
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+TINY_TYPES = {"input_dropout": "input", "dropout": "dense"}
+
+
+def add(study, rates, value, *, types=TINY_TYPES, state=TrialState.COMPLETE):
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=rates,
+            distributions={k: FloatDistribution(0.0, 0.9) for k in rates},
+            value=value if state == TrialState.COMPLETE else None,
+            state=state,
+            user_attrs={"rates": rates, "layer_types": types},
+        )
+    )
+
+
+@pytest.fixture
+def study():
+    study = optuna.create_study(study_name="tiny")
+    add(study, {"input_dropout": 0.1, "dropout": 0.5}, 0.9)
+    add(study, {"input_dropout": 0.123456789012345, "dropout": 0.3141592653589793}, 0.5)  # best
+    add(study, {"input_dropout": 0.2, "dropout": 0.2}, None, state=TrialState.PRUNED)
+    add(study, {"input_dropout": 0.05, "dropout": 0.6}, 0.7)
+    return study
+
+
+def test_export_best_holds_the_best_trials_config(study):
+    config = export_best(study)
+    assert config == {
+        "study": "tiny",
+        "trial": 1,
+        "value": 0.5,
+        "direction": "minimize",
+        "rates": {"input_dropout": 0.123456789012345, "dropout": 0.3141592653589793},
+        "layer_types": TINY_TYPES,
+    }
+
+
+def test_export_a_given_trial(study):
+    assert export_best(study, trial=3)["rates"] == {"input_dropout": 0.05, "dropout": 0.6}
+
+
+@pytest.mark.parametrize(("number", "message"), [(9, r"no trial 9 \(trials 0-3\); complete trials: \[0, 1, 3\]"), (2, "trial 2 .* is PRUNED")])
+def test_export_of_a_missing_or_unfinished_trial_is_a_study_error(study, number, message):
+    with pytest.raises(StudyError, match=message):
+        export_best(study, trial=number)
+
+
+def test_a_study_without_complete_trials_cannot_be_exported():
+    study = optuna.create_study(study_name="empty")
+    add(study, {"input_dropout": 0.2, "dropout": 0.2}, None, state=TrialState.FAIL)
+    with pytest.raises(StudyError, match="study 'empty' has no complete trial"):
+        export_best(study)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_round_trip_file_to_apply_rates_gives_the_trials_params(study, tmp_path, suffix):
+    path = write_export(export_best(study), tmp_path / f"best{suffix}")
+    model = apply_rates(TinyModule(), path)  # strict: every site must be in the file
+    assert get_rates(model) == study.trials[1].params
+
+
+def test_python_snippet_applies_the_rates_to_model(study):
+    snippet = render_export(export_best(study), "python")
+    model = TinyModule()
+    exec(compile(snippet, "<snippet>", "exec"), {"model": model})  # noqa: S102
+    assert get_rates(model) == study.trials[1].params
+    assert "droptune.apply_rates(" in snippet and "strict=True" in snippet
+
+
+def test_yaml_and_json_hold_the_same_data(study):
+    config = export_best(study)
+    assert yaml.safe_load(render_export(config, "yaml")) == config
+    assert json.loads(render_export(config, "json")) == config
+    assert render_export(config, "yaml").startswith("# droptune export")
+
+
+def test_numeric_site_names_survive_yaml(tmp_path):
+    """nn.Sequential sites are named '0', '3'...: YAML must keep them strings."""
+    study = optuna.create_study(study_name="seq")
+    add(study, {"0": 0.1, "3": 0.4}, 1.0, types={"0": "input", "3": "dense"})
+    path = write_export(export_best(study), tmp_path / "best.yaml")
+    model = torch_sequential()
+    apply_rates(model, path)
+    assert get_rates(model) == {"0": 0.1, "3": 0.4}
+
+
+def torch_sequential():
+    from torch import nn
+
+    return nn.Sequential(nn.Dropout(0.0), nn.Linear(4, 4), nn.ReLU(), nn.Dropout(0.0), nn.Linear(4, 2))
+
+
+def test_a_file_for_another_model_lists_missing_and_unknown_sites(tmp_path):
+    study = optuna.create_study(study_name="other")
+    add(study, {"input_dropout": 0.1, "head.2": 0.4}, 1.0, types={"input_dropout": "input", "head.2": "dense"})
+    path = write_export(export_best(study), tmp_path / "best.yaml")
+    model = TinyModule(p=0.3)
+    with pytest.raises(SiteError, match=r"unknown sites \['head.2'\].*missing sites \['dropout'\]"):
+        apply_rates(model, path)
+    assert get_rates(model) == {"input_dropout": 0.1, "dropout": 0.3}  # nothing was changed
+
+
+def test_a_snippet_for_another_model_raises_too():
+    study = optuna.create_study(study_name="other")
+    add(study, {"input_dropout": 0.1, "head.2": 0.4}, 1.0, types={"input_dropout": "input", "head.2": "dense"})
+    with pytest.raises(SiteError, match=r"unknown sites \['head.2'\].*missing sites \['dropout'\]"):
+        exec(render_export(export_best(study), "python"), {"model": TinyModule()})  # noqa: S102
+
+
+def test_format_from_path_and_bad_format():
+    assert [format_from_path(p) for p in ("a.yaml", "a.yml", "a.JSON", "a.py", "a.txt")] == [
+        "yaml",
+        "yaml",
+        "json",
+        "python",
+        "yaml",
+    ]
+    with pytest.raises(ConfigError, match="yaml, json, python; got 'toml'"):
+        render_export({"study": "s", "trial": 0, "rates": {}}, "toml")
