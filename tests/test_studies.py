@@ -46,6 +46,6 @@ def test_builtin_study_runs_end_to_end(in_tmp):
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     spatial = [n for n, t in study.trials[0].user_attrs["layer_types"].items() if t == "spatial"]
     assert spatial and set(study.trials[1].params) == set(study.trials[0].user_attrs["rates"])
-    client = MlflowClient("sqlite:///mlruns/mlflow.db")
+    client = MlflowClient(f"sqlite:///{in_tmp / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("digits-cnn")
     assert len(client.search_runs([experiment.experiment_id])) == 3  # parent + 2 trials

@@ -27,11 +27,29 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-epochs", type=int, help="epochs per trial at most")
     parser.add_argument("--accelerator", help="Lightning accelerator: auto, cpu, gpu, cuda...")
     parser.add_argument("--pack", type=int, help="train this many trials at once as one vectorised population")
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        metavar="SECONDS",
+        help="running trials beat this often; a trial silent for 4 beats is failed and retried (default 60, 0: off)",
+    )
+
+
+def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
+    """``droptune tune``: the study arguments and the worker processes to run them."""
+    add_study_arguments(parser)
+    parser.add_argument("--workers", type=int, help="run the study in this many worker processes (default 1)")
+    parser.add_argument(
+        "--workers-per-gpu", type=int, help="at most this many workers share one GPU (default: as many as needed)"
+    )
 
 
 def spec_from_args(args: argparse.Namespace) -> StudySpec:
     """Load the study file with the command line's overrides."""
-    keys = ("n_trials", "timeout", "storage", "tracking_uri", "max_epochs", "accelerator", "pack")
+    keys = (
+        "n_trials", "timeout", "storage", "tracking_uri", "max_epochs", "accelerator", "pack",
+        "workers", "workers_per_gpu", "heartbeat_interval",
+    )
     return load_config(args.study_file, {k: getattr(args, k, None) for k in keys})
 
 
@@ -80,14 +98,23 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: MlflowTracker) 
     )
 
 
-@command("tune", add_study_arguments, help="run (or resume) a study described by a YAML file")
+@command("tune", add_tune_arguments, help="run (or resume) a study described by a YAML file")
 def tune_command(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     prepared = prepare_study(spec)
     study, tracker, _ = prepared
     with trial_progress(spec, study) as update:
-        tune(spec, progress=update, prepared=prepared)
+        if spec.search.workers > 1:
+            from droptune.commands._worker import worker_args
+            from droptune.tuning._workers import tune_parallel
+
+            tune_parallel(spec, worker_args(args), progress=update, prepared=prepared)
+        else:
+            tune(spec, progress=update, prepared=prepared)
     print_summary(spec, study, tracker)
+    from droptune.commands._recommend import print_recommendation  # here: keeps `tune` first in --help
+
+    print_recommendation(study)
     return 0 if not math.isnan(_best_or_nan(study)) else 1
 
 

@@ -1,0 +1,106 @@
+"""``droptune worker``: join a study from another shell or machine.
+
+The study must have been prepared by ``droptune tune`` (which creates the Optuna study, the
+MLflow experiment and the parent run once, before any worker: fresh SQLite databases race
+in their schema migrations otherwise). A worker then runs trials, logged as child runs of
+the same parent, until the study holds ``n_trials`` finished trials; it waits while the
+last trials run elsewhere, in case one of them fails or its worker dies. The last worker
+standing closes the parent run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import zlib
+from pathlib import Path
+
+from droptune.cli import command, err
+from droptune.commands._tune import add_study_arguments, spec_from_args, trial_progress
+from droptune.config import StudySpec
+from droptune.exceptions import StudyError
+from droptune.tracking import MlflowTracker
+from droptune.tuning import count_trials, finish_study, load_study, run_worker
+from droptune.tuning._heartbeat import worker_id
+from droptune.tuning._study import PARENT_RUN_ATTR
+
+log = logging.getLogger(__name__)
+
+# Flags of `droptune tune` that a launched worker gets too (the others configure the launcher).
+FORWARDED = ("n_trials", "timeout", "storage", "tracking_uri", "max_epochs", "accelerator", "pack", "heartbeat_interval")
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """``droptune tune``'s study arguments, and the launcher's private ones."""
+    add_study_arguments(parser)
+    parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+
+
+def worker_args(args: argparse.Namespace) -> list[str]:
+    """The ``droptune worker`` arguments that reproduce ``droptune tune``'s study and overrides."""
+    argv = [str(Path(args.study_file).resolve())]
+    for key in FORWARDED:
+        value = getattr(args, key, None)
+        if value is not None:
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+    return argv
+
+
+@command("worker", add_worker_arguments, help="join a study prepared by `droptune tune`, from any shell or machine")
+def worker_command(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args)
+    check_stores(spec)
+    index = args.worker_index if args.worker_index is not None else 1000 + zlib.crc32(worker_id().encode()) % 100_000
+    study = load_study(spec, worker=index, create=False)
+    parent = study.user_attrs.get(PARENT_RUN_ATTR)
+    if parent is None:
+        raise StudyError(f"study {spec.name!r} has no MLflow parent run yet: run `droptune tune` on it first.")
+    tracker = MlflowTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
+    check_parent(tracker, parent, spec)
+    log.info("worker %s joins study %s in %s, tracked in %s", worker_id(), spec.name, spec.storage, spec.tracking_uri)
+    if args.supervised:  # the launcher owns the parent run and the progress bar
+        run_worker(spec, study=study, worker=index, deadline=_deadline(spec))
+        return 0
+    tracker.study_run(parent)  # reopen it (RUNNING) if an earlier run closed it
+    try:
+        with trial_progress(spec, study) as update:
+            counts = run_worker(spec, study=study, worker=index, progress=update, deadline=_deadline(spec))
+    except BaseException:
+        if count_trials(study).running == 0:
+            finish_study(study, tracker, parent, status="KILLED")
+        raise
+    if counts.finished >= spec.search.n_trials or count_trials(study).running == 0:
+        counts = finish_study(study, tracker, parent, metric=spec.objective.metric)
+    err.print(f"worker {worker_id()} done: study {spec.name} holds {counts.finished} finished trials.")
+    return 0
+
+
+def check_stores(spec: StudySpec) -> None:
+    """Refuse to create SQLite stores from a worker: only ``droptune tune`` creates them."""
+    for key, url in (("--storage", spec.storage), ("--tracking-uri", spec.tracking_uri)):
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+            raise StudyError(
+                f"{url} ({key}) does not exist here: run `droptune tune {spec.source or 'STUDY_FILE'}` first "
+                f"in this folder, or point {key} at the store the study was prepared with."
+            )
+
+
+def check_parent(tracker: MlflowTracker, parent: str, spec: StudySpec) -> None:
+    """The study's parent run must be in this tracking store, or child runs would be orphans."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = tracker.client.get_run(parent)
+    except MlflowException:  # no such run in this store
+        run = None
+    if run is None or run.info.experiment_id != tracker.experiment_id:
+        raise StudyError(
+            f"the MLflow parent run {parent} of study {spec.name!r} is not in experiment {spec.name!r} "
+            f"of {spec.tracking_uri}: pass the --tracking-uri the study was prepared with."
+        )
+
+
+def _deadline(spec: StudySpec) -> float | None:
+    return time.monotonic() + spec.search.timeout if spec.search.timeout else None

@@ -1,0 +1,93 @@
+"""A lock shared by every worker of a study, held while one decides whether to start a trial.
+
+Counting a study's trials and asking for a new one must happen as one step, or two workers
+that both see one slot left both take it and the study overshoots ``n_trials``. The lock is
+whatever the storage offers across processes and machines:
+
+- SQLite: an ``fcntl`` lock on a file beside the database (one machine, as SQLite itself);
+- PostgreSQL: a session-level ``pg_advisory_lock`` on a connection of the storage's engine;
+- anything else: no lock (a study may then run a trial or two more than asked).
+
+Both real locks are released by the operating system or the server when their holder dies,
+so a killed worker never leaves the study locked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import optuna
+
+log = logging.getLogger(__name__)
+
+
+def study_lock(storage: optuna.storages.BaseStorage, study_name: str) -> contextlib.AbstractContextManager[None]:
+    """Hold the lock of study ``study_name`` in ``storage`` (blocks until it is free).
+
+    Args:
+        storage: An RDB storage, or the cache Optuna wraps around one (``study._storage``).
+        study_name: The study's name.
+
+    Example:
+        >>> import optuna
+        >>> storage = optuna.storages.RDBStorage("sqlite:///:memory:")
+        >>> with study_lock(storage, "demo"):
+        ...     pass
+    """
+    rdb = getattr(storage, "_backend", storage)  # optuna.Study wraps RDB storages in a cache
+    if not isinstance(rdb, optuna.storages.RDBStorage):
+        return _no_lock(rdb, study_name)
+    return LOCKS.get(rdb.engine.dialect.name, _no_lock)(rdb, study_name)
+
+
+@contextlib.contextmanager
+def _file_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
+    database = storage.engine.url.database
+    if not database or database == ":memory:":  # one process only: nothing to share
+        yield
+        return
+    import fcntl  # POSIX only, as is a SQLite file shared by several workers
+
+    path = Path(f"{database}.lock")
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _advisory_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
+    import sqlalchemy
+
+    key = lock_key(study_name)
+    with storage.engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
+
+
+@contextlib.contextmanager
+def _no_lock(storage: optuna.storages.BaseStorage, study_name: str) -> Iterator[None]:
+    log.debug("no cross-process lock for %s: n_trials may be exceeded slightly", type(storage).__name__)
+    yield
+
+
+def lock_key(study_name: str) -> int:
+    """A stable signed 64-bit key for ``pg_advisory_lock``, derived from the study name."""
+    digest = hashlib.blake2b(f"droptune:{study_name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+LOCKS: dict[str, Callable[[optuna.storages.RDBStorage, str], contextlib.AbstractContextManager[None]]] = {
+    "sqlite": _file_lock,
+    "postgresql": _advisory_lock,
+}
