@@ -271,7 +271,7 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(hint):
         if hint is ClassSpec and isinstance(value, str):
             value = {"class_path": value}
-        return _build(hint, value, key)
+        return _build(typing.cast(type, hint), value, key)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None

@@ -132,8 +132,9 @@ class GapCallback(pl.Callback):
         return float(sum(value.cpu() * size for value, size in captured) / total)
 
     def _make_subset(self, trainer: pl.Trainer) -> DataLoader:
-        train = trainer.train_dataloader
-        val = trainer.val_dataloaders
+        train, val = trainer.train_dataloader, trainer.val_dataloaders
+        if train is None or val is None:  # called from on_validation_end of a fit: both exist
+            raise RuntimeError("GapCallback needs the fit's training and validation dataloaders.")
         val = val[0] if isinstance(val, (list, tuple)) else val
         n_val = len(val.dataset) if hasattr(val.dataset, "__len__") else 0
         dataset = train.dataset

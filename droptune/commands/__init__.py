@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from droptune.commands import _tune  # noqa: F401
-from droptune.commands import _worker  # noqa: F401
-from droptune.commands import _export, _recommend, _ui  # noqa: F401
+from droptune.commands import (  # noqa: F401
+    _export,
+    _recommend,
+    _tune,  # noqa: F401
+    _ui,
+    _worker,  # noqa: F401
+)
 
 __all__: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import optuna
@@ -54,7 +54,7 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
 
 
 @contextmanager
-def trial_progress(spec: StudySpec, study: optuna.Study) -> Iterator[callable]:
+def trial_progress(spec: StudySpec, study: optuna.Study) -> Iterator[Callable[[optuna.Study], None]]:
     """A progress bar on stderr counting all workers' trials; yields the update function."""
     columns = (
         TextColumn("[bold]{task.description}"),
