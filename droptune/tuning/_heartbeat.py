@@ -71,28 +71,46 @@ def mark_worker(trial: optuna.Trial) -> None:
 
 
 class Heartbeat:
-    """Beat for one running trial from a daemon thread, every ``interval`` seconds.
+    """Beat for a changing set of running trials from one daemon thread.
 
-    The first beat is recorded before ``__enter__`` returns, so a trial that is running has
-    a heartbeat. Does nothing when ``interval`` is None or the storage has no heartbeats.
+    An unpacked worker beats for its one trial; a packed population of hundreds of trials
+    shares one thread. A trial's first beat is recorded before :meth:`add` returns, so a
+    running trial always has a heartbeat. Does nothing when ``interval`` is None (the
+    storage has no heartbeats).
 
     Args:
         storage: The study's storage.
-        trial_id: Storage id of the trial (``trial._trial_id``).
         interval: Seconds between beats.
+
+    Example:
+        >>> with Heartbeat(optuna.storages.InMemoryStorage(), None) as beat:
+        ...     beat.add(0)  # no heartbeats on this storage: nothing to do
     """
 
-    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, interval: int | None) -> None:
+    def __init__(self, storage: optuna.storages.BaseStorage, interval: int | None) -> None:
         self.storage = storage
-        self.trial_id = trial_id
         self.interval = interval
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def add(self, trial_id: int) -> None:
+        """Start beating for ``trial_id`` (``trial._trial_id``)."""
+        if not self.interval:
+            return
+        self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+        with self._lock:
+            self._ids.add(trial_id)
+
+    def discard(self, trial_id: int) -> None:
+        """Stop beating for ``trial_id``."""
+        with self._lock:
+            self._ids.discard(trial_id)
+
     def __enter__(self) -> Self:
         if self.interval:
-            self.storage.record_heartbeat(self.trial_id)  # type: ignore[attr-defined]
-            self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{self.trial_id}", daemon=True)
+            self._thread = threading.Thread(target=self._beat, name="droptune-heartbeat", daemon=True)
             self._thread.start()
         return self
 
@@ -102,12 +120,14 @@ class Heartbeat:
             self._thread.join(timeout=10)
 
     def _beat(self) -> None:
-        assert self.interval
         while not self._stop.wait(self.interval):
-            try:
-                self.storage.record_heartbeat(self.trial_id)  # type: ignore[attr-defined]
-            except Exception:  # a busy database: the next beat will do, the grace period is 4 beats
-                log.debug("heartbeat of trial %d failed", self.trial_id, exc_info=True)
+            with self._lock:
+                ids = list(self._ids)
+            for trial_id in ids:
+                try:
+                    self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+                except Exception:  # a busy database: the next beat will do, the grace period is 4 beats
+                    log.debug("heartbeat of trial %d failed", trial_id, exc_info=True)
 
 
 def heartbeat_interval(study: optuna.Study) -> int | None:

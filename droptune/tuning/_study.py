@@ -199,7 +199,8 @@ def run_worker(
             waited = _wait_for_others(counts, waited)
             continue
         waited = False
-        with Heartbeat(study._storage, trial._trial_id, heartbeat_interval(study)):
+        with Heartbeat(study._storage, heartbeat_interval(study)) as beat:
+            beat.add(trial._trial_id)
             result = _run_one(ctx, study, trial)
         if result is None:
             continue

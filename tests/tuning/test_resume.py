@@ -123,7 +123,8 @@ def test_heartbeat_thread_beats_until_the_trial_ends(in_tmp):
             row = db.execute("SELECT heartbeat FROM trial_heartbeats WHERE trial_id = ?", (trial._trial_id,)).fetchone()
         return row[0] if row else None
 
-    with Heartbeat(storage, trial._trial_id, 1) as heartbeat:
+    with Heartbeat(storage, 1) as heartbeat:
+        heartbeat.add(trial._trial_id)
         first = beat()
         assert first is not None  # beating from the start
         poll(lambda: beat() != first, timeout=10, what="a second heartbeat")
