@@ -19,7 +19,6 @@ $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 
 demo: install
 	$(BIN)/droptune tune studies/digits_cnn.yaml --n-trials 12 --max-epochs 12
-	$(BIN)/droptune recommend studies/digits_cnn.yaml
 
 test: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --doctest-modules droptune tests
