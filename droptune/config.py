@@ -21,7 +21,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
-from droptune.exceptions import ConfigError
+from droptune.exceptions import ConfigError, StudyError
 from droptune.sites import LAYER_TYPES
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
@@ -139,6 +139,24 @@ def absolute_sqlite_url(url: str) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
         return prefix + str(Path(url.removeprefix(prefix)).resolve())
     return url
+
+
+def require_sqlite_store(url: str, *, what: str, flag: str) -> None:
+    """Refuse a SQLite store that does not exist yet: only ``droptune tune`` creates stores.
+
+    Commands that read a study (recommend, export, ui, worker) would otherwise create an
+    empty database where the user mistyped a path.
+
+    Raises:
+        StudyError: Naming the store, where it was looked for, and the fix.
+    """
+    if url.startswith("sqlite:///"):
+        db = Path(url.removeprefix("sqlite:///"))
+        if not db.is_file():
+            raise StudyError(
+                f"no {what} at {url} ({flag}): {db} does not exist (relative to {Path.cwd()}). "
+                f"Run `droptune tune STUDY_FILE` here first, or point {flag} at the study's store."
+            )
 
 
 def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> StudySpec:

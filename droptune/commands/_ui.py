@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from droptune.cli import command, err, out
-from droptune.config import load_config
+from droptune.config import load_config, require_sqlite_store
 from droptune.exceptions import ConfigError, StudyError
 from droptune.tracking import artifact_root
 
@@ -104,13 +104,7 @@ def _check_store(tracking_uri: str) -> None:
         raise ConfigError(
             f"{tracking_uri} is already a tracking server: open it in a browser; `droptune ui` serves a local store."
         )
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not db.is_file():
-            raise StudyError(
-                f"no MLflow store at {tracking_uri}: {db} does not exist (relative to {Path.cwd()}). "
-                "Run `droptune tune STUDY_FILE` here first, or pass --tracking-uri."
-            )
+    require_sqlite_store(tracking_uri, what="MLflow store", flag="--tracking-uri")
 
 
 def _check_port(host: str, port: int) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from droptune.cli import command, err
 from droptune.commands._tune import add_study_arguments, spec_from_args, trial_progress
-from droptune.config import StudySpec
+from droptune.config import StudySpec, require_sqlite_store
 from droptune.exceptions import StudyError
 from droptune.tracking import MlflowTracker
 from droptune.tuning import count_trials, finish_study, load_study, run_worker
@@ -79,12 +79,8 @@ def worker_command(args: argparse.Namespace) -> int:
 
 def check_stores(spec: StudySpec) -> None:
     """Refuse to create SQLite stores from a worker: only ``droptune tune`` creates them."""
-    for key, url in (("--storage", spec.storage), ("--tracking-uri", spec.tracking_uri)):
-        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-            raise StudyError(
-                f"{url} ({key}) does not exist here: run `droptune tune {spec.source or 'STUDY_FILE'}` first "
-                f"in this folder, or point {key} at the store the study was prepared with."
-            )
+    require_sqlite_store(spec.storage, what="Optuna storage", flag="--storage")
+    require_sqlite_store(spec.tracking_uri, what="MLflow store", flag="--tracking-uri")
 
 
 def check_parent(tracker: MlflowTracker, parent: str, spec: StudySpec) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 
-from droptune.config import load_config
+from droptune.config import load_config, require_sqlite_store
 from droptune.exceptions import ConfigError, StudyError
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,7 @@ def open_study(ref: str, *, storage: str | None = None) -> optuna.Study:
 
 def study_names(storage: str) -> list[str]:
     """Names of the studies in ``storage``, which must exist (nothing is created)."""
-    if storage.startswith("sqlite:///"):
-        db = Path(storage.removeprefix("sqlite:///"))
-        if not db.is_file():
-            raise StudyError(
-                f"no Optuna storage at {storage}: {db} does not exist (relative to {Path.cwd()}). "
-                "Run `droptune tune STUDY_FILE` first, or pass --storage."
-            )
+    require_sqlite_store(storage, what="Optuna storage", flag="--storage")
     try:
         return optuna.get_all_study_names(storage)
     except Exception as err:  # noqa: BLE001  (sqlalchemy raises its own errors for bad URLs)
