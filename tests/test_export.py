@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import optuna
 import pytest
 import yaml
-from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from droptune import apply_rates, get_rates
 from droptune.exceptions import ConfigError, SiteError, StudyError
 from droptune.export import export_best, format_from_path, render_export, write_export
-from droptune.testing import TinyModule
+from droptune.testing import TinyModule, add_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 TINY_TYPES = {"input_dropout": "input", "dropout": "dense"}
 
 
-def add(study, rates, value, *, types=TINY_TYPES, state=TrialState.COMPLETE):
-    study.add_trial(
-        optuna.trial.create_trial(
-            params=rates,
-            distributions={k: FloatDistribution(0.0, 0.9) for k in rates},
-            value=value if state == TrialState.COMPLETE else None,
-            state=state,
-            user_attrs={"rates": rates, "layer_types": types},
-        )
-    )
+add = functools.partial(add_trial, layer_types=TINY_TYPES)
 
 
 @pytest.fixture
@@ -96,7 +87,7 @@ def test_yaml_and_json_hold_the_same_data(study):
 def test_numeric_site_names_survive_yaml(tmp_path):
     """nn.Sequential sites are named '0', '3'...: YAML must keep them strings."""
     study = optuna.create_study(study_name="seq")
-    add(study, {"0": 0.1, "3": 0.4}, 1.0, types={"0": "input", "3": "dense"})
+    add(study, {"0": 0.1, "3": 0.4}, 1.0, layer_types={"0": "input", "3": "dense"})
     path = write_export(export_best(study), tmp_path / "best.yaml")
     model = torch_sequential()
     apply_rates(model, path)
@@ -111,7 +102,7 @@ def torch_sequential():
 
 def test_a_file_for_another_model_lists_missing_and_unknown_sites(tmp_path):
     study = optuna.create_study(study_name="other")
-    add(study, {"input_dropout": 0.1, "head.2": 0.4}, 1.0, types={"input_dropout": "input", "head.2": "dense"})
+    add(study, {"input_dropout": 0.1, "head.2": 0.4}, 1.0, layer_types={"input_dropout": "input", "head.2": "dense"})
     path = write_export(export_best(study), tmp_path / "best.yaml")
     model = TinyModule(p=0.3)
     with pytest.raises(SiteError, match=r"unknown sites \['head.2'\].*missing sites \['dropout'\]"):
@@ -121,7 +112,7 @@ def test_a_file_for_another_model_lists_missing_and_unknown_sites(tmp_path):
 
 def test_a_snippet_for_another_model_raises_too():
     study = optuna.create_study(study_name="other")
-    add(study, {"input_dropout": 0.1, "head.2": 0.4}, 1.0, types={"input_dropout": "input", "head.2": "dense"})
+    add(study, {"input_dropout": 0.1, "head.2": 0.4}, 1.0, layer_types={"input_dropout": "input", "head.2": "dense"})
     with pytest.raises(SiteError, match=r"unknown sites \['head.2'\].*missing sites \['dropout'\]"):
         exec(render_export(export_best(study), "python"), {"model": TinyModule()})  # noqa: S102
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -115,8 +114,4 @@ def tune_command(args: argparse.Namespace) -> int:
     from droptune.commands._recommend import print_recommendation  # here: keeps `tune` first in --help
 
     print_recommendation(study)
-    return 0 if not math.isnan(_best_or_nan(study)) else 1
-
-
-def _best_or_nan(study: optuna.Study) -> float:
-    return study.best_value if count_trials(study).complete else math.nan
+    return 0 if count_trials(study).complete else 1

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from droptune.testing._tiny import TinyDataModule, TinyModule
+from droptune.testing._trials import add_trial
 
-__all__ = ["TinyDataModule", "TinyModule"]
+__all__ = ["TinyDataModule", "TinyModule", "add_trial"]

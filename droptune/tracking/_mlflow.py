@@ -123,22 +123,16 @@ class MlflowTracker:
 
     def log_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
         """Log one epoch's metrics with step = epoch, in one batch."""
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, epoch) for k, v in metrics.items() if k != "epoch"]
-        self.client.log_batch(run_id, metrics=batch)
+        self.client.log_batch(run_id, metrics=_metrics({k: v for k, v in metrics.items() if k != "epoch"}, epoch))
 
     def end_trial(
         self, run_id: str, state: str, *, summary: Mapping[str, float] | None = None, reason: str | None = None
     ) -> None:
         """Close a child run: ``state`` is ``complete``, ``pruned`` or ``failed``."""
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import RunTag
 
-        now = int(time.time() * 1000)
         tags = [RunTag(STATE_TAG, state)] + ([RunTag(REASON_TAG, reason[:5000])] if reason else [])
-        metrics = [Metric(k, float(v), now, 0) for k, v in (summary or {}).items()]
-        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+        self.client.log_batch(run_id, metrics=_metrics(summary or {}), tags=tags)
         self.client.set_terminated(run_id, status=RUN_STATUS[state])
 
     def log_artifact(self, run_id: str, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
@@ -147,10 +141,7 @@ class MlflowTracker:
 
     def log_study_summary(self, run_id: str, metrics: Mapping[str, float]) -> None:
         """Log the study's summary metrics (best value, counts) on the parent run."""
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        self.client.log_batch(run_id, metrics=_metrics(metrics))
 
     def end_study(self, run_id: str, status: str = "FINISHED") -> None:
         """Close the parent run."""
@@ -159,6 +150,14 @@ class MlflowTracker:
     def runs_url(self, host: str = "127.0.0.1", port: int = 5000) -> str:
         """URL of this experiment's runs table in ``droptune ui``."""
         return f"http://{host}:{port}/#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
+
+
+def _metrics(values: Mapping[str, float], step: int = 0) -> list[Any]:
+    """MLflow metric entities for one ``log_batch`` call, all stamped now at ``step``."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, step) for k, v in values.items()]
 
 
 def _safe(name: str) -> str:

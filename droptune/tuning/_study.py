@@ -29,20 +29,13 @@ from droptune.space import SearchSpace
 from droptune.tracking import MlflowTracker
 from droptune.tuning._build import build, model_sites
 from droptune.tuning._factories import PRUNERS, SAMPLERS, enable_wal, make_storage
-from droptune.tuning._heartbeat import (  # noqa: F401
-    WORKER_ATTR,
-    Heartbeat,
-    heartbeat_interval,
-    mark_worker,
-    reap_dead_trials,
-)
+from droptune.tuning._heartbeat import Heartbeat, heartbeat_interval, mark_worker, reap_dead_trials
 from droptune.tuning._lock import study_lock
 from droptune.tuning._objective import PRIOR_ATTR, REASON_ATTR, TrialContext, TrialResult, run_trial
 
 log = logging.getLogger(__name__)
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
-SPEC_ATTR = "study_file"
 MAX_CONSECUTIVE_FAILURES = 5
 IDLE_POLL_S = 1.0  # how often a worker with nothing to start looks again
 

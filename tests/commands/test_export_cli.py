@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
 import optuna
 import pytest
 import yaml
-from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from droptune import apply_rates, get_rates
 from droptune.cli import main
-from droptune.testing import TinyModule
+from droptune.testing import TinyModule, add_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -21,16 +21,7 @@ STORAGE = "sqlite:///studies/droptune.db"
 TYPES = {"input_dropout": "input", "dropout": "dense"}
 
 
-def add(study, rates, value, state=TrialState.COMPLETE):
-    study.add_trial(
-        optuna.trial.create_trial(
-            params=rates,
-            distributions={k: FloatDistribution(0.0, 0.9) for k in rates},
-            value=value if state == TrialState.COMPLETE else None,
-            state=state,
-            user_attrs={"rates": rates, "layer_types": TYPES},
-        )
-    )
+add = functools.partial(add_trial, layer_types=TYPES)
 
 
 @pytest.fixture

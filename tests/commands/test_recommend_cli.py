@@ -7,10 +7,10 @@ import json
 import optuna
 import pytest
 import yaml
-from optuna.distributions import FloatDistribution
 
 from droptune.cli import main
 from droptune.recommend import open_study, recommend
+from droptune.testing import add_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -24,21 +24,7 @@ def fill(name: str, types: dict[str, str], n: int, storage: str = STORAGE) -> No
     study = optuna.create_study(study_name=name, storage=storage)
     for i in range(n):
         rates = {site: round(0.02 * i + 0.01 * j, 4) for j, site in enumerate(types)}
-        by_type: dict[str, list[float]] = {}
-        for site, rate in rates.items():
-            by_type.setdefault(types[site], []).append(rate)
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=rates,
-                distributions={k: FloatDistribution(0.0, 0.9) for k in rates},
-                value=1.0 + 0.1 * i,
-                user_attrs={
-                    "rates": rates,
-                    "layer_types": types,
-                    "rates_by_type": {t: sum(v) / len(v) for t, v in by_type.items()},
-                },
-            )
-        )
+        add_trial(study, rates, 1.0 + 0.1 * i, layer_types=types)
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-import time
 
 import optuna
 import pytest
-from _workers_kit import FITS, subprocess_env, write_study
+from _workers_kit import FITS, assert_lock_excludes, subprocess_env, write_study
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -77,21 +75,6 @@ def test_two_machines_share_a_study_through_postgres_and_mlflow_server(
 
 def test_advisory_lock_excludes_other_sessions(postgres_url):
     storage = optuna.storages.RDBStorage(postgres_url)
-    events: list[str] = []
-    entered = threading.Event()
-
-    def contender() -> None:
-        entered.set()
-        with study_lock(storage, "locked"):  # another pooled connection: another session
-            events.append("contender in")
-
-    with study_lock(storage, "locked"):
-        thread = threading.Thread(target=contender)
-        thread.start()
-        entered.wait(10)
-        time.sleep(0.3)  # the contender's window to (wrongly) get in
-        events.append("holder out")
-    thread.join(10)
-    assert events == ["holder out", "contender in"]
+    assert_lock_excludes(storage)  # another pooled connection: another session
     with study_lock(storage, "other study"), study_lock(storage, "locked"):  # keys are per study
         pass

@@ -98,7 +98,7 @@ def test_pooled_studies_rank_within_each_study(make_study, add_trial):
     ten_trials(a, add_trial)
     conv = {"input_dropout": "input", "conv.2": "spatial"}
     for i in range(5):  # values on another scale: must not push study a's trials out
-        add_trial(b, {"input_dropout": 0.2 + 0.01 * i, "conv.2": 0.3}, 100.0 + i, types=conv)
+        add_trial(b, {"input_dropout": 0.2 + 0.01 * i, "conv.2": 0.3}, 100.0 + i, layer_types=conv)
     recs = {r.layer_type: r for r in recommend([a, b], top=0.3)}
     assert list(recs) == ["input", "dense", "spatial"]
     assert recs["input"].n_trials == 6  # 3 from each study
@@ -158,7 +158,7 @@ def test_tied_granularities_read_the_trial_attributes(make_study, add_trial, gra
 def test_single_variable_has_all_the_importance(make_study, add_trial):
     study = make_study()
     for i in range(4):
-        add_trial(study, {"d": 0.1 * i}, float(i), types={"d": "dense"})
+        add_trial(study, {"d": 0.1 * i}, float(i), layer_types={"d": "dense"})
     assert variable_importances(study) == ({"d": 1.0}, None)
     assert recommend(study)[0].importance == 1.0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import textwrap
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from typing_extensions import override
 
 from droptune.testing import TinyModule
+from droptune.tuning._lock import study_lock
 
 HERE = Path(__file__).resolve().parent
 DEADLINE_S = 120.0
@@ -89,6 +91,27 @@ def poll(condition: Callable[[], Any], *, timeout: float = DEADLINE_S, what: str
 
 # Fits started by this process, counted per class.
 FITS: dict[str, int] = {}
+
+
+def assert_lock_excludes(storage: optuna.storages.BaseStorage) -> None:
+    """A second holder of a study's lock (another connection or file description, excluded
+    like another process) gets in only after the first has left."""
+    events: list[str] = []
+    entered = threading.Event()
+
+    def contender() -> None:
+        entered.set()
+        with study_lock(storage, "locked"):
+            events.append("contender in")
+
+    with study_lock(storage, "locked"):
+        thread = threading.Thread(target=contender)
+        thread.start()
+        entered.wait(10)
+        time.sleep(0.3)  # the contender's window to (wrongly) get in
+        events.append("holder out")
+    thread.join(10)
+    assert events == ["holder out", "contender in"]
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import optuna
 import pytest
 from _workers_kit import (
     STORAGE,
+    assert_lock_excludes,
     load_trials,
     mlflow_runs,
     poll,
@@ -24,7 +24,6 @@ from optuna.trial import TrialState
 from droptune.cli import main
 from droptune.commands._worker import worker_args
 from droptune.exceptions import ConfigError
-from droptune.tuning._lock import study_lock
 from droptune.tuning._workers import assign_devices
 
 
@@ -141,20 +140,4 @@ def test_worker_needs_a_prepared_study(in_tmp, capsys):
 
 
 def test_study_lock_excludes_other_holders(in_tmp):
-    storage = optuna.storages.RDBStorage(STORAGE.replace("studies/", ""))
-    events: list[str] = []
-    entered = threading.Event()
-
-    def contender() -> None:
-        entered.set()
-        with study_lock(storage, "locked"):  # a second open file description: excluded like another process
-            events.append("contender in")
-
-    with study_lock(storage, "locked"):
-        thread = threading.Thread(target=contender)
-        thread.start()
-        entered.wait(10)
-        time.sleep(0.3)  # the contender's window to (wrongly) get in
-        events.append("holder out")
-    thread.join(10)
-    assert events == ["holder out", "contender in"]
+    assert_lock_excludes(optuna.storages.RDBStorage(STORAGE.replace("studies/", "")))
