@@ -171,6 +171,11 @@ def _methods() -> dict[str, Method]:
                help="TPE(multivariate, group=True)"),
         Method("dt-gp", _engine_sampler("gp"), _engine_pruner("median"), _droptune_space, True,
                help="GPSampler"),
+        Method("dt-gp5", lambda seed: optuna.samplers.GPSampler(seed=seed, n_startup_trials=5),
+               _engine_pruner("median"), _droptune_space, True, help="GPSampler(n_startup_trials=5)"),
+        Method("dt-patient", _engine_sampler("tpe"),
+               lambda spec: optuna.pruners.PatientPruner(_engine_pruner("median")(spec), patience=2),
+               _droptune_space, True, help="PatientPruner(median, patience=2): prune only trials that stopped improving"),
         Method("dt-nopruner", _engine_sampler("tpe"), _engine_pruner("none"), _droptune_space, True,
                help="no pruner"),
         Method("dt-hyperband", _engine_sampler("tpe"), _engine_pruner("hyperband"), _droptune_space, True,
@@ -417,6 +422,50 @@ def run_job(job: Job) -> dict[str, Any]:
     return out
 
 
+def seed_noise(task: Task, rates: Mapping[str, float], *, seeds: int, max_epochs: int, patience: int | None,
+               trainer: str) -> list[float]:
+    """A trial's value for one configuration trained with ``seeds`` fresh training seeds.
+
+    Every trial trains with its own seed, so a study's best value is partly luck: its sd
+    over seeds is the noise floor under which no search can tell configurations apart.
+    """
+    torch.set_num_threads(1)
+    _quiet()
+    data = load_data(task, trainer)
+    fit = TRAINERS[trainer]
+    return [fit(task, data, rates, seed=10**7 + i, max_epochs=max_epochs, patience=patience, trial=None)[0].value
+            for i in range(seeds)]
+
+
+def _noise_job(args: tuple[Task, dict[str, float], int, int, int | None, str]) -> list[float]:
+    task, rates, seeds, max_epochs, patience, trainer = args
+    return seed_noise(task, rates, seeds=seeds, max_epochs=max_epochs, patience=patience, trainer=trainer)
+
+
+def measure_noise(summary: dict[str, Any], jobs: Sequence[Job], seeds: int, n_procs: int,
+                  reference: str = "vanilla") -> None:
+    """Add ``noise`` to each task: the reference's best configuration retrained with ``seeds`` seeds."""
+    wanted = []
+    for name, entry in summary.items():
+        ref = entry["methods"].get(reference)
+        job = next((j for j in jobs if j.task.name == name), None)
+        if not ref or job is None:
+            continue
+        per_seed = [(v, r) for v, r in zip(ref["final_best_per_seed"], ref["best_rates_per_seed"]) if r]
+        if not per_seed:
+            continue
+        rates = min(per_seed, key=lambda pair: pair[0])[1]
+        wanted.append((name, (job.task, rates, seeds, job.max_epochs, job.patience, job.trainer)))
+    if n_procs > 1:
+        with multiprocessing.get_context("spawn").Pool(min(n_procs, len(wanted) or 1)) as pool:
+            values = pool.map(_noise_job, [w[1] for w in wanted])
+    else:
+        values = [_noise_job(w[1]) for w in wanted]
+    for (name, args), vals in zip(wanted, values):
+        summary[name]["noise"] = {"rates": args[1], "values": vals, "mean": statistics.fmean(vals),
+                                  "sd": statistics.stdev(vals) if len(vals) > 1 else None}
+
+
 def best_so_far(values: Sequence[float | None]) -> list[float | None]:
     """Running minimum over the complete trials' values (None until the first one)."""
     out, best = [], math.inf
@@ -618,6 +667,21 @@ def markdown(summary: dict[str, Any], trials: int, methods: Sequence[str]) -> st
             lines.append(f"| {task} | {yes(g['match_vanilla_within_15'])} "
                          f"({entry['trials_to_match'].get('droptune')}) | {yes(g['beats_prior_val'])} "
                          f"| {yes(g['beats_prior_test_acc'])} |")
+    noisy = {task: entry for task, entry in summary.items() if entry.get("noise")}
+    if noisy:
+        lines += ["", f"Trial noise: vanilla's best configuration retrained with fresh seeds (value mean ± sd), "
+                  f"against the distance between droptune's best after 15 trials and vanilla's after {trials}.", "",
+                  f"| task | seeds | value of vanilla's best config | droptune@15 − vanilla@{trials} | in sd |",
+                  "|---|---|---|---|---|"]
+        for task, entry in noisy.items():
+            noise = entry["noise"]
+            dt, ref = entry["methods"].get("droptune"), entry.get("reference")
+            gap = None
+            if dt and ref and dt["curve_mean"][min(15, trials) - 1] is not None:
+                gap = dt["curve_mean"][min(15, trials) - 1] - ref["final_best_mean"]
+            in_sd = "–" if gap is None or not noise["sd"] else f"{gap / noise['sd']:+.2f}"
+            lines.append(f"| {task} | {len(noise['values'])} | {noise['mean']:.4f} ± {noise['sd'] or 0:.4f} "
+                         f"| {'–' if gap is None else f'{gap:+.4f}'} | {in_sd} |")
     return "\n".join(lines) + "\n"
 
 
@@ -696,6 +760,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="studies run in parallel processes (default 1)")
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     p.add_argument("--prefix", default="search_quality", help="file name stem of the results")
+    p.add_argument("--noise-seeds", type=int, default=0,
+                   help="retrain vanilla's best configuration with N seeds to measure the trial noise (default 0: off)")
     p.add_argument("--reuse", type=Path, default=None,
                    help="a .jsonl log of an earlier run: its finished studies are not run again")
     return p
@@ -721,6 +787,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = done + run_jobs(jobs, args.jobs, log_path)
     wall = time.monotonic() - started
     summary = summarize(results, args.trials)
+    if args.noise_seeds:
+        measure_noise(summary, make_jobs(args), args.noise_seeds, args.jobs)
     command = "python benchmarks/search_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
     previous = args.out / f"{args.prefix}.json"
     if not jobs and previous.exists():  # only re-summarised: keep the run's own command and time

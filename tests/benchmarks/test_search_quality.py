@@ -77,7 +77,7 @@ def test_summarize_reports_a_missed_goal(sq):
 def test_a_tiny_run_writes_every_result_and_reuses_its_log(sq, tmp_path):
     args = ["--tasks", "digits-mlp", "--methods", "prior", "vanilla", "droptune", "--seeds", "1",
             "--trials", "4", "--max-epochs", "2", "--digits-train-size", "80", "--trainer", "torch",
-            "--out", str(tmp_path), "--prefix", "sq"]
+            "--out", str(tmp_path), "--prefix", "sq", "--noise-seeds", "2"]
     assert sq.main(args) == 0
 
     report = json.loads((tmp_path / "sq.json").read_text())
@@ -92,6 +92,12 @@ def test_a_tiny_run_writes_every_result_and_reuses_its_log(sq, tmp_path):
     assert studies["droptune"]["trials"][0]["rates"] == studies["prior"]["trials"][0]["rates"]
     assert all(0.0 <= r <= sq.VANILLA_HIGH for t in studies["vanilla"]["trials"] for r in t["rates"].values())
     assert all("accuracy" in r["test"] for r in studies.values())
+
+    # The noise floor retrains vanilla's best configuration with fresh seeds.
+    noise = report["tasks"]["digits-mlp"]["noise"]
+    assert noise["rates"] == studies["vanilla"]["best"]["rates"]
+    assert len(noise["values"]) == 2 and noise["values"][0] != noise["values"][1]
+    assert "Trial noise" in (tmp_path / "sq.md").read_text()
 
     # A rerun that reuses the log trains nothing and keeps the run's command.
     log = (tmp_path / "sq.jsonl").read_text()
