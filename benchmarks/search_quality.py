@@ -165,6 +165,9 @@ def _methods() -> dict[str, Method]:
         # Variants: one change each against "droptune".
         Method("dt-type", _engine_sampler("tpe"), _engine_pruner("median"),
                lambda: _droptune_space("type"), True, help="granularity: type (rates tied per layer type)"),
+        Method("dt-c2f", _engine_sampler("tpe"), _engine_pruner("median"),
+               lambda: _droptune_space("coarse-to-fine"), True,
+               help="granularity: coarse-to-fine (tied per type for 20 trials, then per-site scales)"),
         Method("dt-startup5", tpe_mv(n_startup_trials=5), _engine_pruner("median"), _droptune_space, True,
                help="TPE(multivariate, n_startup_trials=5)"),
         Method("dt-group", tpe_mv(group=True), _engine_pruner("median"), _droptune_space, True,

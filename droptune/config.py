@@ -61,7 +61,8 @@ class ClassSpec:
 class SearchSpec:
     """Which sites are tuned, over which ranges, with which sampler and pruner."""
 
-    granularity: Literal["site", "type", "global"] = "site"
+    granularity: Literal["site", "type", "coarse-to-fine", "global"] = "site"
+    coarse_trials: int = 20
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     layer_types: dict[str, str] = field(default_factory=dict)
     include: tuple[str, ...] = ("*",)
@@ -225,6 +226,8 @@ def _check(spec: StudySpec) -> None:
                 f"search.layer_types.{pattern}: unknown layer type {layer_type!r}; valid: {', '.join(LAYER_TYPES)}."
             )
     _positive("search.n_trials", search.n_trials)
+    if search.coarse_trials < 0:
+        raise ConfigError(f"search.coarse_trials must be a whole number of trials, 0 or more; got {search.coarse_trials}.")
     _positive("search.pack", search.pack)
     _positive("search.workers", search.workers)
     if search.workers_per_gpu is not None:

@@ -78,7 +78,7 @@ def test_overrides_replace_file_values(tmp_path):
         (('{"fc*": dense}', '{"fc*": linear}'), r"search.layer_types.fc\*: unknown layer type 'linear'"),
         (("sampler: random", "sampler: bayes"), r"search.sampler: 'bayes' is not valid; choose one of: tpe, gp, random, cmaes"),
         (("pruner: hyperband", "pruner: early"), r"search.pruner: 'early' is not valid; choose one of: median, hyperband"),
-        (("granularity: type", "granularity: layer"), r"search.granularity: 'layer' is not valid; choose one of: site, type, global"),
+        (("granularity: type", "granularity: layer"), r"search.granularity: 'layer' is not valid; choose one of: site, type, coarse-to-fine, global"),
         (("direction: minimize", "direction: down"), r"objective.direction: 'down' is not valid"),
         (("droptune.testing.TinyModule", "droptune.nope.Model"), r"model.class_path 'droptune.nope.Model' does not import"),
         (("droptune.testing.TinyModule", "droptune.testing.Nope"), r"module 'droptune.testing' has no 'Nope'"),

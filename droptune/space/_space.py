@@ -14,6 +14,11 @@ from droptune.sites import DropoutSite
 from droptune.space._priors import PRIORS, RANGES
 
 GLOBAL_PARAM = "dropout"
+# coarse-to-fine: a site's rate is its type's rate times 2**scale, scale in [-1, 1].
+SCALE_PREFIX = "scale:"
+SCALE_RANGE = (-1.0, 1.0)
+
+Granularity = Literal["site", "type", "coarse-to-fine", "global"]
 
 
 class SearchSpace:
@@ -21,14 +26,21 @@ class SearchSpace:
 
     Granularity ``site`` gives one variable per site (named after the site), ``type`` one
     per layer type (sites of a type share it) and ``global`` one variable, ``dropout``,
-    for every site. Sites not matched by ``include``, or matched by ``exclude``, keep the
-    rate the model was built with.
+    for every site. ``coarse-to-fine`` ties the sites of a type for the first
+    ``coarse_trials`` trials, then also gives each site of a type that has several a
+    variable ``scale:<site>`` in [-1, 1]: the site's rate is the type's rate times
+    ``2**scale``, clipped to the type's range. The type variables keep their history
+    across the switch, so the per-site refinement starts from the tuned type rates.
+    Sites not matched by ``include``, or matched by ``exclude``, keep the rate the model
+    was built with.
 
     Args:
-        granularity: ``site``, ``type`` or ``global``.
+        granularity: ``site``, ``type``, ``coarse-to-fine`` or ``global``.
         ranges: ``{layer type: (low, high)}``, overriding :data:`RANGES`.
         include: Site-name globs to tune.
         exclude: Site-name globs never to tune.
+        coarse_trials: With ``coarse-to-fine``, how many trials (by trial number) tie the
+            sites of each type before per-site scales are searched.
 
     Example:
         >>> from torch import nn
@@ -41,12 +53,14 @@ class SearchSpace:
     def __init__(
         self,
         *,
-        granularity: Literal["site", "type", "global"] = "site",
+        granularity: Granularity = "site",
         ranges: Mapping[str, tuple[float, float]] | None = None,
         include: Sequence[str] = ("*",),
         exclude: Sequence[str] = (),
+        coarse_trials: int = 20,
     ) -> None:
         self.granularity = granularity
+        self.coarse_trials = coarse_trials
         self.ranges = {**RANGES, **(ranges or {})}
         self.include = tuple(include)
         self.exclude = tuple(exclude)
@@ -76,7 +90,7 @@ class SearchSpace:
         """Name of the Optuna variable that sets ``site``."""
         if self.granularity == "site":
             return site.name
-        if self.granularity == "type":
+        if self.granularity in ("type", "coarse-to-fine"):
             return site.layer_type
         return GLOBAL_PARAM
 
@@ -94,17 +108,36 @@ class SearchSpace:
     def suggest(self, trial: optuna.Trial, sites: Sequence[DropoutSite]) -> dict[str, float]:
         """Ask ``trial`` for one value per variable; return ``{site name: rate}``."""
         values = {name: trial.suggest_float(name, low, high) for name, (low, high) in self.params(sites).items()}
+        if self.granularity == "coarse-to-fine" and trial.number >= self.coarse_trials:
+            for site in self.scaled_sites(sites):
+                name = SCALE_PREFIX + site.name
+                values[name] = trial.suggest_float(name, *SCALE_RANGE)
         return self.rates_from_params(values, sites)
+
+    def scaled_sites(self, sites: Sequence[DropoutSite]) -> list[DropoutSite]:
+        """With ``coarse-to-fine``, the sites that get a scale: those whose type has several."""
+        if self.granularity != "coarse-to-fine":
+            return []
+        counts: dict[str, int] = {}
+        for s in sites:
+            counts[s.layer_type] = counts.get(s.layer_type, 0) + 1
+        return [s for s in sites if counts[s.layer_type] > 1]
 
     def rates_from_params(self, params: Mapping[str, float], sites: Sequence[DropoutSite]) -> dict[str, float]:
         """Turn Optuna parameters back into ``{site name: rate}``."""
         try:
-            return {s.name: float(params[self.param_of(s)]) for s in sites}
+            rates = {s.name: float(params[self.param_of(s)]) for s in sites}
         except KeyError as err:
             raise ConfigError(
                 f"the study's trials have no variable {err.args[0]!r}: was it created with another "
                 "granularity or model? Use a new study name."
             ) from None
+        for site in self.scaled_sites(sites):
+            scale = params.get(SCALE_PREFIX + site.name)
+            if scale is not None:
+                low, high = self.ranges[site.layer_type]
+                rates[site.name] = min(max(rates[site.name] * 2.0 ** float(scale), low), high)
+        return rates
 
     def prior_params(self, sites: Sequence[DropoutSite]) -> dict[str, float]:
         """The textbook rate of each variable (clipped to its range): the study's first trial."""

@@ -12,12 +12,20 @@ import optuna
 
 from droptune.config import StudySpec, absolute_sqlite_url
 
-SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+
+def _tpe(seed: int) -> optuna.samplers.TPESampler:
     # multivariate TPE models the rates jointly: the best rate of one layer depends on the others.
+    # group=True keeps that joint model when the space grows mid-study (coarse-to-fine's
+    # per-site scales) instead of falling back to independent sampling for the new variables.
     # 5 random start-up trials, not Optuna's 10: the enqueued prior trial and the narrow
-    # per-type ranges already place the first trials well; benchmarks/search_quality.py
-    # measured 10/7/10/2 trials to match vanilla TPE's best instead of 12/14/18/2.
-    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=5),
+    # per-type ranges already place the first trials well (benchmarks/search_quality.py).
+    with warnings.catch_warnings():  # `group` is "experimental" in Optuna 5.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5)
+
+
+SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "tpe": _tpe,
     "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
     "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed),

@@ -76,7 +76,10 @@ def count_trials(study: optuna.Study) -> Counts:
 def space_of(spec: StudySpec) -> SearchSpace:
     """The search space a study file describes."""
     s = spec.search
-    return SearchSpace(granularity=s.granularity, ranges=s.ranges, include=s.include, exclude=s.exclude)
+    return SearchSpace(
+        granularity=s.granularity, ranges=s.ranges, include=s.include, exclude=s.exclude,
+        coarse_trials=s.coarse_trials,
+    )
 
 
 def load_study(spec: StudySpec, *, worker: int = 0, create: bool = True) -> optuna.Study:

@@ -1,4 +1,4 @@
-"""SearchSpace: site selection, the three granularities, ranges and the prior trial."""
+"""SearchSpace: site selection, the granularities, ranges and the prior trial."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_select_nothing_is_an_error_listing_the_sites(sites):
 
 @pytest.mark.parametrize(
     ("granularity", "params"),
-    [("site", ["0", "2", "4"]), ("type", ["input", "dense"]), ("global", ["dropout"])],
+    [("site", ["0", "2", "4"]), ("type", ["input", "dense"]), ("coarse-to-fine", ["input", "dense"]), ("global", ["dropout"])],
 )
 def test_granularity_names_the_optuna_variables(sites, granularity, params):
     space = SearchSpace(granularity=granularity)
@@ -84,3 +84,51 @@ def test_prior_params_are_textbook_rates_clipped_to_range(sites):
 def test_params_of_another_granularity_are_a_clear_error(sites):
     with pytest.raises(ConfigError, match="no variable 'input'"):
         SearchSpace(granularity="type").rates_from_params({"0": 0.1}, sites)
+
+
+def _ask(study, space, sites):
+    trial = study.ask()
+    return trial, space.suggest(trial, sites)
+
+
+def test_coarse_to_fine_ties_each_type_then_scales_its_sites(sites):
+    space = SearchSpace(granularity="coarse-to-fine", coarse_trials=3)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(3):  # coarse: one variable per type, the sites of a type tied
+        trial, rates = _ask(study, space, sites)
+        assert set(trial.params) == {"input", "dense"}
+        assert rates["2"] == rates["4"] == trial.params["dense"]
+        study.tell(trial, 1.0)
+    for _ in range(5):  # fine: a scale per site of the two-site type, none for the lone input site
+        trial, rates = _ask(study, space, sites)
+        assert set(trial.params) == {"input", "dense", "scale:2", "scale:4"}
+        low, high = RANGES["dense"]
+        for site in ("2", "4"):
+            expected = trial.params["dense"] * 2 ** trial.params[f"scale:{site}"]
+            assert rates[site] == pytest.approx(min(max(expected, low), high))
+        assert rates["0"] == trial.params["input"]
+        study.tell(trial, 1.0)
+    assert rates["2"] != rates["4"]
+
+
+def test_coarse_to_fine_clips_a_scaled_rate_to_its_types_range(sites):
+    space = SearchSpace(granularity="coarse-to-fine")
+    rates = space.rates_from_params({"input": 0.1, "dense": 0.6, "scale:2": 1.0, "scale:4": -1.0}, sites)
+    assert rates == {"0": 0.1, "2": RANGES["dense"][1], "4": pytest.approx(0.3)}
+
+
+def test_coarse_to_fine_keeps_the_joint_tpe_model_when_scales_appear(sites):
+    """The engine's TPE (group=True) models the new scales jointly; plain multivariate TPE would
+    sample them independently, as they are missing from the coarse trials."""
+    from droptune.tuning._factories import SAMPLERS
+
+    space = SearchSpace(granularity="coarse-to-fine", coarse_trials=6)
+    sampler = SAMPLERS["tpe"](0)
+    study = optuna.create_study(sampler=sampler)
+    study.enqueue_trial(space.prior_params(sites))
+    for _ in range(12):
+        trial, rates = _ask(study, space, sites)
+        study.tell(trial, (rates["2"] - 0.3) ** 2 + (rates["4"] - 0.1) ** 2)
+    assert study.trials[0].params == {"input": PRIORS["input"], "dense": PRIORS["dense"]}
+    relative = sampler.infer_relative_search_space(study, study.trials[-1])
+    assert set(relative) == {"input", "dense", "scale:2", "scale:4"}

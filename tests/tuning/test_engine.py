@@ -301,3 +301,41 @@ def test_excluded_sites_keep_their_rate_and_are_still_exported(in_tmp):
     path = write_export(config, in_tmp / "best.yaml")
     model = apply_rates(TinyModule(), path)  # strict: a full config applies to a fresh model
     assert get_rates(model) == config["rates"]
+
+
+def test_coarse_to_fine_study_ties_then_refines_per_site_and_exports_the_rates_it_trained(in_tmp):
+    from droptune import apply_rates, get_rates
+    from droptune.export import export_best
+    from droptune.models import MLP
+
+    path = in_tmp / "c2f.yaml"
+    path.write_text(textwrap.dedent(
+        """
+        name: c2f
+        model: {class_path: droptune.models.MLP, init_args: {in_features: 8, hidden: [16, 16], num_classes: 3}}
+        data: {class_path: droptune.testing.TinyDataModule}
+        search: {n_trials: 4, granularity: coarse-to-fine, coarse_trials: 2, pruner: none}
+        trainer: {max_epochs: 1, early_stopping_patience: null, accelerator: cpu}
+        """
+    ))
+    assert main(["tune", str(path)]) == 0
+
+    done = trials("c2f")
+    assert [set(t.params) for t in done] == [{"input", "dense"}] * 2 + [
+        {"input", "dense", "scale:hidden.2", "scale:hidden.5"}] * 2
+    assert done[0].user_attrs["rates"] == {"input_dropout": PRIORS["input"], "hidden.2": PRIORS["dense"],
+                                           "hidden.5": PRIORS["dense"]}
+    for t in done[2:]:  # the rates the trial trained with are the type rate scaled per site
+        assert t.user_attrs["rates"]["hidden.2"] == pytest.approx(
+            min(t.params["dense"] * 2 ** t.params["scale:hidden.2"], 0.7))
+    best = optuna.load_study(study_name="c2f", storage=STORAGE).best_trial
+    model = MLP(in_features=8, hidden=[16, 16], num_classes=3)
+    apply_rates(model, export_best(optuna.load_study(study_name="c2f", storage=STORAGE))["rates"])
+    assert get_rates(model) == pytest.approx(best.user_attrs["rates"])
+
+
+def test_bad_coarse_trials_is_one_clear_error(in_tmp, capsys):
+    path = write_study(in_tmp, extra="")
+    path.write_text(path.read_text().replace("pruner: none}", "pruner: none, coarse_trials: -1}"))
+    assert main(["tune", str(path)]) != 0
+    assert "search.coarse_trials must be a whole number of trials, 0 or more; got -1" in capsys.readouterr().err
