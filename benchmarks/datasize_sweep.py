@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sizes": sizes, "recommended": rec, "spearman": rho,
                 "falls": bool(rho is not None and rho < 0 and rec[0] > rec[-1]),
             }
-    report = {"command": command, "args": {k: json.loads(json.dumps(v, default=str)) for k, v in vars(args).items()},
+    report = {"command": command, "args": {k: sq.portable(v) for k, v in vars(args).items()},
               "wall_seconds": None if wall is None else round(wall, 1),
               "study_seconds": sum(r["seconds"] for r in results), "sweep": {n: {str(s): v for s, v in r.items()} for n, r in table.items()},
               "trend": trend}

@@ -54,6 +54,19 @@ import optuna
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parents[1]
+
+
+def portable(value: Any) -> Any:
+    """Paths as written in a results file: relative to the repository, or just the file name."""
+    if isinstance(value, Path):
+        try:
+            return str(value.resolve().relative_to(ROOT))
+        except ValueError:
+            return value.name
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    return value
 
 # ----------------------------------------------------------------------------- tasks
 
@@ -165,6 +178,8 @@ def _methods() -> dict[str, Method]:
         # Variants: one change each against "droptune".
         Method("dt-type", _engine_sampler("tpe"), _engine_pruner("median"),
                lambda: _droptune_space("type"), True, help="granularity: type (rates tied per layer type)"),
+        Method("dt-site", _engine_sampler("tpe"), _engine_pruner("median"),
+               lambda: _droptune_space("site"), True, help="granularity: site (one variable per dropout layer)"),
         Method("dt-c2f", _engine_sampler("tpe"), _engine_pruner("median"),
                lambda: _droptune_space("coarse-to-fine"), True,
                help="granularity: coarse-to-fine (tied per type for 20 trials, then per-site scales)"),
@@ -798,7 +813,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         old = json.loads(previous.read_text())
         command, wall = old["command"], old["wall_seconds"]
     report = {
-        "command": command, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "command": command, "args": {k: portable(v) for k, v in vars(args).items()},
         "wall_seconds": round(wall, 1), "cpu": os.cpu_count(),
         "cuda": torch.cuda.is_available(), "tasks": summary,
         "trials_to_match": {t: e.get("trials_to_match", {}).get("droptune") for t, e in summary.items()},

@@ -61,7 +61,7 @@ class ClassSpec:
 class SearchSpec:
     """Which sites are tuned, over which ranges, with which sampler and pruner."""
 
-    granularity: Literal["site", "type", "coarse-to-fine", "global"] = "site"
+    granularity: Literal["site", "type", "coarse-to-fine", "global"] = "type"
     coarse_trials: int = 20
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     layer_types: dict[str, str] = field(default_factory=dict)

@@ -53,7 +53,7 @@ class SearchSpace:
     def __init__(
         self,
         *,
-        granularity: Granularity = "site",
+        granularity: Granularity = "type",
         ranges: Mapping[str, tuple[float, float]] | None = None,
         include: Sequence[str] = ("*",),
         exclude: Sequence[str] = (),

@@ -102,7 +102,7 @@ def test_real_study_export_then_apply(tmp_path, monkeypatch, capsys):
     (tmp_path / "tiny.yaml").write_text(
         "name: tinyexport\nmodel: {class_path: droptune.testing.TinyModule}\n"
         "data: {class_path: droptune.testing.TinyDataModule}\n"
-        "search: {n_trials: 3}\ntrainer: {max_epochs: 1}\n"
+        "search: {n_trials: 3, granularity: site}\ntrainer: {max_epochs: 1}\n"
     )
     assert main(["tune", "tiny.yaml"]) == 0
     assert main(["export", "tiny.yaml", "-o", "best.yaml"]) == 0

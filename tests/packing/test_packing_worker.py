@@ -51,7 +51,7 @@ def study_file(in_tmp: Path, stores: tuple[str, str], request: pytest.FixtureReq
                 name: {name}{suffix}
                 model: {{class_path: {model}}}
                 data: {data}
-                search: {{n_trials: 6, sampler: random, pruner: none, heartbeat_interval: null{search}}}
+                search: {{n_trials: 6, sampler: random, pruner: none, granularity: site, heartbeat_interval: null{search}}}
                 trainer: {{max_epochs: 3, early_stopping_patience: null, accelerator: cpu{trainer}}}
                 storage: {storage}
                 tracking_uri: {tracking}

@@ -58,8 +58,9 @@ def test_tied_rates_with_type_granularity(sites):
 
 
 def test_ranges_default_to_design_table_and_can_be_overridden(sites):
-    assert SearchSpace().params(sites)["2"] == RANGES["dense"] == (0.0, 0.7)
-    assert SearchSpace(ranges={"dense": (0.2, 0.3)}).params(sites)["2"] == (0.2, 0.3)
+    assert SearchSpace(granularity="site").params(sites)["2"] == RANGES["dense"] == (0.0, 0.7)
+    assert SearchSpace(granularity="site", ranges={"dense": (0.2, 0.3)}).params(sites)["2"] == (0.2, 0.3)
+    assert SearchSpace().params(sites)["dense"] == RANGES["dense"]  # the default, type
     # global: the widest range over the types present
     assert SearchSpace(granularity="global").params(sites)["dropout"] == (0.0, 0.7)
 
@@ -73,8 +74,10 @@ def test_suggestions_stay_within_ranges(sites):
 
 
 def test_prior_params_are_textbook_rates_clipped_to_range(sites):
-    assert SearchSpace().prior_params(sites) == {"0": PRIORS["input"], "2": PRIORS["dense"], "4": PRIORS["dense"]}
-    assert SearchSpace(ranges={"dense": (0.0, 0.3)}).prior_params(sites)["2"] == 0.3
+    site = SearchSpace(granularity="site")
+    assert site.prior_params(sites) == {"0": PRIORS["input"], "2": PRIORS["dense"], "4": PRIORS["dense"]}
+    assert SearchSpace(granularity="site", ranges={"dense": (0.0, 0.3)}).prior_params(sites)["2"] == 0.3
+    assert SearchSpace().prior_params(sites) == {"input": PRIORS["input"], "dense": PRIORS["dense"]}
     # replaying the prior params gives back the prior rates
     space = SearchSpace(granularity="type")
     fixed = optuna.trial.FixedTrial(space.prior_params(sites))

@@ -30,7 +30,7 @@ def write_study(folder: Path, extra: str = "", name: str = "tiny", model: str = 
             name: {name}
             model: {{class_path: {model}}}
             data: {{class_path: {data}}}
-            search: {{n_trials: 3, sampler: random, pruner: none}}
+            search: {{n_trials: 3, sampler: random, pruner: none, granularity: site}}
             trainer: {{max_epochs: 3, early_stopping_patience: null, accelerator: cpu}}
             """
         )
@@ -291,7 +291,7 @@ def test_excluded_sites_keep_their_rate_and_are_still_exported(in_tmp):
     from droptune.export import export_best, write_export
     from droptune.testing import TinyModule
 
-    study_file = write_study(in_tmp, extra="search: {n_trials: 2, sampler: random, pruner: none, exclude: [input_dropout]}\n")
+    study_file = write_study(in_tmp, extra="search: {n_trials: 2, sampler: random, pruner: none, granularity: site, exclude: [input_dropout]}\n")
     assert main(["tune", str(study_file)]) == 0
     done = trials()
     assert all(set(t.params) == {"dropout"} for t in done)
@@ -336,6 +336,6 @@ def test_coarse_to_fine_study_ties_then_refines_per_site_and_exports_the_rates_i
 
 def test_bad_coarse_trials_is_one_clear_error(in_tmp, capsys):
     path = write_study(in_tmp, extra="")
-    path.write_text(path.read_text().replace("pruner: none}", "pruner: none, coarse_trials: -1}"))
+    path.write_text(path.read_text().replace("granularity: site}", "granularity: site, coarse_trials: -1}"))
     assert main(["tune", str(path)]) != 0
     assert "search.coarse_trials must be a whole number of trials, 0 or more; got -1" in capsys.readouterr().err
