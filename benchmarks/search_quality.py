@@ -145,9 +145,12 @@ class Method:
     help: str = ""
 
 
-def _droptune_space(granularity: str = "site", ranges: Mapping[str, tuple[float, float]] | None = None) -> Any:
+def _droptune_space(granularity: str | None = None, ranges: Mapping[str, tuple[float, float]] | None = None) -> Any:
+    """droptune's SearchSpace: its own default granularity unless a variant names one."""
     from droptune.space import SearchSpace
 
+    if granularity is None:
+        return SearchSpace(ranges=ranges)
     return SearchSpace(granularity=granularity, ranges=ranges)  # type: ignore[arg-type]
 
 

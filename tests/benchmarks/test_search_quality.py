@@ -37,6 +37,16 @@ def test_trials_to_match_is_one_based_and_none_when_never_reached(sq):
     assert sq.trials_to_match(curve, 0.5) is None
 
 
+def test_the_droptune_method_is_the_engines_default_search(sq):
+    from droptune.config import SearchSpec
+    from droptune.tuning._factories import SAMPLERS
+
+    method = sq._methods()["droptune"]
+    assert method.space().granularity == SearchSpec().granularity
+    assert method.prior
+    assert type(method.sampler(0)) is type(SAMPLERS[SearchSpec().sampler](0))
+
+
 def _study(method, seed, values, accuracy):
     return {
         "task": "t", "method": method, "seed": seed, "train_size": 10,
