@@ -23,7 +23,7 @@ from droptune.exceptions import ConfigError, StudyError
 from droptune.recommend._importance import variable_importances
 from droptune.recommend._trials import rank_trials, site_rates, site_types, type_rates
 from droptune.sites import LAYER_TYPES
-from droptune.space import GLOBAL_PARAM, PRIORS
+from droptune.space import GLOBAL_PARAM, PRIORS, SCALE_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class SiteRecommendation:
 
     Attributes are those of :class:`Recommendation`, for a single ``site`` of type
     ``layer_type``; ``importance`` is that of the variable setting the site (shared by
-    all the sites tied to one variable with granularity ``type`` or ``global``).
+    all the sites tied to one variable with granularity ``type``, ``coarse-to-fine`` or
+    ``global``).
     """
 
     site: str
@@ -212,8 +213,11 @@ def _setters(trial: FrozenTrial) -> dict[str, str] | None:
 
     Granularity ``site`` names a variable after each site, ``type`` after each layer type
     and ``global`` has the one variable ``dropout`` (a site may itself be named "dropout").
+    ``coarse-to-fine`` trials are read as ``type``: their per-site scales exist only in
+    the fine phase, so they never have an importance of their own.
     """
-    params, types = set(trial.params), site_types(trial)
+    params = {p for p in trial.params if not p.startswith(SCALE_PREFIX)}
+    types = site_types(trial)
     sites = list(site_rates(trial))
     if params == set(sites):
         return {s: s for s in sites}

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from droptune.exceptions import ConfigError, StudyError
@@ -153,6 +154,22 @@ def test_tied_granularities_read_the_trial_attributes(make_study, add_trial, gra
         assert recs["input"].importance == recs["dense"].importance == 1.0
     else:
         assert recs["input"].importance + recs["dense"].importance == pytest.approx(1.0)
+
+
+def test_coarse_to_fine_importance_is_that_of_the_type_variables(make_study, add_trial):
+    """Fine-phase trials also carry per-site scales; the best one still maps its sites to types."""
+    study = make_study()
+    ten_trials(study, add_trial, granularity="type")
+    for trial in study.get_trials(deepcopy=False):  # replay them as the fine phase: scale 0 = the type rate
+        params = {**trial.params, "scale:fc.1": 0.0, "scale:fc.4": 0.0}
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: FloatDistribution(-1.0, 1.0) for k in params},
+            value=trial.value - 10, user_attrs=trial.user_attrs))
+    per_variable, _ = variable_importances(study)
+    assert set(per_variable) == {"input", "dense"}  # the scales are missing from the coarse trials
+    recs = {r.layer_type: r for r in recommend(study, top=0.3)}
+    assert recs["input"].importance == pytest.approx(per_variable["input"])
+    assert recs["dense"].importance == pytest.approx(per_variable["dense"])
 
 
 def test_single_variable_has_all_the_importance(make_study, add_trial):
