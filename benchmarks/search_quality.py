@@ -168,7 +168,6 @@ def _engine_pruner(name: str) -> Callable[[Any], optuna.pruners.BasePruner]:
 
 def _methods() -> dict[str, Method]:
     vanilla_pruner = lambda spec: optuna.pruners.MedianPruner()  # noqa: E731
-    tpe_mv = lambda **kw: (lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, **kw))  # noqa: E731
     methods = [
         Method("prior", _engine_sampler("tpe"), _engine_pruner("median"), _droptune_space, True, True,
                "the textbook rates alone (droptune's trial 0)"),
@@ -180,16 +179,17 @@ def _methods() -> dict[str, Method]:
                help="droptune's defaults (engine's sampler, pruner, space, prior trial)"),
         # Variants: one change each against "droptune".
         Method("dt-type", _engine_sampler("tpe"), _engine_pruner("median"),
-               lambda: _droptune_space("type"), True, help="granularity: type (rates tied per layer type)"),
+               lambda: _droptune_space("type"), True,
+               help="granularity: type (now the default; kept so the run that chose it can be repeated)"),
         Method("dt-site", _engine_sampler("tpe"), _engine_pruner("median"),
                lambda: _droptune_space("site"), True, help="granularity: site (one variable per dropout layer)"),
         Method("dt-c2f", _engine_sampler("tpe"), _engine_pruner("median"),
                lambda: _droptune_space("coarse-to-fine"), True,
                help="granularity: coarse-to-fine (tied per type for 20 trials, then per-site scales)"),
-        Method("dt-startup5", tpe_mv(n_startup_trials=5), _engine_pruner("median"), _droptune_space, True,
-               help="TPE(multivariate, n_startup_trials=5)"),
-        Method("dt-group", tpe_mv(group=True), _engine_pruner("median"), _droptune_space, True,
-               help="TPE(multivariate, group=True)"),
+        Method("dt-startup10", lambda seed: optuna.samplers.TPESampler(
+                   seed=seed, multivariate=True, group=True, n_startup_trials=10),
+               _engine_pruner("median"), _droptune_space, True,
+               help="TPE with Optuna's 10 start-up trials (the default before 5)"),
         Method("dt-gp", _engine_sampler("gp"), _engine_pruner("median"), _droptune_space, True,
                help="GPSampler"),
         Method("dt-gp5", lambda seed: optuna.samplers.GPSampler(seed=seed, n_startup_trials=5),
