@@ -18,8 +18,7 @@ import yaml
 
 from droptune.exceptions import ConfigError
 from droptune.recommend import best_trial, find_trial
-from droptune.recommend._trials import site_rates, site_types
-from droptune.tuning._objective import MODEL_RATES_ATTR, MODEL_TYPES_ATTR
+from droptune.record import model_rates, model_types
 
 __all__ = ["EXPORT_FORMATS", "export_best", "format_from_path", "render_export", "write_export"]
 
@@ -50,8 +49,8 @@ def export_best(study: optuna.Study, *, trial: int | None = None) -> dict[str, A
         "direction": study.direction.name.lower(),
         # A study that tuned only some sites (include/exclude) records the whole model's
         # rates too: an exported config is complete, so apply_rates(model, file) can be strict.
-        "rates": dict(chosen.user_attrs.get(MODEL_RATES_ATTR) or site_rates(chosen)),
-        "layer_types": dict(chosen.user_attrs.get(MODEL_TYPES_ATTR) or site_types(chosen)),
+        "rates": model_rates(chosen),
+        "layer_types": model_types(chosen),
     }
 
 

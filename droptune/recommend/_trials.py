@@ -1,7 +1,7 @@
 """Reading a droptune study's trials back: ranking, rates per site and per layer type.
 
 Every trial run by droptune carries its rates as Optuna user attributes (``rates``,
-``layer_types``, ``rates_by_type``, set by :func:`droptune.tuning.run_trial`); these are
+``layer_types``, ``rates_by_type``: see :mod:`droptune.record`); these are
 read as they are, whatever the study's granularity, rather than re-derived from params.
 """
 
@@ -14,14 +14,34 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from droptune.exceptions import StudyError
+from droptune.record import (
+    CURVE_ATTR,
+    PRIOR_ATTR,
+    RATES_ATTR,
+    TYPE_RATES_ATTR,
+    TYPES_ATTR,
+    site_rates,
+    site_types,
+    type_rates,
+)
 
 log = logging.getLogger(__name__)
 
-RATES_ATTR = "rates"
-TYPES_ATTR = "layer_types"
-TYPE_RATES_ATTR = "rates_by_type"
-CURVE_ATTR = "curve"
-PRIOR_ATTR = "prior"
+# The trial record's keys and readers are re-exported for this package's modules.
+__all__ = [
+    "CURVE_ATTR",
+    "PRIOR_ATTR",
+    "RATES_ATTR",
+    "TYPES_ATTR",
+    "TYPE_RATES_ATTR",
+    "best_trial",
+    "complete_trials",
+    "find_trial",
+    "rank_trials",
+    "site_rates",
+    "site_types",
+    "type_rates",
+]
 
 
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -52,32 +72,6 @@ def rank_trials(study: optuna.Study) -> list[FrozenTrial]:
         return infeasible, sign * float(trial.value), trial.number  # type: ignore[arg-type]
 
     return sorted(complete_trials(study), key=key)
-
-
-def site_rates(trial: FrozenTrial) -> dict[str, float]:
-    """``{site name: rate}`` of a trial, from its ``rates`` user attribute."""
-    return {str(k): float(v) for k, v in trial.user_attrs.get(RATES_ATTR, {}).items()}
-
-
-def site_types(trial: FrozenTrial) -> dict[str, str]:
-    """``{site name: layer type}`` of a trial, from its ``layer_types`` user attribute."""
-    return {str(k): str(v) for k, v in trial.user_attrs.get(TYPES_ATTR, {}).items()}
-
-
-def type_rates(trial: FrozenTrial) -> dict[str, float]:
-    """``{layer type: rate}`` of a trial (the mean over its sites with granularity ``site``).
-
-    Read from the ``rates_by_type`` user attribute; a trial without it falls back to the
-    mean of its ``rates`` per type.
-    """
-    by_type = trial.user_attrs.get(TYPE_RATES_ATTR)
-    if isinstance(by_type, dict):
-        return {str(k): float(v) for k, v in by_type.items()}
-    types = site_types(trial)
-    groups: dict[str, list[float]] = {}
-    for name, rate in site_rates(trial).items():
-        groups.setdefault(types.get(name, "dense"), []).append(rate)
-    return {t: sum(v) / len(v) for t, v in groups.items()}
 
 
 def find_trial(study: optuna.Study, number: int) -> FrozenTrial:

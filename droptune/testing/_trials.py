@@ -8,8 +8,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from droptune.space import GLOBAL_PARAM
-from droptune.tuning._objective import (
+from droptune.record import (
     CURVE_ATTR,
     PRIOR_ATTR,
     RATES_ATTR,
@@ -17,6 +16,7 @@ from droptune.tuning._objective import (
     TYPES_ATTR,
     rates_by_type,
 )
+from droptune.space import GLOBAL_PARAM
 
 
 def add_trial(

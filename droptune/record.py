@@ -1,0 +1,269 @@
+"""The trial record: what a droptune trial writes to Optuna and MLflow, and how it is read back.
+
+Every name a trial carries is defined here once: the Optuna user-attribute keys, the MLflow
+params, metrics and tags, the run summary and the gap constraint. The engine writes a trial
+through :func:`start_attrs`, :func:`run_params`, :func:`finish_attrs`, :func:`run_summary`
+and :func:`gap_constraint`; recommend, export, benchmarks and tests read one back through
+:func:`site_rates`, :func:`site_types`, :func:`type_rates`, :func:`model_rates`,
+:func:`model_types` and :func:`gap_curve`.
+
+Optuna user attributes stay scalar or small (optuna-dashboard shows each as one table cell):
+per-epoch losses live in MLflow (metrics :data:`EPOCH_METRICS`, step = epoch); the trial keeps
+only its gap curve, one float per epoch, for the report's plot.
+
+This module imports nothing heavy: code that only reads records need not import the engine.
+
+Example:
+    >>> rates, types = {"head.1": 0.2, "head.4": 0.4, "embed": 0.1}, {"head.1": "dense", "head.4": "dense", "embed": "input"}
+    >>> rates_by_type(rates, types)
+    {'dense': 0.30000000000000004, 'input': 0.1}
+    >>> sorted(run_params(rates, types))[:3]
+    ['rate.dense', 'rate.embed', 'rate.head.1']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+__all__ = [
+    "BEST_EPOCH_ATTR",
+    "CURVE_ATTR",
+    "EPOCHS_ATTR",
+    "EPOCH_METRICS",
+    "GAP_ATTR",
+    "GAP_CONSTRAINT",
+    "MODEL_RATES_ATTR",
+    "MODEL_TYPES_ATTR",
+    "PACK_ATTR",
+    "PARENT_RUN_ATTR",
+    "PARENT_TAG",
+    "PRIOR_ATTR",
+    "PROCESS_ATTR",
+    "RATES_ATTR",
+    "RATE_PARAM",
+    "REASON_ATTR",
+    "REASON_TAG",
+    "ROLE_TAG",
+    "RUN_STATUS",
+    "STATE_TAG",
+    "STUDY_TAG",
+    "TRIAL_TAG",
+    "TYPES_ATTR",
+    "TYPE_PARAM",
+    "TYPE_RATES_ATTR",
+    "TrialResult",
+    "WORKER_ATTR",
+    "best_record",
+    "finish_attrs",
+    "gap_constraint",
+    "gap_curve",
+    "model_rates",
+    "model_types",
+    "rates_by_type",
+    "run_params",
+    "run_summary",
+    "site_rates",
+    "site_types",
+    "start_attrs",
+    "type_rates",
+]
+
+# --- Optuna user attributes of a trial -------------------------------------------------------
+RATES_ATTR = "rates"  # {site: rate} of the tuned sites
+TYPES_ATTR = "layer_types"  # {site: layer type} of the tuned sites
+TYPE_RATES_ATTR = "rates_by_type"  # {layer type: mean rate}
+# Every site of the model, tuned or not (include/exclude), in discover order: what export
+# writes. Set only when some sites are not tuned.
+MODEL_RATES_ATTR = "model_rates"
+MODEL_TYPES_ATTR = "model_layer_types"
+CURVE_ATTR = "curve"  # {"overfit_gap": [one float per epoch]}
+BEST_EPOCH_ATTR = "best_epoch"
+GAP_ATTR = "overfit_gap"  # the gap at the best epoch
+EPOCHS_ATTR = "epochs"
+REASON_ATTR = "fail_reason"
+PRIOR_ATTR = "prior"  # the enqueued textbook-prior trial
+PACK_ATTR = "pack"  # size of the population a packed trial was trained in
+WORKER_ATTR = "worker"  # "host:pid" of the process running the trial
+PROCESS_ATTR = "worker_process"  # "pid-namespace:start-time" of that process
+# Optuna study attribute: the MLflow parent run (its presence means "prepared, ready to join").
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+# Name of the Optuna trial constraint (best epoch's gap - max_gap; feasible when <= 0).
+GAP_CONSTRAINT = "overfit_gap"
+REASON_LIMIT = 2000  # characters of a failure reason kept as a user attribute
+
+# --- MLflow ----------------------------------------------------------------------------------
+RATE_PARAM = "rate."  # rate.<site> per site, rate.<layer type> per type
+TYPE_PARAM = "type."  # type.<site>
+# Per-epoch metrics (step = epoch): as trained, both losses in eval mode, and their gap.
+EPOCH_METRICS = ("train_loss", "train_loss_eval", "val_loss", "val_acc", "overfit_gap")
+ROLE_TAG = "droptune.role"  # "study" (parent run) or "trial" (child run)
+STUDY_TAG = "droptune.study"
+TRIAL_TAG = "droptune.trial_number"
+STATE_TAG = "droptune.state"  # running, complete, pruned, failed
+REASON_TAG = "droptune.reason"
+PARENT_TAG = "mlflow.parentRunId"
+# A trial's end state -> MLflow run status.
+RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+
+
+@dataclass
+class TrialResult:
+    """How a trial ended: ``state`` is ``complete``, ``pruned`` or ``failed``.
+
+    Attributes:
+        state: ``complete``, ``pruned`` or ``failed``.
+        value: The objective value (the best epoch's metric) of a complete trial.
+        reason: Why it was pruned or failed.
+        history: One record per epoch (``epoch`` and the :data:`EPOCH_METRICS` measured).
+    """
+
+    state: str
+    value: float | None = None
+    reason: str | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def best_record(history: Sequence[Mapping[str, float]], metric: str, direction: str) -> dict[str, float]:
+    """The epoch record with the best ``metric`` (a trial's value is this, not the last epoch's).
+
+    Example:
+        >>> best_record([{"epoch": 0, "val_loss": 2.0}, {"epoch": 1, "val_loss": 1.5}], "val_loss", "minimize")
+        {'epoch': 1, 'val_loss': 1.5}
+    """
+    sign = 1.0 if direction == "minimize" else -1.0
+    return dict(min(history, key=lambda r: sign * r[metric]))
+
+
+def rates_by_type(rates: Mapping[str, float], layer_types: Mapping[str, str]) -> dict[str, float]:
+    """Mean rate per layer type (sites missing from ``layer_types`` count as ``dense``)."""
+    groups: dict[str, list[float]] = {}
+    for name, rate in rates.items():
+        groups.setdefault(layer_types.get(name, "dense"), []).append(float(rate))
+    return {t: sum(v) / len(v) for t, v in groups.items()}
+
+
+def start_attrs(
+    rates: Mapping[str, float],
+    layer_types: Mapping[str, str],
+    *,
+    model_rates: Mapping[str, float] | None = None,
+    model_types: Mapping[str, str] | None = None,
+    pack: int | None = None,
+) -> dict[str, Any]:
+    """The user attributes a trial sets once its rates are chosen, before it trains.
+
+    Args:
+        rates: ``{site: rate}`` of the tuned sites.
+        layer_types: ``{site: layer type}`` of the tuned sites.
+        model_rates: Every site's rate, when some sites are not tuned (else None).
+        model_types: Every site's layer type, likewise.
+        pack: Population size of a packed trial (None: trained alone).
+    """
+    attrs: dict[str, Any] = {
+        RATES_ATTR: dict(rates),
+        TYPES_ATTR: dict(layer_types),
+        TYPE_RATES_ATTR: rates_by_type(rates, layer_types),
+    }
+    if model_rates is not None and model_types is not None and len(model_rates) > len(rates):
+        attrs[MODEL_RATES_ATTR] = dict(model_rates)
+        attrs[MODEL_TYPES_ATTR] = dict(model_types)
+    if pack is not None:
+        attrs[PACK_ATTR] = pack
+    return attrs
+
+
+def run_params(rates: Mapping[str, float], layer_types: Mapping[str, str]) -> dict[str, str]:
+    """The MLflow params of a trial's child run.
+
+    ``rate.<site>`` and ``type.<site>`` per site, and ``rate.<layer type>`` (the mean over
+    that type's sites) per type; a type whose name is also a site's path gets
+    ``rate.<layer type>.mean`` so that neither hides the other.
+    """
+    params = {f"{RATE_PARAM}{n}": f"{round(float(r), 6)}" for n, r in rates.items()}
+    params.update({f"{TYPE_PARAM}{n}": str(t) for n, t in layer_types.items()})
+    for layer_type, rate in rates_by_type(rates, layer_types).items():
+        key = f"{RATE_PARAM}{layer_type}"
+        params[f"{key}.mean" if key in params else key] = f"{round(rate, 6)}"
+    return params
+
+
+def finish_attrs(result: TrialResult, metric: str, direction: str) -> dict[str, Any]:
+    """The user attributes a trial sets once it has trained: gap curve, best epoch, reason."""
+    attrs: dict[str, Any] = {}
+    if result.history:
+        attrs[CURVE_ATTR] = {GAP_ATTR: [float(r.get(GAP_ATTR, math.nan)) for r in result.history]}
+    finite = _finite(result.history, metric)
+    if finite and result.state != "failed":
+        best = best_record(finite, metric, direction)
+        attrs.update({BEST_EPOCH_ATTR: int(best["epoch"]), GAP_ATTR: best[GAP_ATTR], EPOCHS_ATTR: len(result.history)})
+    if result.reason and result.state == "failed":
+        attrs[REASON_ATTR] = result.reason[:REASON_LIMIT]
+    return attrs
+
+
+def gap_constraint(result: TrialResult, metric: str, direction: str, max_gap: float | None) -> float | None:
+    """The :data:`GAP_CONSTRAINT` value (the best epoch's gap minus ``max_gap``), or None.
+
+    None when the study sets no ``max_gap`` or the trial failed or has no finite epoch.
+    """
+    finite = _finite(result.history, metric)
+    if max_gap is None or not finite or result.state == "failed":
+        return None
+    return best_record(finite, metric, direction)[GAP_ATTR] - max_gap
+
+
+def run_summary(result: TrialResult, metric: str, direction: str) -> dict[str, float]:
+    """The summary metrics of a trial's child run: ``best_<metric>``, ``best_epoch``, ``best_overfit_gap``."""
+    finite = _finite(result.history, metric)
+    if not finite:
+        return {}
+    best = best_record(finite, metric, direction)
+    return {f"best_{metric}": best[metric], "best_epoch": best["epoch"], "best_overfit_gap": best[GAP_ATTR]}
+
+
+def _finite(history: Sequence[Mapping[str, float]], metric: str) -> list[Mapping[str, float]]:
+    return [r for r in history if math.isfinite(r.get(metric, math.nan)) and GAP_ATTR in r]
+
+
+# --- reading a trial back ---------------------------------------------------------------------
+def site_rates(trial: FrozenTrial) -> dict[str, float]:
+    """``{site name: rate}`` of a trial's tuned sites."""
+    return {str(k): float(v) for k, v in trial.user_attrs.get(RATES_ATTR, {}).items()}
+
+
+def site_types(trial: FrozenTrial) -> dict[str, str]:
+    """``{site name: layer type}`` of a trial's tuned sites."""
+    return {str(k): str(v) for k, v in trial.user_attrs.get(TYPES_ATTR, {}).items()}
+
+
+def type_rates(trial: FrozenTrial) -> dict[str, float]:
+    """``{layer type: rate}`` of a trial (the mean over its sites with granularity ``site``).
+
+    Read from :data:`TYPE_RATES_ATTR`; a trial without it falls back to the mean of its
+    site rates per type.
+    """
+    by_type = trial.user_attrs.get(TYPE_RATES_ATTR)
+    if isinstance(by_type, dict):
+        return {str(k): float(v) for k, v in by_type.items()}
+    return rates_by_type(site_rates(trial), site_types(trial))
+
+
+def model_rates(trial: FrozenTrial) -> dict[str, float]:
+    """Every site's rate (tuned or not): what an exported config holds."""
+    return {str(k): float(v) for k, v in (trial.user_attrs.get(MODEL_RATES_ATTR) or site_rates(trial)).items()}
+
+
+def model_types(trial: FrozenTrial) -> dict[str, str]:
+    """Every site's layer type (tuned or not)."""
+    return {str(k): str(v) for k, v in (trial.user_attrs.get(MODEL_TYPES_ATTR) or site_types(trial)).items()}
+
+
+def gap_curve(trial: FrozenTrial) -> list[float]:
+    """The trial's overfitting gap per epoch (empty if it recorded none)."""
+    return [float(v) for v in (trial.user_attrs.get(CURVE_ATTR) or {}).get(GAP_ATTR, [])]
