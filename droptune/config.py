@@ -1,32 +1,52 @@
 """Study files: YAML parsed into frozen dataclasses, validated once at load.
 
-Every key is optional except ``name``, ``model`` and ``data``. Unknown keys, wrong types,
-bad ranges and unknown names raise one :class:`~droptune.exceptions.ConfigError` naming the
-file and the key path; nothing is created on disk before a study file has passed.
+Every key is optional except ``name``, ``model`` and ``data``. Unknown keys, repeated keys,
+wrong types, bad ranges and unknown names raise one :class:`~droptune.exceptions.ConfigError`
+naming the file (or the command-line flag) and the key path; nothing is created on disk
+before a study file has passed. Every value check is declared in one table,
+:data:`PARAMETER_CONSTRAINTS`, and worded by one template.
+
+Relative SQLite stores in a study file (and the defaults) live in the study's *project
+folder*: the nearest folder above the study file holding ``mlruns/``, ``pyproject.toml`` or
+``.git``, else the study file's own folder. So the same study file resumes the same study
+from any working directory. Stores given as flags are relative to the working directory.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import math
 import os
 import sys
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, get_args
 
-import yaml
-
+from droptune._constraints import (
+    Interval,
+    InvalidValue,
+    Keys,
+    NonEmpty,
+    Options,
+    Pair,
+    Rule,
+    check_rules,
+    message,
+)
+from droptune._io import read_text_file, safe_load_unique
+from droptune._schema import build_dataclass
 from droptune.exceptions import ConfigError, StudyError
 from droptune.sites import LAYER_TYPES
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
-GRANULARITIES = ("site", "type", "global")
+GRANULARITIES = ("site", "type", "coarse-to-fine", "global")
+DIRECTIONS = ("minimize", "maximize")
+DEFAULT_STORAGE = "sqlite:///studies/droptune.db"
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+# What marks a study's project folder, where its relative stores live.
+PROJECT_MARKERS = ("mlruns", "pyproject.toml", ".git")
+SEED_MAX = 2**32 - 1  # numpy's and Lightning's seeds are unsigned 32-bit
 
 
 @dataclass(frozen=True)
@@ -108,8 +128,8 @@ class StudySpec:
     objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
     trainer: TrainerSpec = field(default_factory=TrainerSpec)
     loss: str | None = None
-    storage: str = "sqlite:///studies/droptune.db"
-    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    storage: str = DEFAULT_STORAGE
+    tracking_uri: str = DEFAULT_TRACKING_URI
     seed: int = 0
     source: str | None = None  # the file it came from, for messages and the MLflow artifact
 
@@ -129,6 +149,105 @@ OVERRIDES = {
 }
 
 
+def _packed(spec: StudySpec) -> bool:
+    return spec.search.pack > 1
+
+
+def _lightning_precisions() -> tuple[str, ...]:
+    from lightning.fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+
+    return get_args(_PRECISION_INPUT_STR) + get_args(_PRECISION_INPUT_STR_ALIAS)
+
+
+def _lightning_accelerators() -> tuple[str, ...]:
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    return ("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators()))
+
+
+def _packed_precisions() -> tuple[str, ...]:
+    from droptune.packing._setup import PRECISIONS  # lazily: packing imports this module
+
+    return tuple(PRECISIONS)
+
+
+_PACKED_FIX = "Packed training (search.pack > 1) supports only these; use search.pack: 1 otherwise."
+_RATE = Interval(0.0, 1.0 - 1e-12)  # a drop probability in [0, 1)
+
+# Every value check of a study file, by key path (sklearn's `_parameter_constraints` idea).
+# Types of the structure (mappings, lists, strings) come from the dataclasses above.
+PARAMETER_CONSTRAINTS: dict[str, Rule | tuple[Rule, ...]] = {
+    "name": Rule(NonEmpty()),
+    "search.granularity": Rule(Options(GRANULARITIES)),
+    "search.coarse_trials": Rule(Interval(0, integer=True)),
+    "search.ranges.*": Rule(Pair(_RATE), keys=Keys(LAYER_TYPES), fix="Rates are drop probabilities in [0, 1)."),
+    "search.layer_types.*": Rule(Options(LAYER_TYPES)),
+    "search.sampler": Rule(Options(SAMPLERS)),
+    "search.pruner": Rule(Options(PRUNERS)),
+    "search.n_trials": Rule(Interval(1, integer=True)),
+    "search.timeout": Rule(Interval(0, low_open=True), allow_none=True, fix="Seconds; null means no time limit."),
+    "search.pack": Rule(Interval(1, integer=True)),
+    "search.workers": Rule(Interval(1, integer=True)),
+    "search.workers_per_gpu": Rule(Interval(1, integer=True), allow_none=True),
+    "search.heartbeat_interval": Rule(
+        Interval(0, integer=True), allow_none=True, fix="Seconds; 0 or null turns heartbeats off."
+    ),
+    "objective.metric": Rule(NonEmpty()),
+    "objective.direction": Rule(Options(DIRECTIONS)),
+    "objective.max_gap": Rule(Interval(), allow_none=True),
+    "trainer.max_epochs": Rule(Interval(1, integer=True)),
+    "trainer.early_stopping_patience": Rule(Interval(1, integer=True), allow_none=True),
+    # Packed populations (search.pack > 1) are refused at load time, not after the stores exist.
+    "trainer.accelerator": (
+        Rule(Options(_lightning_accelerators)),
+        Rule(Options(("auto", "cpu", "gpu", "cuda")), when=_packed, fix=_PACKED_FIX),
+    ),
+    "trainer.devices": Rule(Interval(1, integer=True)),
+    "trainer.precision": (
+        Rule(Options(_lightning_precisions)),
+        Rule(Options(_packed_precisions), when=_packed, fix=_PACKED_FIX),
+    ),
+    "storage": Rule(NonEmpty()),
+    "tracking_uri": Rule(NonEmpty()),
+    "seed": Rule(Interval(0, SEED_MAX, integer=True), fix="Seeds are unsigned 32-bit integers."),
+}
+
+
+def project_root(study_file: str | os.PathLike[str]) -> Path:
+    """The folder a study file's relative stores live in.
+
+    The nearest folder above the study file (its own included) holding ``mlruns/``,
+    ``pyproject.toml`` or ``.git``; else the study file's folder.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> (root / "mlruns").mkdir(); (root / "studies").mkdir()
+        >>> project_root(root / "studies" / "s.yaml") == root
+        True
+    """
+    folder = Path(study_file).resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / "mlruns").is_dir() or any((candidate / m).exists() for m in PROJECT_MARKERS[1:]):
+            return candidate
+    return folder
+
+
+def resolve_sqlite_url(url: str, base: str | os.PathLike[str]) -> str:
+    """Make a relative SQLite URL absolute against folder ``base``; other URLs are unchanged.
+
+    Example:
+        >>> resolve_sqlite_url("sqlite:///studies/droptune.db", "/srv/project")
+        'sqlite:////srv/project/studies/droptune.db'
+        >>> resolve_sqlite_url("postgresql+psycopg://db/x", "/srv/project")
+        'postgresql+psycopg://db/x'
+    """
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str(Path(base, url.removeprefix(prefix)).resolve())
+    return url
+
+
 def absolute_sqlite_url(url: str) -> str:
     """Make a relative SQLite URL absolute against the current directory.
 
@@ -136,10 +255,7 @@ def absolute_sqlite_url(url: str) -> str:
     front, matters because MLflow caches its stores by URI string: a relative URI reused
     after a change of directory would silently write to the first directory's database.
     """
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-        return prefix + str(Path(url.removeprefix(prefix)).resolve())
-    return url
+    return resolve_sqlite_url(url, Path.cwd())
 
 
 def require_sqlite_store(url: str, *, what: str, flag: str) -> None:
@@ -163,26 +279,34 @@ def require_sqlite_store(url: str, *, what: str, flag: str) -> None:
 def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> StudySpec:
     """Read and validate a study file.
 
+    Relative SQLite stores of the file (and the default ones) are made absolute against the
+    study's :func:`project_root`; relative ones given in ``overrides`` against the current
+    directory, as a shell user expects of a flag.
+
     Args:
-        path: A YAML study file.
+        path: A YAML study file (UTF-8).
         overrides: Values that replace the file's, keyed as in :data:`OVERRIDES`
-            (``n_trials``, ``storage``...); None values are ignored.
+            (``n_trials``, ``storage``...); None values are ignored. They are checked by
+            the same table, and a bad one is reported under its flag (``--n-trials``).
 
     Returns:
         The validated study.
 
     Raises:
-        ConfigError: Naming the file and the key path of the first problem found.
+        ConfigError: Naming the file (or flag) and the key path of the first problem found.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read study file {path}: {err.strerror}.") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    data = safe_load_unique(read_text_file(path, what="study file"), source=str(path))
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a study file is a mapping with at least 'name', 'model' and 'data'.")
+        raise ConfigError(
+            f"{path}: a study file is a mapping with at least 'name', 'model' and 'data'; "
+            f"got {type(data).__name__ if data is not None else 'an empty file'}."
+        )
+    root = project_root(path)
+    for key in ("storage", "tracking_uri"):
+        if isinstance(data.get(key), str):
+            data[key] = resolve_sqlite_url(data[key], root)
+    flags = {}
     for key, value in (overrides or {}).items():
         if value is not None:
             *parents, leaf = OVERRIDES[key]
@@ -190,11 +314,17 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Non
             for parent in parents:
                 node = node.setdefault(parent, {})
             if isinstance(node, dict):  # otherwise validation reports the bad section
-                node[leaf] = value
+                node[leaf] = resolve_sqlite_url(value, Path.cwd()) if key in ("storage", "tracking_uri") else value
+                flags[".".join(OVERRIDES[key])] = "--" + key.replace("_", "-")
+    data.setdefault("storage", resolve_sqlite_url(DEFAULT_STORAGE, root))
+    data.setdefault("tracking_uri", resolve_sqlite_url(DEFAULT_TRACKING_URI, root))
     data["source"] = str(path)
     try:
-        spec = _build(StudySpec, data, "")
+        spec = build_dataclass(StudySpec, data, "", shorthands={ClassSpec: "class_path"})
         _check(spec)
+    except InvalidValue as err:
+        flag = flags.get(err.key)
+        raise ConfigError(f"{flag} (overrides {path}): {err}" if flag else f"{path}: {err}") from None
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
     return spec
@@ -202,56 +332,30 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Non
 
 def spec_from_dict(data: Mapping[str, Any]) -> StudySpec:
     """Validate a study given as a mapping (the parsed YAML) instead of a file."""
-    spec = _build(StudySpec, dict(data), "")
+    spec = build_dataclass(StudySpec, dict(data), "", shorthands={ClassSpec: "class_path"})
     _check(spec)
     return spec
 
 
 def _check(spec: StudySpec) -> None:
-    if not spec.name.strip():
-        raise ConfigError("name must be a non-empty string.")
-    search = spec.search
-    for layer_type, (low, high) in search.ranges.items():
-        key = f"search.ranges.{layer_type}"
-        if layer_type not in LAYER_TYPES:
-            raise ConfigError(f"{key}: unknown layer type {layer_type!r}; valid: {', '.join(LAYER_TYPES)}.")
-        for bound in (low, high):
-            if not 0.0 <= bound < 1.0:
-                raise ConfigError(f"{key}: bounds must be drop probabilities in [0, 1); got [{low}, {high}].")
-        if low > high:
-            raise ConfigError(f"{key}: low must not exceed high; got [{low}, {high}].")
-    for pattern, layer_type in search.layer_types.items():
-        if layer_type not in LAYER_TYPES:
-            raise ConfigError(
-                f"search.layer_types.{pattern}: unknown layer type {layer_type!r}; valid: {', '.join(LAYER_TYPES)}."
-            )
-    _positive("search.n_trials", search.n_trials)
-    if search.coarse_trials < 0:
-        raise ConfigError(f"search.coarse_trials must be a whole number of trials, 0 or more; got {search.coarse_trials}.")
-    _positive("search.pack", search.pack)
-    _positive("search.workers", search.workers)
-    if search.workers_per_gpu is not None:
-        _positive("search.workers_per_gpu", search.workers_per_gpu)
-    if search.heartbeat_interval is not None and search.heartbeat_interval < 0:
-        raise ConfigError(
-            "search.heartbeat_interval must be a whole number of seconds (0 or null turns "
-            f"heartbeats off); got {search.heartbeat_interval}."
-        )
-    _positive("trainer.max_epochs", spec.trainer.max_epochs)
-    _positive("trainer.devices", spec.trainer.devices)
-    if spec.trainer.early_stopping_patience is not None:
-        _positive("trainer.early_stopping_patience", spec.trainer.early_stopping_patience)
-    if search.timeout is not None and search.timeout <= 0:
-        raise ConfigError(f"search.timeout must be a positive number of seconds or null; got {search.timeout}.")
-    if spec.objective.max_gap is not None and not math.isfinite(spec.objective.max_gap):
-        raise ConfigError(f"objective.max_gap must be a finite number or null; got {spec.objective.max_gap}.")
+    check_rules(spec, PARAMETER_CONSTRAINTS)
+    if _packed(spec) and spec.loss is not None:
+        _check_loss(spec.loss)
     _check_class(spec.model, "model", "lightning.pytorch.LightningModule")
     _check_class(spec.data, "data", "lightning.pytorch.LightningDataModule")
 
 
-def _positive(key: str, value: int) -> None:
-    if value < 1:
-        raise ConfigError(f"{key} must be a positive integer; got {value}.")
+def _check_loss(loss: str) -> None:
+    from droptune.packing._setup import LOSSES
+
+    if loss in LOSSES:
+        return
+    if "." not in loss:
+        raise InvalidValue("loss", message("loss", f"one of: {', '.join(LOSSES)}, or a dotted path", loss))
+    try:
+        ClassSpec(class_path=loss).resolve()
+    except ConfigError as err:
+        raise ConfigError(f"loss: {err}") from None
 
 
 def _check_class(spec: ClassSpec, key: str, base_path: str) -> None:
@@ -264,67 +368,3 @@ def _check_class(spec: ClassSpec, key: str, base_path: str) -> None:
         raise ConfigError(f"{key}.{err}") from None
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ConfigError(f"{key}.class_path {spec.class_path!r} is not a {base_path} subclass.")
-
-
-def _build(cls: type, data: Any, key: str) -> Any:
-    """Build dataclass ``cls`` from ``data``, checking keys and types against its fields."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{key or 'the study'} must be a mapping; got {type(data).__name__}.")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    unknown = [k for k in data if k not in fields]
-    if unknown:
-        where = f"{key}." if key else ""
-        raise ConfigError(f"unknown key {where}{unknown[0]}; valid keys: {', '.join(fields)}.")
-    values = {}
-    for name, f in fields.items():
-        sub = f"{key}.{name}" if key else name
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"missing required key {sub}.")
-            continue
-        values[name] = _convert(hints[name], data[name], sub)
-    return cls(**values)
-
-
-def _convert(hint: Any, value: Any, key: str) -> Any:
-    origin, args = get_origin(hint), get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        if hint is ClassSpec and isinstance(value, str):
-            value = {"class_path": value}
-        return _build(typing.cast(type, hint), value, key)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(inner, value, key)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{key}: {value!r} is not valid; choose one of: {', '.join(map(str, args))}.")
-        return value
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key} must be a mapping; got {type(value).__name__}.")
-        return {str(k): _convert(args[1], v, f"{key}.{k}") for k, v in value.items()}
-    if origin is tuple:
-        if isinstance(value, str) and args[-1] is Ellipsis:
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list; got {type(value).__name__}.")
-        if args[-1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{key} must be a list of {len(args)} values [low, high]; got {list(value)}.")
-        return tuple(_convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    return _scalar(hint, value, key)
-
-
-def _scalar(hint: Any, value: Any, key: str) -> Any:
-    if hint is Any:
-        return value
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
-        return value
-    expected = {float: "a number", int: "an integer", str: "a string", bool: "true or false"}.get(hint, str(hint))
-    raise ConfigError(f"{key} must be {expected}; got {value!r} ({type(value).__name__}).")
