@@ -95,11 +95,10 @@ def load_rates(path: str | os.PathLike[str]) -> dict[str, float]:
         >>> load_rates(path)
         {'head.2': 0.3, '0': 0.1}
     """
+    from droptune._io import read_text_file  # a binary or non-UTF-8 file: one message
+
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"cannot read rates file {path}: {err.strerror or err}.") from None
+    text = read_text_file(path, what="rates file")
     is_json = path.suffix.lower() == ".json"
     try:
         data: Any = json.loads(text) if is_json else yaml.safe_load(text)
