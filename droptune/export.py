@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 import yaml
 
+from droptune._io import atomic_write_text
 from droptune.exceptions import ConfigError
 from droptune.recommend import best_trial, find_trial
 from droptune.record import model_rates, model_types
@@ -79,15 +80,18 @@ def format_from_path(path: str | os.PathLike[str], default: str = "yaml") -> str
 
 
 def write_export(config: dict[str, Any], path: str | os.PathLike[str], fmt: str | None = None) -> Path:
-    """Write the config to ``path`` in ``fmt`` (by default, the one its suffix implies)."""
+    """Write the config to ``path`` in ``fmt`` (by default, the one its suffix implies).
+
+    The file is written whole or not at all (a temporary file beside it, then a rename):
+    a full disk or a crash leaves no truncated export and keeps an older one intact.
+
+    Raises:
+        ConfigError: If the path cannot be written (a parent is a file, the disk is full,
+            the folder is read-only...), saying why and what to do.
+    """
     path = Path(path)
     text = render_export(config, fmt or format_from_path(path))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    except OSError as err:
-        raise ConfigError(f"cannot write {path}: {err.strerror or err}.") from None
-    return path
+    return atomic_write_text(path, text, what="export")
 
 
 def _snippet(config: dict[str, Any]) -> str:

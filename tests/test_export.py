@@ -127,3 +127,33 @@ def test_format_from_path_and_bad_format():
     ]
     with pytest.raises(ConfigError, match="yaml, json, python; got 'toml'"):
         render_export({"study": "s", "trial": 0, "rates": {}}, "toml")
+
+
+def test_write_export_is_atomic_a_failed_write_keeps_the_old_file(study, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    target = tmp_path / "best.yaml"
+    write_export(export_best(study), target)
+    before = target.read_bytes()
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(ConfigError, match=r"cannot write export .*best\.yaml: the disk is full; free some space"):
+        write_export(export_best(study, trial=0), target)
+    assert target.read_bytes() == before  # the old export, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.yaml"]  # no temporary file left
+
+
+def test_write_export_under_a_file_or_onto_a_folder_says_so(study, tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(ConfigError, match=r"cannot create folder .*taken/sub for the export: .*taken is a file, not a folder"):
+        write_export(export_best(study), tmp_path / "taken" / "sub" / "best.yaml")
+    with pytest.raises(ConfigError, match=r"cannot create folder .*taken for the export: .*taken is a file"):
+        write_export(export_best(study), tmp_path / "taken" / "best.yaml")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ConfigError, match=r"cannot write export .*folder: it is a folder"):
+        write_export(export_best(study), tmp_path / "folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "taken"]
