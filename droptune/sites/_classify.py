@@ -1,78 +1,97 @@
-"""Layer-type inference for dropout sites: structure first, a traced forward pass when given.
+"""Layer types by role: from a traced forward pass when given, structure alone otherwise.
 
-Structure alone settles most types (Dropout2d is spatial, an LSTM's dropout recurrent, a
-DropPath residual, anything inside attention or a Transformer layer attention). What it
-cannot settle for sure is whether a plain ``nn.Dropout`` sees the raw input, conv feature
-maps or dense features; a forward pass on one example, with hooks recording the order in
-which modules run and the rank of each dropout's input, settles that.
+Some kinds settle their type by what they are, wherever they run: stochastic depth is
+``residual``, an RNN's or a VariationalDropout's dropout ``recurrent``, Dropout1d/2d/3d and
+DropBlock ``spatial``. Every other dropout is typed by what its call saw in the traced
+pass (:mod:`droptune.sites._trace`), in this order:
+
+- ``attention``: its rate reaches ``scaled_dot_product_attention`` or
+  ``multi_head_attention_forward``, or it drops a softmax output (attention probabilities);
+- ``spatial``: it drops conv feature maps still in their layout;
+- ``input``: nothing with parameters ran before it (norm layers aside), or, in a model
+  with attention, no attention has touched its input (dropout on embeddings);
+- ``hidden``: in a model with attention, it sits inside a residual branch, before the add
+  (attention output projection, MLP activations and output): BERT's
+  ``hidden_dropout_prob``, GPT-2's ``resid_pdrop``, timm's ``proj_drop``;
+- ``dense``: anything else (a classifier head's dropout).
+
+Without a traced call, registration order stands in for execution order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
 from dataclasses import dataclass
-from typing import Any
 
-import torch
 from torch import nn
 
-from droptune.exceptions import ConfigError
 from droptune.nn import VariationalDropout
+from droptune.sites._trace import ATTENTION_FUNCTIONS, TRANSPARENT_KINDS, Call
 
 _SPATIAL_KINDS = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.FeatureAlphaDropout)
-_ATTENTION_KINDS = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+_LAYER_KINDS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 _CONV_KINDS = (nn.modules.conv._ConvNd,)
-# Modules with parameters that rescale features without mixing them: a dropout after a
-# norm layer sees what the norm layer saw (conv maps stay conv maps, the input stays input).
-_TRANSPARENT_KINDS: tuple[type[nn.Module], ...] = (
-    nn.modules.batchnorm._NormBase,  # BatchNorm*d, InstanceNorm*d
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.LocalResponseNorm,
-    nn.PReLU,
-) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
+_ATTENTION_NAMES = {getattr(f, "__name__", "") for f in ATTENTION_FUNCTIONS}
+# Names of dropouts on a sub-layer's output inside a user's attention block (structure only).
+_OUTPUT_HINTS = {"out", "output", "proj", "resid", "dense"}
 
 
-@dataclass
-class Trace:
-    """What one forward pass showed about a dropout module, at its first call."""
+@dataclass(frozen=True)
+class Verdict:
+    """A layer type and the reason for it, in words."""
 
-    input_rank: int
-    after_params: bool  # some feature-mixing module with parameters ran before it
-    conv_rank: int | None  # output rank of the last such module if it was a conv, else None
+    layer_type: str
+    why: str
 
 
-def structural_type(model: nn.Module, module_path: str, module: nn.Module, attr: str) -> str:
-    """Infer the layer type of a site from the model's structure alone."""
+def fixed_type(module: nn.Module, attr: str) -> Verdict | None:
+    """The type of kinds whose role does not depend on where they run, else None."""
+    kind = type(module).__name__
     if attr == "drop_prob" or is_stochastic_depth(module):
         # timm's DropBlock2d also holds a float drop_prob, but drops blocks of feature maps.
-        return "spatial" if "DropBlock" in type(module).__name__ else "residual"
-    if isinstance(module, (nn.RNNBase, VariationalDropout)):
-        return "recurrent"
-    if _in_attention(model, module_path):
-        return "attention"
+        if "DropBlock" in kind:
+            return Verdict("spatial", f"{kind} drops blocks of feature maps")
+        return Verdict("residual", f"stochastic depth ({kind})")
+    if isinstance(module, nn.RNNBase):
+        return Verdict("recurrent", f"{kind} dropout between its layers")
+    if isinstance(module, VariationalDropout):
+        return Verdict("recurrent", "variational dropout: one mask per sequence")
     if isinstance(module, _SPATIAL_KINDS):
-        return "spatial"
+        return Verdict("spatial", f"{kind} drops whole channels")
+    return None
+
+
+def traced_type(call: Call, *, in_branch: bool, has_attention: bool) -> Verdict:
+    """The type of a dropout from the first traced call its rate reached."""
+    if call.function in _ATTENTION_NAMES:
+        return Verdict("attention", f"rate passed to {call.function} in {call.module_path or 'the model'}")
+    if call.softmax_input:
+        return Verdict("attention", "drops a softmax output (attention probabilities)")
+    if call.conv_rank is not None and call.input_rank >= 3 and call.input_rank == call.conv_rank:
+        return Verdict("spatial", "drops conv feature maps")
+    if not call.after_params:
+        return Verdict("input", "on the model input (no layer with parameters before it)")
+    if has_attention and not call.attended_input:
+        return Verdict("input", "on embeddings (no attention has seen its input yet)")
+    if has_attention and in_branch:
+        return Verdict("hidden", "inside a transformer sub-layer's residual branch, before the add")
+    return Verdict("dense", "on dense features outside any residual branch")
+
+
+def structural_type(model: nn.Module, module_path: str, module: nn.Module, attr: str) -> Verdict:
+    """The type from the model's structure alone (no forward pass)."""
+    fixed = fixed_type(module, attr)
+    if fixed is not None:
+        return fixed
+    if isinstance(module, nn.MultiheadAttention):
+        return Verdict("attention", "nn.MultiheadAttention's attention-weight dropout")
+    holder = _attention_holder(model, module_path)
+    if holder is not None:
+        words = set(re.split(r"[._]", module_path.lower()))
+        if isinstance(holder, _LAYER_KINDS) or words & _OUTPUT_HINTS:
+            return Verdict("hidden", f"structure: inside {type(holder).__name__}, not on attention weights")
+        return Verdict("attention", f"structure: inside {type(holder).__name__}")
     return _position_type(model, module_path)
-
-
-def traced_type(structural: str, module: nn.Module, trace: Trace | None) -> str:
-    """Refine a structural guess with what a forward pass showed."""
-    if trace is None or structural not in ("input", "dense", "spatial"):
-        return structural
-    if isinstance(module, _SPATIAL_KINDS):
-        return "spatial"
-    if not trace.after_params:
-        return "input"
-    # Conv feature maps: the output of a conv, still in its layout (not flattened to
-    # (batch, features) or to (batch, tokens, features) as a ViT's patch embedding does).
-    if (
-        trace.conv_rank is not None
-        and trace.input_rank >= 3
-        and trace.input_rank == trace.conv_rank
-    ):
-        return "spatial"
-    return "dense"
 
 
 def is_stochastic_depth(module: nn.Module) -> bool:
@@ -80,75 +99,18 @@ def is_stochastic_depth(module: nn.Module) -> bool:
     return type(module).__name__ == "StochasticDepth"
 
 
-def trace_dropouts(
-    model: nn.Module, dropouts: Mapping[str, nn.Module], example_input: Any
-) -> dict[str, Trace]:
-    """Run ``model`` once on ``example_input`` (eval mode, no grad) and trace its dropouts."""
-    traces: dict[str, Trace] = {}
-    state: dict[str, Any] = {"after_params": False, "conv_rank": None}
-    dropout_ids = {id(m): path for path, m in dropouts.items()}
-
-    def on_module(module: nn.Module, _inputs: Any, output: Any) -> None:
-        if (
-            isinstance(module, _TRANSPARENT_KINDS)
-            or next(module.parameters(recurse=False), None) is None
-        ):
-            return
-        state["after_params"] = True
-        is_conv = isinstance(module, _CONV_KINDS) and isinstance(output, torch.Tensor)
-        state["conv_rank"] = output.dim() if is_conv else None
-
-    def on_dropout(module: nn.Module, inputs: tuple[Any, ...]) -> None:
-        path = dropout_ids[id(module)]
-        if path in traces or not inputs or not isinstance(inputs[0], torch.Tensor):
-            return
-        traces[path] = Trace(inputs[0].dim(), state["after_params"], state["conv_rank"])
-
-    handles = [
-        module.register_forward_pre_hook(on_dropout)
-        if id(module) in dropout_ids
-        else module.register_forward_hook(on_module)
-        for module in model.modules()
-    ]
-    modes = {module: module.training for module in model.modules()}
-    try:
-        model.eval()
-        with torch.no_grad():
-            _call(model, example_input)
-    except Exception as err:
-        raise ConfigError(
-            f"discover: the forward pass on example_input failed ({type(err).__name__}: {err}). "
-            "Pass one batch the model accepts (a tensor, a tuple of positional arguments or a "
-            "dict of keyword arguments), or no example_input."
-        ) from err
-    finally:
-        for module, training in modes.items():
-            module.training = training
-        for handle in handles:
-            handle.remove()
-    return traces
-
-
-def _call(model: nn.Module, example_input: Any) -> Any:
-    if isinstance(example_input, Mapping):
-        return model(**example_input)
-    if isinstance(example_input, (tuple, list)):
-        return model(*example_input)
-    return model(example_input)
-
-
-def _in_attention(model: nn.Module, module_path: str) -> bool:
-    """Whether the module at ``module_path`` or one of its ancestors is an attention block."""
+def _attention_holder(model: nn.Module, module_path: str) -> nn.Module | None:
+    """The innermost attention block or Transformer layer holding ``module_path``, if any."""
     parts = module_path.split(".") if module_path else []
-    for depth in range(len(parts) + 1):
+    found = None
+    for depth in range(len(parts)):
         holder = model.get_submodule(".".join(parts[:depth]))
-        # A user's own attention block (CausalSelfAttention, timm's Attention, ...).
-        if isinstance(holder, _ATTENTION_KINDS) or "Attention" in type(holder).__name__:
-            return True
-    return False
+        if isinstance(holder, _LAYER_KINDS) or "Attention" in type(holder).__name__:
+            found = holder
+    return found
 
 
-def _position_type(model: nn.Module, module_path: str) -> str:
+def _position_type(model: nn.Module, module_path: str) -> Verdict:
     """input / spatial / dense from the leaf modules registered before ``module_path``.
 
     Registration order stands in for execution order: the last conv makes it spatial
@@ -165,8 +127,13 @@ def _position_type(model: nn.Module, module_path: str) -> str:
         elif isinstance(module, nn.Flatten):
             seen = "dense" if seen == "spatial" else seen
         elif (
-            not isinstance(module, _TRANSPARENT_KINDS)
+            not isinstance(module, TRANSPARENT_KINDS)
             and next(module.parameters(recurse=False), None) is not None
         ):
             seen = "dense"
-    return seen or "input"
+    why = {
+        "spatial": "structure: registered after a conv",
+        "dense": "structure: registered after a layer with parameters",
+        None: "structure: nothing with parameters registered before it",
+    }[seen]
+    return Verdict(seen or "input", why)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 import numbers
 import warnings
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import nn
@@ -13,15 +15,45 @@ from torch import nn
 from droptune.exceptions import ConfigError, DroptuneWarning
 from droptune.nn import VariationalDropout
 from droptune.sites._classify import (
+    Verdict,
+    fixed_type,
     is_stochastic_depth,
     structural_type,
-    trace_dropouts,
     traced_type,
 )
 from droptune.sites._site import LAYER_TYPES, DropoutSite
+from droptune.sites._trace import Call, TraceResult, trace
 
 # nn.Dropout, Dropout1d/2d/3d, AlphaDropout and FeatureAlphaDropout all derive from it.
 _DROPOUT_MODULES = (nn.modules.dropout._DropoutNd, VariationalDropout)
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """A dropout call at a literal rate that no attribute feeds: droptune cannot tune it."""
+
+    module_path: str
+    kind: str
+    function: str
+    rate: float
+
+    def describe(self) -> str:
+        return f"{self.function}(rate {self.rate:g}) in {self.module_path or '<root>'} ({self.kind})"
+
+
+@dataclass
+class Discovery:
+    """Everything :func:`find_sites` learnt about a model's dropout."""
+
+    sites: list[DropoutSite]
+    unreachable: list[Unreachable] = field(default_factory=list)
+    trace: TraceResult | None = None
+
+    def calls_of(self, site: DropoutSite) -> list[Call]:
+        """The traced calls whose rate came from ``site`` (none without an example input)."""
+        if self.trace is None:
+            return []
+        return [c for c in self.trace.calls if c.key == (site.module_path, site.attr)]
 
 
 def discover(
@@ -32,36 +64,34 @@ def discover(
 ) -> list[DropoutSite]:
     """Return the dropout sites of ``model`` in a stable order (module registration order).
 
-    Found without changing the model: ``nn.Dropout`` and its 1d/2d/3d, alpha and
-    feature-alpha kinds; the inter-layer ``dropout`` of ``nn.RNN``/``LSTM``/``GRU`` with
+    From structure alone: ``nn.Dropout`` and its 1d/2d/3d, alpha and feature-alpha
+    kinds; the inter-layer ``dropout`` of ``nn.RNN``/``LSTM``/``GRU`` with
     ``num_layers > 1`` (a single-layer RNN's dropout does nothing, so it is skipped);
     the attention ``dropout`` of ``nn.MultiheadAttention``, hence everything inside
     Transformer layers; stochastic depth: a parameter-free leaf module with a float
     ``drop_prob`` (timm's DropPath; timm's DropBlock2d is found the same way, as
     spatial) or torchvision's ``StochasticDepth`` (its ``p``); droptune's
     :class:`~droptune.nn.VariationalDropout` and :class:`~droptune.nn.DropPath`.
-    Dropout called functionally in ``forward`` with a literal rate
-    (``F.dropout(x, 0.1)``) cannot be found: hold it in an ``nn.Dropout``.
+
+    With ``example_input``, one traced training-mode pass (no gradients; RNG state,
+    modes, buffers and attributes restored) also finds rates held as plain float
+    attributes and handed to functional dropout or attention (Llama's
+    ``self_attn.attention_dropout``, timm's ``drop_rate`` in ``F.dropout``), proving
+    each tie by changing the attribute and seeing the call's rate change; marks sites
+    whose dropout never runs as not ``live``; and types every site by its role in the
+    data flow (see :mod:`droptune.sites._classify`). A dropout call at a literal rate
+    that no attribute holds is warned about (``DroptuneWarning``).
 
     A dropout module is named by its module path (``head.2``); a rate held as an
     attribute of another module by path + "." + attribute (``rnn.dropout``,
-    ``blocks.1.drop_path.drop_prob``). A model that is itself a dropout module has the
-    single site ``p``.
-
-    Layer types: a Dropout1d/2d/3d or FeatureAlphaDropout, or any dropout on conv
-    feature maps, is ``spatial``; an RNN's dropout or a VariationalDropout
-    ``recurrent``; anything inside ``nn.MultiheadAttention``, a Transformer layer or a
-    module whose class name contains "Attention" ``attention``; a dropout on the model's
-    input (nothing with parameters ran before it, norm layers aside) ``input``;
-    stochastic depth ``residual``; any other ``dense``.
+    ``blocks.1.drop_path.drop_prob``, ``model.layers.0.self_attn.attention_dropout``).
+    A model that is itself a dropout module has the single site ``p``.
 
     Args:
         model: Any ``nn.Module`` (a LightningModule included).
         example_input: One input for ``model(...)`` (a tensor, a tuple of positional
-            arguments or a dict of keyword arguments). When given, one forward pass in
-            eval mode, without gradients, decides input/spatial/dense by what each
-            dropout really receives; each module's train/eval mode is restored after.
-            Without it, registration order stands in for execution order.
+            arguments or a dict of keyword arguments). Without it, registration order
+            stands in for execution order and only module-held rates are found.
         layer_types: Optional overrides, site-name glob (``fnmatch``) -> layer type;
             the first matching glob wins. A glob that matches no site is warned about.
 
@@ -79,31 +109,77 @@ def discover(
         >>> [s.layer_type for s in discover(net, layer_types={"2": "attention"})]
         ['input', 'attention']
     """
+    return find_sites(model, example_input, layer_types=layer_types).sites
+
+
+def find_sites(
+    model: nn.Module,
+    example_input: Any = None,
+    *,
+    layer_types: Mapping[str, str] | None = None,
+    warn: bool = True,
+) -> Discovery:
+    """:func:`discover`, also returning the unreachable calls and the trace."""
     overrides = _check_overrides(layer_types)
-    found = list(_walk(model))
-    traces = {}
-    if example_input is not None:
-        dropouts = {
-            path: module for path, module, attr in found if isinstance(module, _DROPOUT_MODULES)
-        }
-        traces = trace_dropouts(model, dropouts, example_input)
+    result = trace(model, example_input) if example_input is not None else None
+    entries = list(_walk(model))
+    held = {(path, attr) for path, _, attr in entries}
+    if result is not None:
+        order = {path: i for i, (path, _) in enumerate(model.named_modules())}
+        extra = dict.fromkeys(c.key for c in result.calls if c.key is not None and c.key not in held)
+        entries += [(path, model.get_submodule(path), attr) for path, attr in extra if path in order]
+        entries.sort(key=lambda e: order[e[0]])  # stable: module sites stay first at a path
     sites = []
     matched: set[str] = set()
-    for path, module, attr in found:
-        layer_type = traced_type(
-            structural_type(model, path, module, attr), module, traces.get(path)
-        )
+    for path, module, attr in entries:
+        calls = [c for c in result.calls if c.key == (path, attr)] if result is not None else []
+        verdict = _verdict(model, path, module, attr, calls, result)
         name = _name(path, module, attr)
         for pattern, override in overrides.items():
             if fnmatch.fnmatchcase(name, pattern):
-                layer_type = override
+                verdict = Verdict(override, f"layer_types override {pattern!r}")
                 matched.add(pattern)
                 break
-        rate = float(getattr(module, attr))
-        kind = type(module).__name__
-        sites.append(DropoutSite(name, path, attr, kind, layer_type, rate))  # type: ignore[arg-type]
+        live = result is None or path in result.ran or bool(calls)
+        functional = any(c.module_path != path for c in calls) or (
+            bool(calls) and (path, attr) not in held
+        )
+        site = DropoutSite(name, path, attr, type(module).__name__, verdict.layer_type, float(getattr(module, attr)))  # type: ignore[arg-type]
+        sites.append(replace(site, live=live, why=verdict.why, functional=functional))
     _warn_unmatched(overrides, matched, sites)
-    return sites
+    unreachable = _unreachable(model, result)
+    if unreachable and warn:
+        warnings.warn(
+            f"{len(unreachable)} dropout call(s) run at a literal rate that no attribute holds, so "
+            f"droptune cannot tune them: {'; '.join(u.describe() for u in unreachable)}. Hold the "
+            "rate in an nn.Dropout or a float attribute of the module to make it tunable.",
+            DroptuneWarning,
+            stacklevel=3,
+        )
+    return Discovery(sites, unreachable, result)
+
+
+def _verdict(
+    model: nn.Module, path: str, module: nn.Module, attr: str, calls: list[Call], result: TraceResult | None
+) -> Verdict:
+    fixed = fixed_type(module, attr)
+    if fixed is not None:
+        return fixed
+    if calls and result is not None:
+        in_branch = (path, attr) in result.branch
+        return traced_type(calls[0], in_branch=in_branch, has_attention=result.has_attention)
+    return structural_type(model, path, module, attr)
+
+
+def _unreachable(model: nn.Module, result: TraceResult | None) -> list[Unreachable]:
+    if result is None:
+        return []
+    out = dict.fromkeys(
+        Unreachable(c.module_path, type(model.get_submodule(c.module_path)).__name__, c.function, c.rate)
+        for c in result.calls
+        if c.key is None and not math.isnan(c.rate) and c.rate > 0.0
+    )
+    return list(out)
 
 
 def _walk(model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:
@@ -140,7 +216,7 @@ def _is_rate(value: Any) -> bool:
 
 
 def _name(path: str, module: nn.Module, attr: str) -> str:
-    if isinstance(module, _DROPOUT_MODULES):
+    if isinstance(module, _DROPOUT_MODULES) and attr == "p":
         return path or attr
     return f"{path}.{attr}" if path else attr
 
@@ -178,5 +254,5 @@ def _warn_unmatched(
             f"layer type overrides {typos} match no dropout site; the model's sites are: "
             f"{names or 'none'}.",
             DroptuneWarning,
-            stacklevel=3,
+            stacklevel=4,
         )

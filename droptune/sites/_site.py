@@ -7,7 +7,7 @@ from typing import Literal, get_args
 
 from torch import nn
 
-LayerType = Literal["input", "dense", "spatial", "recurrent", "attention", "residual"]
+LayerType = Literal["input", "dense", "spatial", "recurrent", "attention", "hidden", "residual"]
 LAYER_TYPES: tuple[str, ...] = get_args(LayerType)
 
 
@@ -24,6 +24,14 @@ class DropoutSite:
         kind: Class name of the holding module (``Dropout2d``, ``LSTM``, ``DropPath``...).
         layer_type: One of :data:`LAYER_TYPES`.
         rate: Drop probability in [0, 1) when the site was discovered.
+        live: Whether the site's dropout runs: False when a traced forward pass on an
+            example input never ran its module nor handed its rate to any dropout
+            (an EfficientNet block without a skip connection keeps an unused DropPath).
+            Inactive sites are listed but not tuned. True when nothing was traced.
+        why: Why the site has its layer type, in words.
+        functional: Whether code outside the site's own dropout module reads the rate
+            and passes it to functional dropout or attention (a float attribute, or
+            ``self.dropout.p`` handed to ``scaled_dot_product_attention``).
     """
 
     name: str
@@ -32,6 +40,9 @@ class DropoutSite:
     kind: str
     layer_type: LayerType
     rate: float
+    live: bool = True
+    why: str = ""
+    functional: bool = False
 
     def module(self, model: nn.Module) -> nn.Module:
         """Return the module of ``model`` that holds this site's rate."""

@@ -9,6 +9,9 @@ PRIORS: dict[str, float] = {
     "spatial": 0.25,
     "recurrent": 0.25,
     "attention": 0.1,
+    # Dropout inside a transformer sub-layer's residual branch (BERT hidden_dropout_prob,
+    # GPT-2 resid_pdrop): the notes' 0.1 for Transformers, not the dense layers' 0.5.
+    "hidden": 0.1,
     "residual": 0.1,
 }
 
@@ -19,5 +22,6 @@ RANGES: dict[str, tuple[float, float]] = {
     "spatial": (0.0, 0.5),
     "recurrent": (0.0, 0.5),
     "attention": (0.0, 0.3),
+    "hidden": (0.0, 0.3),
     "residual": (0.0, 0.3),
 }

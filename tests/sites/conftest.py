@@ -182,7 +182,9 @@ class Case:
 
 
 def _layer_sites(prefix: str, names: list[str]) -> dict[str, str]:
-    return {f"{prefix}.{name}": "attention" for name in names}
+    # Attention weights are attention; the sub-layer outputs and the FFN activations, all
+    # inside a residual branch, are hidden.
+    return {f"{prefix}.{name}": "attention" if "attn" in name else "hidden" for name in names}
 
 
 _ENCODER_LAYER = ["self_attn.dropout", "dropout", "dropout1", "dropout2"]

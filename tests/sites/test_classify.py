@@ -123,7 +123,7 @@ def test_a_dropout_not_called_in_the_forward_pass_falls_back_to_structure():
     assert types_of(Net(), torch.randn(1, 1, 5, 5)) == ["spatial"]
 
 
-def test_attention_recurrent_and_residual_are_settled_by_structure(cases):
+def test_attention_hidden_recurrent_and_residual_agree_with_and_without_a_trace(cases):
     for name in ("lstm", "transformer_encoder", "drop_path"):
         case = cases[name]
         assert [s.layer_type for s in discover(case.build(), case.example())] == list(

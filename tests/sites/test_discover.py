@@ -76,7 +76,7 @@ def test_standalone_multihead_attention_is_an_attention_site():
         assert (site.name, site.attr, site.layer_type) == ("attn.dropout", "dropout", "attention")
 
 
-def test_dropouts_inside_a_users_attention_block_are_attention():
+def test_dropouts_inside_a_users_attention_block_are_typed_by_name_without_a_trace():
     class CausalSelfAttention(nn.Module):  # nanoGPT's shape
         def __init__(self) -> None:
             super().__init__()
@@ -86,7 +86,7 @@ def test_dropouts_inside_a_users_attention_block_are_attention():
 
     net = nn.Sequential(nn.Linear(8, 8), CausalSelfAttention(), nn.Dropout(0.2))
     types = {s.name: s.layer_type for s in discover(net)}
-    assert types == {"1.attn_dropout": "attention", "1.resid_dropout": "attention", "2": "dense"}
+    assert types == {"1.attn_dropout": "attention", "1.resid_dropout": "hidden", "2": "dense"}
 
 
 def test_timm_style_drop_path_is_found_by_its_float_drop_prob(timm_drop_path):
@@ -185,7 +185,7 @@ def test_override_by_glob(cases):
     types = {s.name: s.layer_type for s in sites}
     assert types["encoder.layers.0.dropout1"] == "dense"
     assert types["encoder.layers.1.dropout2"] == "dense"
-    assert types["encoder.layers.0.dropout"] == "attention"  # "dropout?" needs one more char
+    assert types["encoder.layers.0.dropout"] == "hidden"  # "dropout?" needs one more char
     assert types["encoder.layers.0.self_attn.dropout"] == "attention"
     assert types["drop"] == "input"
 
