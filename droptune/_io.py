@@ -19,7 +19,7 @@ import yaml
 
 from droptune.exceptions import ConfigError
 
-__all__ = ["atomic_write_text", "read_text_file", "safe_load_unique"]
+__all__ = ["atomic_write_text", "os_error_reason", "read_text_file", "safe_load_unique"]
 
 # How much of a file's start is looked at for a NUL byte, the sign of a binary file.
 _SNIFF_BYTES = 8192
@@ -153,7 +153,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, what: str = "f
             raise ConfigError(f"cannot write {what} {path}: it is a folder. Give a file name, e.g. {path}/best.yaml.")
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
-        raise ConfigError(f"cannot write {what} {path}: {_why(err)}") from None
+        raise ConfigError(f"cannot write {what} {path}: {os_error_reason(err)}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -163,7 +163,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, what: str = "f
     except OSError as err:
         with contextlib.suppress(OSError):
             os.unlink(temp)
-        raise ConfigError(f"cannot write {what} {path}: {_why(err)}") from None
+        raise ConfigError(f"cannot write {what} {path}: {os_error_reason(err)}") from None
     return path
 
 
@@ -184,7 +184,7 @@ def _mkdir(folder: Path, what: str) -> None:
         ) from None
 
 
-def _why(err: OSError) -> str:
+def os_error_reason(err: OSError) -> str:
     """An OSError as a reason and a fix."""
     fixes = {
         errno.ENOSPC: "the disk is full; free some space or choose another folder.",
