@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from droptune.recommend._confidence import Caveat, basis, caveats
 from droptune.recommend._importance import variable_importances
 from droptune.recommend._plots import (
     gap_figure,
@@ -15,6 +16,7 @@ from droptune.recommend._recommend import (
     Recommendation,
     SiteRecommendation,
     compute,
+    n_kept,
     recommend,
 )
 from droptune.recommend._report import report_study
@@ -25,20 +27,26 @@ from droptune.recommend._table import (
     recommendation_table,
 )
 from droptune.recommend._trials import best_trial, complete_trials, find_trial, rank_trials
+from droptune.recommend._wording import evidence, which_figure
 
 __all__ = [
+    "Caveat",
     "DEFAULT_STORAGE",
     "MIN_TRIALS",
     "Recommendation",
     "SiteRecommendation",
+    "basis",
     "best_trial",
+    "caveats",
     "complete_trials",
     "compute",
     "dump_recommendations",
+    "evidence",
     "find_trial",
     "gap_figure",
     "history_figure",
     "importance_figure",
+    "n_kept",
     "open_study",
     "rank_trials",
     "rates_figure",
@@ -49,4 +57,5 @@ __all__ = [
     "save_plots",
     "study_names",
     "variable_importances",
+    "which_figure",
 ]

@@ -139,7 +139,7 @@ def compute(
     notes: list[str] = []
     for study in studies:
         trials = ranked[study.study_name]
-        kept = trials[: min(len(trials), max(MIN_TRIALS, math.ceil(top * len(trials))))]
+        kept = trials[: n_kept(len(trials), top)]
         importance, note = _importances_by(study, trials[0], by)
         if note:
             notes.append(f"study {study.study_name!r}: {note}")
@@ -153,6 +153,16 @@ def compute(
             for site, layer_type in _sites(trials[0], key, by).items():
                 entry.sites.setdefault(site, layer_type)
     return [_make(key, pool[key], by) for key in _order(pool, by)], notes
+
+
+def n_kept(n_complete: int, top: float) -> int:
+    """How many of a study's ``n_complete`` trials, best first, a recommendation uses.
+
+    Example:
+        >>> n_kept(11, 0.2), n_kept(30, 0.2), n_kept(2, 0.2)
+        (3, 6, 2)
+    """
+    return min(n_complete, max(MIN_TRIALS, math.ceil(top * n_complete)))
 
 
 class _Pool:

@@ -1,0 +1,38 @@
+"""``droptune report``: one self-contained HTML page with the answer, how sure it is, and plots."""
+
+from __future__ import annotations
+
+import argparse
+
+from droptune.commands._base import command, err
+from droptune.recommend import open_study
+from droptune.report import write_report
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "studies",
+        nargs="+",
+        metavar="STUDY_FILE|STUDY_NAME",
+        help="study files, or study names in --storage; several are pooled (e.g. several models)",
+    )
+    parser.add_argument("--storage", help="Optuna storage URL (default: the file's, or sqlite:///studies/droptune.db)")
+    parser.add_argument(
+        "-o", "--output", default="report.html", metavar="FILE", help="the HTML file to write (default report.html)"
+    )
+    parser.add_argument(
+        "--top",
+        type=float,
+        default=0.2,
+        metavar="Q",
+        help="fraction of each study's complete trials, best first, to draw from (default 0.2; at least 3 trials)",
+    )
+
+
+@command("report", add_report_arguments, help="write an HTML report of finished studies (opens offline)")
+def report_command(args: argparse.Namespace) -> int:
+    studies = [open_study(ref, storage=args.storage) for ref in args.studies]
+    path = write_report(studies, args.output, top=args.top)
+    size = path.stat().st_size / 1e6
+    err.print(f"wrote {path} ({size:.1f} MB, opens offline in any browser)", markup=False, highlight=False)
+    return 0

@@ -1,0 +1,14 @@
+"""The study report: one self-contained HTML page with the answer, how sure it is, and the plots.
+
+Example:
+    >>> import optuna, droptune.report
+    >>> callable(droptune.report.write_report)
+    True
+"""
+
+from __future__ import annotations
+
+from droptune.report._data import TrialRow, overfits, trial_curves, trial_rows
+from droptune.report._write import render_report, write_report
+
+__all__ = ["TrialRow", "overfits", "render_report", "trial_curves", "trial_rows", "write_report"]
