@@ -16,6 +16,7 @@ from torch import nn
 
 from droptune.exceptions import ConfigError, SiteError
 from droptune.sites._discover import discover
+from droptune.sites._names import attribute_site, mismatch_hints, rename
 
 RatesLike = Mapping[str, float] | str | os.PathLike[str]
 
@@ -30,7 +31,14 @@ def get_rates(model: nn.Module) -> dict[str, float]:
     return {site.name: site.rate for site in discover(model)}
 
 
-def apply_rates(model: nn.Module, rates: RatesLike, *, strict: bool | None = None) -> nn.Module:
+def apply_rates(
+    model: nn.Module,
+    rates: RatesLike,
+    *,
+    strict: bool | None = None,
+    prefix: str = "",
+    strip_prefix: str = "",
+) -> nn.Module:
     """Set the drop probabilities of ``model``'s dropout sites.
 
     Everything is checked before anything is set, so a call that raises leaves the
@@ -43,6 +51,13 @@ def apply_rates(model: nn.Module, rates: RatesLike, *, strict: bool | None = Non
             mapping.
         strict: Require a rate for every site of the model. Defaults to True for a
             file (an exported config is complete) and False for a mapping.
+        prefix: Put before every name of ``rates`` (rates exported from a bare
+            backbone, applied to a wrapper holding it as ``self.net``: ``"net."``).
+        strip_prefix: Take off the names that start with it, before ``prefix`` is put
+            on (rates exported from the wrapper, applied to the bare backbone).
+
+    A name may also be a rate held as a float attribute (``module path.attribute``, as
+    a traced :func:`discover` names it): it is set like any other site.
 
     Returns:
         ``model``, for chaining.
@@ -69,8 +84,9 @@ def apply_rates(model: nn.Module, rates: RatesLike, *, strict: bool | None = Non
             "apply_rates: rates must be a mapping {site name: rate} or the path of a YAML/JSON "
             f"file; got {type(rates).__name__}."
         )
+    rates = rename(rates, prefix=prefix, strip_prefix=strip_prefix)
     sites = {site.name: site for site in discover(model)}
-    _check(rates, sites, strict=bool(strict), source=source)
+    _check(rates, sites, strict=bool(strict), source=source, model=model)
     for name, rate in rates.items():
         site = sites[name]
         setattr(site.module(model), site.attr, float(rate))
@@ -123,18 +139,25 @@ def load_rates(path: str | os.PathLike[str]) -> dict[str, float]:
 
 
 def _check(
-    rates: Mapping[Any, Any], sites: Mapping[str, Any], *, strict: bool, source: str
+    rates: Mapping[Any, Any], sites: dict[str, Any], *, strict: bool, source: str, model: nn.Module
 ) -> None:
-    unknown = [name for name in rates if name not in sites]
+    unknown = []
+    for name in rates:
+        held = sites.get(name) or attribute_site(model, name)
+        if held is None:
+            unknown.append(name)
+        else:
+            sites.setdefault(name, held)  # a rate held as a float attribute
     missing = [name for name in sites if name not in rates] if strict else []
     if unknown or missing:
+        hints = mismatch_hints(model, unknown, sites) if unknown else []
         parts = []
         if unknown:
-            parts.append(f"unknown sites {unknown}{_suggest(unknown, list(sites))}")
+            parts.append(f"unknown sites {unknown}{'' if hints else _suggest(unknown, list(sites))}")
         if missing:
             parts.append(f"missing sites {missing} (a complete config must give every site a rate)")
         raise SiteError(
-            f"{source} does not match the model's dropout sites: {'; '.join(parts)}. "
+            f"{source} does not match the model's dropout sites: {'; '.join(parts + hints)}. "
             f"The model's sites are: {list(sites) or 'none'}."
         )
     for name, rate in rates.items():

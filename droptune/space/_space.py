@@ -32,7 +32,14 @@ class SearchSpace:
     ``2**scale``, clipped to the type's range. The type variables keep their history
     across the switch, so the per-site refinement starts from the tuned type rates.
     Sites not matched by ``include``, or matched by ``exclude``, keep the rate the model
-    was built with.
+    was built with, and so do sites whose dropout never runs (``live`` False): they are
+    no search variable.
+
+    Tied sites keep the model's own schedule: when the sites sharing a variable were
+    built with different rates (timm and torchvision raise stochastic depth linearly with
+    depth), the variable is the largest rate of the group and each site gets its share,
+    ``value * rate / max(rates)``, instead of one flat rate. A group built with one rate
+    (or all at 0) takes the value as it is.
 
     Args:
         granularity: ``site``, ``type``, ``coarse-to-fine`` or ``global``.
@@ -66,13 +73,19 @@ class SearchSpace:
         self.exclude = tuple(exclude)
 
     def select(self, sites: Sequence[DropoutSite]) -> list[DropoutSite]:
-        """Return the sites to tune, or raise ConfigError if there are none."""
+        """Return the live sites to tune, or raise ConfigError if there are none."""
         chosen = [
             s
             for s in sites
-            if any(fnmatch.fnmatchcase(s.name, g) for g in self.include)
+            if s.live
+            and any(fnmatch.fnmatchcase(s.name, g) for g in self.include)
             and not any(fnmatch.fnmatchcase(s.name, g) for g in self.exclude)
         ]
+        if not chosen and sites and not any(s.live for s in sites):
+            raise ConfigError(
+                f"no dropout site to tune: none of the model's sites {[s.name for s in sites]} ran "
+                "in the forward pass on the example input."
+            )
         if not chosen:
             found = [s.name for s in sites]
             raise ConfigError(
@@ -126,7 +139,8 @@ class SearchSpace:
     def rates_from_params(self, params: Mapping[str, float], sites: Sequence[DropoutSite]) -> dict[str, float]:
         """Turn Optuna parameters back into ``{site name: rate}``."""
         try:
-            rates = {s.name: float(params[self.param_of(s)]) for s in sites}
+            shares = self.shares(sites)
+            rates = {s.name: float(params[self.param_of(s)]) * shares[s.name] for s in sites}
         except KeyError as err:
             raise ConfigError(
                 f"the study's trials have no variable {err.args[0]!r}: was it created with another "
@@ -138,6 +152,22 @@ class SearchSpace:
                 low, high = self.ranges[site.layer_type]
                 rates[site.name] = min(max(rates[site.name] * 2.0 ** float(scale), low), high)
         return rates
+
+    def shares(self, sites: Sequence[DropoutSite]) -> dict[str, float]:
+        """Each site's share of its variable: ``rate / max(rate)`` over the sites tied to it.
+
+        1.0 for every site of a group built with a single rate (or all at 0), and always
+        with ``site`` granularity.
+        """
+        groups: dict[str, list[float]] = {}
+        for s in sites:
+            groups.setdefault(self.param_of(s), []).append(s.rate)
+        out = {}
+        for s in sites:
+            rates = groups[self.param_of(s)]
+            top = max(rates)
+            out[s.name] = s.rate / top if top > 0 and min(rates) != top else 1.0
+        return out
 
     def prior_params(self, sites: Sequence[DropoutSite]) -> dict[str, float]:
         """The textbook rate of each variable (clipped to its range): the study's first trial."""

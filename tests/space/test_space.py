@@ -6,7 +6,7 @@ import optuna
 import pytest
 from torch import nn
 
-from droptune import discover
+from droptune import DropoutSite, discover
 from droptune.exceptions import ConfigError
 from droptune.space import PRIORS, RANGES, SearchSpace
 
@@ -18,7 +18,7 @@ def sites():
         nn.Linear(4, 8),
         nn.Dropout(0.4),  # dense
         nn.Linear(8, 8),
-        nn.Dropout(0.3),  # dense
+        nn.Dropout(0.4),  # dense, built at the same rate: a flat schedule
         nn.Linear(8, 2),
     )
     return discover(model)
@@ -48,8 +48,9 @@ def test_granularity_names_the_optuna_variables(sites, granularity, params):
     rates = space.suggest(trial, sites)
     assert set(trial.params) == set(params)
     assert list(rates) == ["0", "2", "4"]
+    shares = space.shares(sites)  # global ties input (0.1) to dense (0.4): input gets 1/4
     for site in sites:
-        assert rates[site.name] == trial.params[space.param_of(site)]
+        assert rates[site.name] == pytest.approx(trial.params[space.param_of(site)] * shares[site.name])
 
 
 def test_tied_rates_with_type_granularity(sites):
@@ -135,3 +136,42 @@ def test_coarse_to_fine_keeps_the_joint_tpe_model_when_scales_appear(sites):
     assert study.trials[0].params == {"input": PRIORS["input"], "dense": PRIORS["dense"]}
     relative = sampler.infer_relative_search_space(study, study.trials[-1])
     assert set(relative) == {"input", "dense", "scale:2", "scale:4"}
+
+
+def _site(name: str, layer_type: str, rate: float, *, live: bool = True) -> DropoutSite:
+    return DropoutSite(name, name, "p", "Dropout", layer_type, rate, live=live)  # type: ignore[arg-type]
+
+
+def test_inactive_sites_are_not_search_variables():
+    sites = [_site("a", "dense", 0.5), _site("b", "residual", 0.1, live=False)]
+    space = SearchSpace(granularity="site")
+    assert [s.name for s in space.select(sites)] == ["a"]
+    assert list(space.params(space.select(sites))) == ["a"]
+    with pytest.raises(ConfigError, match="none of the model's sites .* ran in the forward pass"):
+        space.select([_site("b", "residual", 0.1, live=False)])
+
+
+def test_tied_sites_keep_the_models_own_schedule():
+    # timm: stochastic depth rising linearly with depth, 0 at the first block
+    schedule = [0.0, 0.05, 0.1, 0.15, 0.2]
+    sites = [_site(f"blocks.{i}.drop_path", "residual", r) for i, r in enumerate(schedule)]
+    sites.append(_site("head", "dense", 0.5))
+    space = SearchSpace(granularity="type")
+    rates = space.rates_from_params({"residual": 0.3, "dense": 0.25}, sites)
+    assert [rates[s.name] for s in sites[:5]] == pytest.approx([0.0, 0.075, 0.15, 0.225, 0.3])
+    assert rates["head"] == 0.25  # a group of one: the variable as it is
+    # The prior trial gives the deepest block the textbook rate and scales the rest.
+    fixed = optuna.trial.FixedTrial(space.prior_params(sites))
+    prior = space.suggest(fixed, sites)
+    assert prior["blocks.4.drop_path"] == PRIORS["residual"]
+    assert prior["blocks.2.drop_path"] == pytest.approx(PRIORS["residual"] / 2)
+    # global ties everything, still scaled by each site's share of the largest rate
+    rates = SearchSpace(granularity="global").rates_from_params({"dropout": 0.4}, sites)
+    assert rates["head"] == 0.4 and rates["blocks.4.drop_path"] == pytest.approx(0.16)
+    # per site, every site is free
+    assert SearchSpace(granularity="site").shares(sites) == dict.fromkeys(rates, 1.0)
+
+
+def test_a_group_built_all_at_zero_takes_the_variable_flat():
+    sites = [_site("a", "attention", 0.0), _site("b", "attention", 0.0)]
+    assert SearchSpace().rates_from_params({"attention": 0.2}, sites) == {"a": 0.2, "b": 0.2}
