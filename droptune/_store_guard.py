@@ -1,0 +1,180 @@
+"""Create a study's two stores under a lock, and leave nothing half made when that fails.
+
+Several processes creating a fresh SQLite database (MLflow's or Optuna's) at once race in
+the schema migration and crash. :func:`create_stores_locked` serialises store creation on
+one machine (a file lock per SQLite store, in the system's temporary folder so that the
+study folder gets nothing on a failed start) and across machines (a PostgreSQL advisory
+lock). If the start fails inside it, whatever it created goes again: a database file that
+did not exist before (a 0-byte or half-migrated one), its journal, folders made for it,
+and an Optuna study created by this start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from droptune.config import StudySpec
+
+__all__ = ["create_stores_locked", "sqlite_file"]
+
+log = logging.getLogger(__name__)
+
+_SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (absolute), or None for other URLs and in-memory ones.
+
+    Example:
+        >>> sqlite_file("sqlite:////srv/p/studies/droptune.db"), sqlite_file("postgresql://h/db")
+        (PosixPath('/srv/p/studies/droptune.db'), None)
+    """
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url in (prefix, prefix + ":memory:"):
+        return None
+    return Path(url.removeprefix(prefix)).absolute()
+
+
+@contextlib.contextmanager
+def create_stores_locked(spec: StudySpec) -> Iterator[None]:
+    """Hold the store-creation lock of ``spec``'s stores; on failure, undo what was created.
+
+    Wrap the code that creates or opens the Optuna study, the MLflow experiment and the
+    parent run (``prepare_study``), not the trials.
+
+    Args:
+        spec: The study (its ``storage``, ``tracking_uri`` and ``name``).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from droptune.config import spec_from_dict
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> spec = spec_from_dict({"name": "demo", "model": "droptune.testing.TinyModule",
+        ...     "data": "droptune.testing.TinyDataModule", "storage": f"sqlite:///{root}/s/optuna.db"})
+        >>> with create_stores_locked(spec):
+        ...     raise RuntimeError("the disk filled up")
+        Traceback (most recent call last):
+        ...
+        RuntimeError: the disk filled up
+        >>> list(root.iterdir())  # the folder made for the store went again
+        []
+    """
+    urls = sorted({spec.storage, spec.tracking_uri})  # sorted: every process takes the locks in one order
+    files = [f for f in (sqlite_file(u) for u in urls) if f is not None]
+    with contextlib.ExitStack() as locks:
+        for url in urls:
+            locks.enter_context(_creation_lock(url))
+        # Looked at under the lock: another start may have created the stores while this one waited.
+        existed = {f: f.exists() for f in files}
+        new_folders = [p for f in files for p in _missing_folders(f.parent)]
+        storage_file = sqlite_file(spec.storage)
+        study_existed = _study_exists(spec) if storage_file is None or existed[storage_file] else False
+        try:
+            yield
+        except BaseException:
+            _undo(spec, files, existed, new_folders, study_existed)
+            raise
+
+
+def _undo(spec: StudySpec, files: list[Path], existed: dict[Path, bool], folders: list[Path], study_existed: bool) -> None:
+    """Remove what a failed start created: new database files, their folders, a new Optuna study."""
+    storage_file = sqlite_file(spec.storage)
+    if not study_existed and (storage_file is None or existed.get(storage_file)):
+        _delete_study(spec)  # the storage was there before: only the study is this start's
+    for f in files:
+        if not existed[f]:
+            for path in (f, *(Path(f"{f}{s}") for s in _SIDE_FILES)):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    log.info("removed %s, left by a failed start", path)
+    for folder in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if empty: never a user's file
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _study_exists(spec: StudySpec) -> bool:
+    import optuna
+
+    try:
+        storage = optuna.storages.RDBStorage(spec.storage)
+        storage.get_study_id_from_name(spec.name)
+    except KeyError:
+        return False
+    except Exception:  # unreachable now: then this start creates nothing we could undo safely
+        log.debug("could not look up study %s in %s", spec.name, spec.storage, exc_info=True)
+        return True
+    return True
+
+
+def _delete_study(spec: StudySpec) -> None:
+    import optuna
+
+    try:
+        optuna.delete_study(study_name=spec.name, storage=spec.storage)
+        log.info("deleted study %s from %s, created by a failed start", spec.name, spec.storage)
+    except KeyError:
+        pass  # the start failed before creating it
+    except Exception:
+        log.warning("could not delete study %s from %s after a failed start", spec.name, spec.storage, exc_info=True)
+
+
+@contextlib.contextmanager
+def _creation_lock(url: str) -> Iterator[None]:
+    path = sqlite_file(url)
+    if path is not None:
+        with _file_lock(path):
+            yield
+    elif url.startswith("postgresql"):
+        with _advisory_lock(url):
+            yield
+    else:  # a tracking server serialises its own database
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(database: Path) -> Iterator[None]:
+    import fcntl  # POSIX only, as is a SQLite file shared by several processes
+
+    folder = Path(tempfile.gettempdir()) / "droptune-locks"
+    folder.mkdir(exist_ok=True)
+    digest = hashlib.blake2b(str(database).encode(), digest_size=12).hexdigest()
+    fd = os.open(folder / f"{digest}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the OS if this process dies
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _advisory_lock(url: str) -> Iterator[None]:
+    import sqlalchemy
+
+    key = int.from_bytes(hashlib.blake2b(b"droptune:create-stores", digest_size=8).digest(), "big", signed=True)
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+    finally:
+        engine.dispose()
