@@ -6,15 +6,21 @@ import argparse
 import sys
 
 import optuna
+from rich.console import Console
 
-from droptune.cli import command, out
+from droptune.cli import command, err, out
 from droptune.exceptions import StudyError
 from droptune.recommend import (
+    Recommendation,
+    SiteRecommendation,
+    basis,
+    caveats,
     compute,
     dump_recommendations,
     open_study,
     recommend,
     recommendation_table,
+    which_figure,
 )
 from droptune.recommend._table import FORMATS
 
@@ -47,12 +53,29 @@ def recommend_command(args: argparse.Namespace) -> int:
     if args.format == "table":
         names = ", ".join(s.study_name for s in studies)
         what = "layer type" if args.by == "type" else "site"
-        title = f"recommended dropout rate per {what} (median of the top {args.top:.0%} of trials; {names})"
+        title = f"recommended dropout rate per {what}: the median {basis(studies, top=args.top)} ({names})"
         out.print(recommendation_table(items, title=title))
     else:
         sys.stdout.write(dump_recommendations(items, args.format))
         sys.stdout.flush()
+    # With JSON or YAML on stdout, the words go to stderr so the data stays parseable.
+    print_caveats(studies, items, top=args.top, console=out if args.format == "table" else err)
     return 0
+
+
+def print_caveats(
+    studies: list[optuna.Study],
+    items: list[Recommendation] | list[SiteRecommendation],
+    *,
+    top: float,
+    console: Console,
+) -> None:
+    """The warnings on a recommendation, then which figure goes in training code."""
+    for caveat in caveats(studies, top=top):
+        console.print(f"warning: {caveat}", markup=False, highlight=False)
+    by_type = [i for i in items if isinstance(i, Recommendation)]
+    if by_type:
+        console.print(which_figure(by_type), markup=False, highlight=False)
 
 
 def print_recommendation(study: optuna.Study, *, top: float = 0.2) -> None:
@@ -62,5 +85,6 @@ def print_recommendation(study: optuna.Study, *, top: float = 0.2) -> None:
     except StudyError as error:
         out.print(f"no recommendation yet: {error}", markup=False, highlight=False)
         return
-    title = f"recommended dropout rate per layer type (median of the top {top:.0%} of trials)"
+    title = f"recommended dropout rate per layer type: the median {basis([study], top=top)}"
     out.print(recommendation_table(items, title=title))
+    print_caveats([study], items, top=top, console=out)

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from droptune.recommend._recommend import Recommendation, SiteRecommendation
 
@@ -20,7 +21,9 @@ def recommendation_table(
 ) -> Table:
     """A rich table with one row per layer type (or site)."""
     by_site = bool(items) and isinstance(items[0], SiteRecommendation)
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    # Text, not markup: a study name like "[x]" is shown as it is.
+    shown = None if title is None else Text(title)
+    table = Table(title=shown, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     if by_site:
         table.add_column("site", overflow="fold", min_width=16)
     table.add_column("layer type", no_wrap=True)

@@ -141,3 +141,22 @@ def test_tune_prints_why_there_is_no_recommendation_yet(capsys):
     print_recommendation(study)
     out = capsys.readouterr().out.replace("\n", " ")
     assert "no recommendation yet: too few complete trials" in out and "'young' has 0" in out
+
+
+def test_table_says_how_many_trials_back_it_and_which_figure_to_use(store, capsys):
+    assert main(["recommend", "small", "--top", "0.2"]) == 2  # 2 trials: too few, one clear error
+    capsys.readouterr()
+    fill("three", MLP, 3)
+    assert main(["recommend", "three"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the median from the best 3 of 3 complete trials (three)" in text
+    assert "warning: study 'three': the top 20% of 3 complete trials is fewer than 3" in text
+    assert "Which figure to use: for this model, `droptune export STUDY -o best.yaml`" in text
+
+
+def test_warnings_go_to_stderr_when_stdout_is_data(store, capsys):
+    fill("three", MLP, 3)
+    assert main(["recommend", "three", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    json.loads(captured.out)  # nothing but the data
+    assert "warning: study 'three'" in captured.err

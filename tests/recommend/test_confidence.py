@@ -1,0 +1,138 @@
+"""droptune.recommend's caveats: one test (or two) per warning, with a case where it must stay silent."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+from optuna.distributions import FloatDistribution
+
+from droptune import record
+from droptune.recommend import basis, caveats, compute, which_figure
+
+TYPES = {"input_dropout": "input", "fc.1": "dense", "fc.4": "dense"}
+
+
+def add(study, value, *, curve=None, gap=0.05, best_epoch=None, epochs=10, granularity="type", rates=None):
+    """A complete trial; ``curve`` is its objective per epoch (intermediate values)."""
+    rates = rates or {"input_dropout": 0.1, "fc.1": 0.3, "fc.4": 0.3}
+    attrs = record.start_attrs(rates, TYPES)
+    attrs.update({record.GAP_ATTR: gap, record.EPOCHS_ATTR: epochs})
+    attrs[record.BEST_EPOCH_ATTR] = epochs - 1 if best_epoch is None else best_epoch
+    params = dict(rates) if granularity == "site" else record.rates_by_type(rates, TYPES)
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=params,
+            distributions={k: FloatDistribution(0.0, 0.9) for k in params},
+            value=value,
+            user_attrs=attrs,
+            intermediate_values=dict(enumerate(curve or [])),
+        )
+    )
+
+
+def kinds(study, **kwargs) -> list[str]:
+    return [c.kind for c in caveats(study, **kwargs)]
+
+
+def spread_study(n: int, **kwargs) -> optuna.Study:
+    """``n`` trials with values 0.5, 0.6, ... that stopped early (best epoch 3 of 10)."""
+    study = optuna.create_study(study_name="s")
+    for i in range(n):
+        add(study, 0.5 + 0.1 * i, best_epoch=3, **kwargs)
+    return study
+
+
+def test_a_healthy_study_gets_no_warning():
+    assert caveats(spread_study(15)) == []
+
+
+def test_basis_says_how_many_trials_of_how_many():
+    assert basis([spread_study(11)]) == "from the best 3 of 11 complete trials"
+    assert basis([spread_study(30)], top=0.5) == "from the best 15 of 30 complete trials"
+
+
+def test_warns_when_the_top_fraction_falls_back_to_all_trials():
+    (found,) = caveats(spread_study(3))
+    assert found.kind == "all_trials"
+    assert "median of all 3 of them" in found.message and "Run at least 15 trials" in found.message
+    assert "all_trials" not in kinds(spread_study(4))  # 3 of 4: the best ones, not all
+    assert "all_trials" not in kinds(spread_study(3), top=1.0)  # asked for all of them
+
+
+def test_warns_when_trial_values_are_within_the_objectives_noise():
+    study = optuna.create_study(study_name="s")
+    for i in range(8):
+        # each trial's loss jitters by ~0.05 from epoch to epoch; trials differ by 0.001
+        jitter = [1.0 + (0.05 if e % 2 else 0.0) for e in range(10)]
+        add(study, 1.0 + 0.001 * i, curve=jitter, best_epoch=2)
+    (found,) = caveats(study)
+    assert found.kind == "noise" and "within noise" in found.message
+    assert "jitter of the objective within a trial (0.05)" in found.message
+
+
+def test_no_noise_warning_when_trials_stand_apart_from_the_jitter():
+    study = optuna.create_study(study_name="s")
+    for i in range(8):
+        add(study, 1.0 + 0.2 * i, curve=[1.0 + (0.05 if e % 2 else 0.0) for e in range(10)], best_epoch=2)
+    assert "noise" not in kinds(study)
+
+
+def test_without_curves_noise_means_values_equal_to_a_tenth_of_a_percent():
+    study = optuna.create_study(study_name="s")
+    for i in range(8):
+        add(study, 1.0 + 1e-5 * i, best_epoch=2)
+    assert kinds(study) == ["noise"]
+
+
+def test_warns_when_a_classifier_sits_at_chance_with_its_number_of_classes():
+    study = optuna.create_study(study_name="s")
+    study.set_user_attr("n_classes", 10)
+    for i in range(8):
+        add(study, math.log(10) + 0.01 * i, gap=0.3, best_epoch=2)
+    found = [c for c in caveats(study) if c.kind == "chance"]
+    assert found and "uniform guess over 10 classes (ln 10 = 2.3026)" in found[0].message
+    assert "chance" not in kinds(study, n_classes=3)  # ln 3 = 1.10: not at chance for 3 classes
+
+
+def test_guesses_chance_when_train_and_validation_losses_both_sit_at_ln_k():
+    study = optuna.create_study(study_name="s")
+    for i in range(8):
+        add(study, math.log(10) + 0.01 * i, gap=0.001, best_epoch=2)
+    assert "chance" in kinds(study)
+    study = optuna.create_study(study_name="t")
+    for i in range(8):  # the same validation loss, but the training loss fell: it learned
+        add(study, math.log(10) + 0.01 * i, gap=1.5, best_epoch=2)
+    assert "chance" not in kinds(study)
+
+
+def test_warns_when_most_trials_were_still_improving_at_their_last_epoch():
+    study = optuna.create_study(study_name="s")
+    for i in range(10):
+        add(study, 0.5 + 0.1 * i, epochs=12, best_epoch=11 if i < 6 else 4)
+    (found,) = caveats(study)
+    assert found.kind == "under_trained"
+    assert "6 of 10 complete trials had their best epoch at their last one (at most 12 epochs)" in found.message
+    assert "Raise trainer.max_epochs (or --max-epochs) above 12" in found.message
+    study = optuna.create_study(study_name="t")
+    for i in range(10):
+        add(study, 0.5 + 0.1 * i, epochs=12, best_epoch=11 if i < 5 else 4)  # half: not most
+    assert "under_trained" not in kinds(study)
+
+
+def test_says_a_types_rate_is_the_mean_of_its_sites_under_granularity_site():
+    study = spread_study(15, granularity="site")
+    (found,) = caveats(study)
+    assert found.kind == "site_mean" and "dense: fc.1, fc.4" in found.message
+    assert "site_mean" not in kinds(spread_study(15, granularity="type"))
+
+
+def test_which_figure_names_export_and_the_columns_that_differ():
+    study = optuna.create_study(study_name="s")
+    for i in range(10):
+        rates = {"input_dropout": 0.1, "fc.1": 0.05 + 0.01 * i, "fc.4": 0.05 + 0.01 * i}
+        add(study, 0.5 + 0.1 * i, rates=rates, best_epoch=3)
+    items, _ = compute(study)
+    text = which_figure(items)
+    assert "droptune export STUDY -o best.yaml" in text and "apply_rates" in text
+    assert "here dense: rate 0.060, best 0.050" in text  # the median of the top 3 against trial 0
