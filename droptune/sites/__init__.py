@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from droptune.sites._apply import apply_rates, get_rates, load_rates
-from droptune.sites._discover import discover
+from droptune.sites._discover import Discovery, Unreachable, discover, find_sites
+from droptune.sites._inspect import SiteReport, SiteRow, inspect_model
 from droptune.sites._site import LAYER_TYPES, DropoutSite, LayerType
 
 __all__ = [
     "LAYER_TYPES",
+    "Discovery",
     "DropoutSite",
     "LayerType",
+    "SiteReport",
+    "SiteRow",
+    "Unreachable",
     "apply_rates",
     "discover",
+    "find_sites",
     "get_rates",
+    "inspect_model",
     "load_rates",
 ]

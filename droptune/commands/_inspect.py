@@ -1,0 +1,81 @@
+"""``droptune inspect``: every dropout site droptune sees in a model, before anything is tuned."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from droptune.commands._base import command, err, out
+from droptune.exceptions import ConfigError
+from droptune.sites import SiteReport, inspect_model
+
+
+def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target",
+        metavar="STUDY_FILE|CLASS_PATH",
+        help="a study file (its model, data and layer_types), or the class path of a model built with no arguments",
+    )
+    parser.add_argument("--json", action="store_true", help="print the table as JSON")
+
+
+@command("inspect", add_inspect_arguments, help="show the model's dropout sites, their types, and placement advice")
+def inspect_command(args: argparse.Namespace) -> int:
+    report = site_report(args.target)
+    if args.json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        return 0
+    out.print(render(report), markup=False, highlight=False, soft_wrap=True)
+    if not report.traced:
+        err.print("no example input: only module-held sites are shown, liveness and placement unchecked.")
+    for call in report.unreachable:
+        out.print(f"unreachable: {call.describe()}", highlight=False, markup=False)
+    for line in report.advice:
+        out.print(f"warning: {line}", highlight=False, markup=False)
+    return 0
+
+
+def site_report(target: str) -> SiteReport:
+    """The site report of a study file's model (with its example input) or of a class path."""
+    path = Path(target)
+    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
+        from droptune.config import load_config
+        from droptune.space import SearchSpace
+        from droptune.tuning._build import build, example_input
+
+        spec = load_config(path)
+        model, data = build(spec)
+        s = spec.search
+        space = SearchSpace(
+            granularity=s.granularity, ranges=s.ranges, include=s.include, exclude=s.exclude,
+            coarse_trials=s.coarse_trials,
+        )
+        return inspect_model(model, example_input(model, data), layer_types=s.layer_types, space=space)
+    from droptune.config import ClassSpec
+
+    cls = ClassSpec(class_path=target).resolve()
+    try:
+        model = cls()
+    except TypeError as error:
+        raise ConfigError(
+            f"{target} cannot be built without arguments ({error}); write a study file naming it with "
+            "init_args and inspect that."
+        ) from None
+    return inspect_model(model, getattr(model, "example_input_array", None))
+
+
+def render(report: SiteReport) -> str:
+    """The site table as plain aligned text, one site a line, the reason last."""
+    header = ("site", "kind", "type", "rate", "live", "tied to", "why")
+    rows = [header] + [
+        (
+            r.name, r.kind, r.layer_type, f"{r.rate:g}", "yes" if r.live else "no",
+            (r.group + (f" x{r.share:.2f}" if r.share != 1.0 else "")) if r.group else "-", r.why,
+        )
+        for r in report.rows
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
+    return "\n".join([f"{len(report.rows)} dropout sites", *lines])

@@ -1,0 +1,134 @@
+"""What droptune sees in a model, before any GPU hour is spent: sites, unreachable calls, advice."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from droptune.sites._discover import Discovery, Unreachable, find_sites
+from droptune.sites._site import DropoutSite
+
+if TYPE_CHECKING:
+    from droptune.space import SearchSpace
+
+# The seed notes: input dropout around 0.1-0.2; above this it destroys the signal.
+HIGH_INPUT_RATE = 0.3
+
+
+@dataclass(frozen=True)
+class SiteRow:
+    """One line of the site table."""
+
+    name: str
+    kind: str
+    layer_type: str
+    why: str
+    rate: float
+    live: bool
+    group: str  # the search variable it is tied to ("" when it is not tuned)
+    share: float  # its share of that variable (the model's own schedule), 1.0 when flat
+
+
+@dataclass
+class SiteReport:
+    """The site table of a model, the dropout calls out of reach, and placement advice."""
+
+    rows: list[SiteRow]
+    unreachable: list[Unreachable] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)
+    traced: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-able): what a tracker logs as the study's site table."""
+        return {
+            "traced": self.traced,
+            "sites": [asdict(r) for r in self.rows],
+            "unreachable": [asdict(u) for u in self.unreachable],
+            "advice": list(self.advice),
+        }
+
+
+def inspect_model(
+    model: nn.Module,
+    example_input: Any = None,
+    *,
+    layer_types: Mapping[str, str] | None = None,
+    space: SearchSpace | None = None,
+) -> SiteReport:
+    """Every dropout site of ``model`` with its type and why, liveness, tied group, and advice.
+
+    Args:
+        model: The model, unchanged by this call.
+        example_input: One input for ``model(...)``; without it only module-held sites are
+            found and nothing is known about liveness or placement.
+        layer_types: The study's ``layer_types`` overrides.
+        space: The study's search space (its granularity names the groups); the default
+            :class:`~droptune.space.SearchSpace` when None.
+
+    Example:
+        >>> import torch
+        >>> net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.BatchNorm1d(4))
+        >>> report = inspect_model(net, torch.randn(2, 4))
+        >>> [(r.name, r.layer_type, r.group) for r in report.rows]
+        [('1', 'dense', 'dense')]
+        >>> report.advice[0].startswith("1: dropout right before BatchNorm1d")
+        True
+    """
+    from droptune.space import SearchSpace
+
+    space = space or SearchSpace()
+    found = find_sites(model, example_input, layer_types=layer_types, warn=False)
+    try:
+        tuned = space.select(found.sites)
+    except Exception:  # nothing to tune is worth showing too: the table says why
+        tuned = []
+    shares = space.shares(tuned)
+    tuned_names = {s.name for s in tuned}
+    rows = [
+        SiteRow(
+            s.name, s.kind, s.layer_type, s.why, s.rate, s.live,
+            space.param_of(s) if s.name in tuned_names else "",
+            shares.get(s.name, 1.0),
+        )
+        for s in found.sites
+    ]
+    return SiteReport(rows, found.unreachable, _advice(found), traced=found.trace is not None)
+
+
+def _advice(found: Discovery) -> list[str]:
+    """Placement warnings from the seed notes, one line each."""
+    out = []
+    for site in found.sites:
+        out += _site_advice(site, found)
+    for call in found.unreachable:
+        out.append(f"{call.describe()}: a literal rate, out of droptune's reach")
+    return out
+
+
+def _site_advice(site: DropoutSite, found: Discovery) -> list[str]:
+    out = []
+    calls = found.calls_of(site)
+    before = {c.next_module for c in calls if c.next_module}
+    norms = sorted(k for k in before if k.startswith("BatchNorm"))
+    if norms:
+        out.append(
+            f"{site.name}: dropout right before {norms[0]}: BatchNorm learns statistics of the dropped "
+            "activations that differ at evaluation (the variance shift); put dropout after the last "
+            "BatchNorm, or drop it here"
+        )
+    if calls and any(c.next_module is None for c in calls) and site.layer_type not in ("attention", "residual"):
+        out.append(
+            f"{site.name}: dropout after the last layer with parameters drops the model's output "
+            "(logits); apply it to the features before the output layer instead"
+        )
+    if site.layer_type == "input" and site.rate > HIGH_INPUT_RATE:
+        out.append(
+            f"{site.name}: input dropout at {site.rate:g} is high; the notes put input dropout at "
+            f"0.1-0.2 (droptune searches 0-{HIGH_INPUT_RATE:g})"
+        )
+    if not site.live:
+        out.append(f"{site.name}: never runs on the example input (inactive): listed, not tuned")
+    return out
