@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
+from droptune import __version__
 from droptune.exceptions import DroptuneError
 
 # Tables and summaries go to stdout; logs and progress to stderr so JSON output stays clean.
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="droptune", description="Tune the dropout rates of PyTorch Lightning models, layer by layer."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--version", action="version", version=f"droptune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for make, _ in COMMANDS.values():
         make(sub)
