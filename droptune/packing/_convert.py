@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from torch import nn
 
 from droptune.exceptions import PackingError
@@ -17,8 +18,10 @@ from droptune.packing._dropout import (
     RateChannelDropout,
     RateDropout,
     RateDropPath,
+    RateModule,
     RateVariationalDropout,
 )
+from droptune.packing._functional import install, sentinel
 from droptune.sites import DropoutSite, discover
 
 WORKERS_HINT = (
@@ -98,8 +101,16 @@ def packable_copy(
 ) -> tuple[nn.Module, dict[str, str]]:
     """Copy ``model`` with every dropout site replaced by its rate-tensor version.
 
-    The original is not changed. Parameter and buffer names stay the same; each site
-    adds one buffer, ``<module path>.rate``.
+    The original is not changed. Parameter and buffer names stay the same; each module
+    site adds one buffer, ``<module path>.rate``. A rate held as a float attribute (a
+    site found by a traced :func:`~droptune.discover`, e.g. Llama's
+    ``self_attn.attention_dropout``) adds the buffer ``<module path>.rate_<attribute>``,
+    and the attribute becomes a sentinel float that stands for it. So does the ``.p`` of
+    each converted dropout, for code that reads it. Every forward pass of the copy then
+    runs under :class:`~droptune.packing._functional.PackedDropoutMode`, which gives
+    functional dropout and ``scaled_dot_product_attention`` calls fed by a sentinel the
+    member's own rate; when ``sites`` come from a traced discovery and none is
+    ``functional``, the copy runs without it (reading ``.p`` is then a PackingError).
 
     Args:
         model: The model (a LightningModule or any nn.Module).
@@ -123,14 +134,48 @@ def packable_copy(
     packed = copy.deepcopy(model)
     buffers: dict[str, str] = {}
     by_name = {s.name: s for s in (sites if sites is not None else discover(model))}
+    sentinels: dict[float, tuple[str, str]] = {}
+    held = set()
     for site in discover(packed):
+        held.add(site.name)
         module = packed.get_submodule(site.module_path)
         replacement = _replacement(module, site)
         _set_submodule(packed, site.module_path, replacement)
+        if isinstance(replacement, RateModule):
+            replacement.sentinel = sentinel(len(sentinels))
+            sentinels[replacement.sentinel] = (site.module_path, RATE_BUFFER)
         buffer = f"{site.module_path}.{RATE_BUFFER}" if site.module_path else RATE_BUFFER
         if site.name in by_name:
             buffers[site.name] = buffer
+    for site in by_name.values():
+        if site.name not in held:  # a float attribute handed to functional dropout
+            name = _attribute_rate(packed, site)
+            holder = packed.get_submodule(site.module_path)
+            value = sentinel(len(sentinels))
+            sentinels[value] = (site.module_path, name)
+            setattr(holder, site.attr, value)
+            buffers[site.name] = f"{site.module_path}.{name}" if site.module_path else name
+    # The interception costs a Python call per op: only where a traced discovery saw code
+    # hand a rate to functional dropout (or nothing was traced). Elsewhere `.p` is refused.
+    if sites is None or any(s.functional for s in by_name.values()):
+        install(packed, sentinels)
     return packed, buffers
+
+
+def _attribute_rate(packed: nn.Module, site: DropoutSite) -> str:
+    """Register the rate buffer of an attribute site on its holder; return the buffer's name."""
+    try:
+        holder = packed.get_submodule(site.module_path)
+    except AttributeError:
+        holder = None
+    if holder is None or not isinstance(getattr(holder, site.attr, None), float):
+        raise PackingError(
+            f"dropout site {site.name!r}: the model has no float attribute {site.attr!r} at "
+            f"{site.module_path or 'its root'}; were the sites discovered on another model? {WORKERS_HINT}"
+        )
+    name = f"{RATE_BUFFER}_{site.attr}"
+    holder.register_buffer(name, torch.tensor(float(getattr(holder, site.attr))))
+    return name
 
 
 def _replacement(module: nn.Module, site: DropoutSite) -> nn.Module:

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from typing_extensions import override
 
+from droptune.exceptions import PackingError
+
 RATE_BUFFER = "rate"
 
 
@@ -20,10 +22,34 @@ class RateModule(nn.Module):
     """Base of the rate-tensor dropouts: holds ``rate`` (drop probability in [0, 1))."""
 
     rate: torch.Tensor
+    # Set by packable_copy: the float that stands for this module's rate in code reading ``.p``.
+    sentinel: float | None = None
 
     def __init__(self, rate: float) -> None:
         super().__init__()
         self.register_buffer(RATE_BUFFER, torch.tensor(float(rate)))
+
+    @property
+    def p(self) -> float:
+        """The rate as code that reads ``dropout.p`` sees it, inside a packed forward pass.
+
+        timm's fused attention and HF BERT / GPT-2 pass ``self.dropout.p`` to
+        ``scaled_dot_product_attention`` or ``F.dropout``; the value returned stands for
+        this module's per-member rate, which the packed forward pass substitutes.
+
+        Raises:
+            PackingError: Outside a packed forward pass, where no per-member rate exists.
+        """
+        from droptune.packing._functional import active
+
+        if self.sentinel is None or not active():
+            raise PackingError(
+                f"{type(self).__name__}.p was read outside a packed forward pass: a packed dropout's rate "
+                "is a tensor (one per member) in the buffer 'rate'. Code that reads .p and hands it to "
+                "F.dropout or scaled_dot_product_attention is intercepted only when the sites were "
+                "discovered with an example input (a tensor batch or example_input_array)."
+            )
+        return self.sentinel
 
     def _drop(self, x: torch.Tensor, mask_shape: tuple[int, ...]) -> torch.Tensor:
         """Zero ``x`` where a uniform draw of ``mask_shape`` (broadcast to ``x``) is < rate."""
