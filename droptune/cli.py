@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Lightning 2.6 on torch 2.13 warns about its own use of a torch API once per trial.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # MLflow sets its own loggers to INFO when it is first imported (maybe after this): tell it too.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if args.debug else "WARNING")
     for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "optuna", "alembic", "mlflow", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.WARNING)
     _, handler = COMMANDS[args.command]

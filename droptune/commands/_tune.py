@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import optuna
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from droptune.cli import command, err, out
+from droptune.commands._progress import trial_progress
 from droptune.config import StudySpec, load_config
 from droptune.tracking import MlflowTracker
 from droptune.tuning import count_trials, prepare_study, tune
@@ -52,28 +50,6 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
     return load_config(args.study_file, {k: getattr(args, k, None) for k in keys})
 
 
-@contextmanager
-def trial_progress(spec: StudySpec, study: optuna.Study) -> Iterator[Callable[[optuna.Study], None]]:
-    """A progress bar on stderr counting all workers' trials; yields the update function."""
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("pruned {task.fields[pruned]} · failed {task.fields[failed]} · best {task.fields[best]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task(spec.name, total=spec.search.n_trials, pruned=0, failed=0, best="-")
-
-        def update(study: optuna.Study) -> None:
-            counts = count_trials(study)
-            best = f"{study.best_value:.4g}" if counts.complete else "-"
-            bar.update(task, completed=counts.finished, pruned=counts.pruned, failed=counts.failed, best=best)
-
-        update(study)
-        yield update
-
-
 def print_summary(spec: StudySpec, study: optuna.Study, tracker: MlflowTracker) -> None:
     """Best value, best rates per site and where to look in MLflow."""
     counts = count_trials(study)
@@ -102,7 +78,7 @@ def tune_command(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     prepared = prepare_study(spec)
     study, tracker, _ = prepared
-    with trial_progress(spec, study) as update:
+    with trial_progress(spec.name, spec.search.n_trials, study, console=err, metric=spec.objective.metric) as update:
         if spec.search.workers > 1:
             from droptune.commands._worker import worker_args
             from droptune.tuning._workers import tune_parallel

@@ -17,7 +17,8 @@ import zlib
 from pathlib import Path
 
 from droptune.cli import command, err
-from droptune.commands._tune import add_study_arguments, spec_from_args, trial_progress
+from droptune.commands._progress import trial_progress
+from droptune.commands._tune import add_study_arguments, spec_from_args
 from droptune.config import StudySpec, require_sqlite_store
 from droptune.exceptions import StudyError
 from droptune.tracking import MlflowTracker
@@ -65,7 +66,7 @@ def worker_command(args: argparse.Namespace) -> int:
         return 0
     tracker.study_run(parent)  # reopen it (RUNNING) if an earlier run closed it
     try:
-        with trial_progress(spec, study) as update:
+        with trial_progress(spec.name, spec.search.n_trials, study, console=err, metric=spec.objective.metric) as update:
             counts = run_worker(spec, study=study, worker=index, progress=update, deadline=_deadline(spec))
     except BaseException:
         if count_trials(study).running == 0:

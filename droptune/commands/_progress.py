@@ -1,0 +1,226 @@
+"""Terminal feedback while ``droptune tune`` runs: one line per finished trial, a bar, an ETA.
+
+On a terminal, each finished trial prints a line above a live progress bar that shows
+the counts, the best value and the time left. When stderr is not a terminal (CI, nohup, a
+log file), there is no bar: the same trial lines, plus a plain status line at least every
+:data:`PERIOD_S` seconds, so that a log shows the run is alive even during a long trial.
+
+The update function is called by the engine after each trial, possibly from another
+thread (its bookkeeping thread), and by ``tune --workers`` every few seconds: it is
+thread-safe and cheap when nothing has changed.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from droptune.record import EPOCHS_ATTR, GAP_ATTR, REASON_ATTR, type_rates
+
+PERIOD_S = 30.0
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+class TrialProgress:
+    """Feedback for one study; call :meth:`update` with the study whenever trials may have ended.
+
+    Args:
+        name: The study's name (the bar's label).
+        total: Finished trials the study should hold (``n_trials``).
+        console: Where to write (stderr's console in the CLI); a bar only if it is a terminal.
+        metric: Name of the objective, for the trial lines.
+        period_s: Seconds between status lines when not on a terminal.
+        clock: Seconds, monotonic (a test passes its own).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        total: int,
+        console: Console,
+        metric: str = "objective",
+        period_s: float = PERIOD_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name, self.total, self.console, self.metric = name, total, console, metric
+        self.period_s, self.clock = period_s, clock
+        self._lock = threading.RLock()
+        self._seen: set[int] = set()
+        self._started = clock()
+        self._finished_before = 0
+        self._counts = (0, 0, 0, 0)  # finished, complete, pruned, failed
+        self._best = "-"
+        self._last_status = self._started
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    def start(self, study: optuna.Study) -> None:
+        """Count the trials finished before this run (a resumed study) and open the bar."""
+        with self._lock:
+            done = [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
+            self._seen = {t.number for t in done}
+            self._finished_before = len(done)
+            self._refresh_counts(study)
+            if done:
+                self._print(f"{self.name}: resuming, {len(done)} of {self.total} trials already finished")
+            if self.console.is_terminal:
+                self._bar = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("pruned {task.fields[pruned]} · failed {task.fields[failed]} · best {task.fields[best]}"),
+                    TimeElapsedColumn(),
+                    TextColumn("· ETA {task.fields[eta]}"),
+                    console=self.console,
+                    transient=False,
+                )
+                self._bar.start()
+                self._task = self._bar.add_task(self.name, total=self.total, pruned=0, failed=0, best="-", eta="-")
+                self._show()
+
+    def update(self, study: optuna.Study) -> None:
+        """Print a line per trial finished since the last call; move the bar (or print a status)."""
+        with self._lock:
+            new = [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED and t.number not in self._seen]
+            for trial in sorted(new, key=lambda t: t.number):
+                self._seen.add(trial.number)
+                self._print(trial_line(trial, self.metric))
+            if new:
+                self._refresh_counts(study)
+            self._show()
+            if self._bar is None and new and self.clock() - self._last_status >= self.period_s:
+                self.tick()
+
+    def tick(self) -> None:
+        """Print the status line (what the periodic timer calls when not on a terminal)."""
+        with self._lock:
+            self._last_status = self.clock()
+            if self._bar is None:
+                self._print(self.status())
+
+    def status(self) -> str:
+        """``digits-cnn: 12/40 finished (3 pruned, 0 failed) · best 0.1738 · elapsed 1:02 · ETA 2:35``."""
+        finished, _, pruned, failed = self._counts
+        return (
+            f"{self.name}: {finished}/{self.total} finished ({pruned} pruned, {failed} failed) · best {self._best} · "
+            f"elapsed {_clock(self.clock() - self._started)} · ETA {self.eta()}"
+        )
+
+    def eta(self) -> str:
+        """Time left at this run's pace so far (``-`` before its first trial ends)."""
+        finished = self._counts[0]
+        done_here = finished - self._finished_before
+        if finished >= self.total:
+            return "0:00"
+        if done_here <= 0:
+            return "-"
+        per_trial = (self.clock() - self._started) / done_here
+        return _clock(per_trial * (self.total - finished))
+
+    def stop(self) -> None:
+        """Close the bar, leaving its last state on screen."""
+        with self._lock:
+            if self._bar is not None:
+                self._show()
+                self._bar.stop()
+                self._bar = None
+
+    def _refresh_counts(self, study: optuna.Study) -> None:
+        trials = study.get_trials(deepcopy=False, states=FINISHED)
+        states = [t.state for t in trials]
+        complete, pruned = states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED)
+        self._counts = (len(trials), complete, pruned, states.count(TrialState.FAIL))
+        if complete:
+            self._best = f"{study.best_value:.4g}"
+
+    def _show(self) -> None:
+        if self._bar is not None and self._task is not None:
+            finished, _, pruned, failed = self._counts
+            self._bar.update(self._task, completed=finished, pruned=pruned, failed=failed, best=self._best, eta=self.eta())
+
+    def _print(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def trial_line(trial: FrozenTrial, metric: str = "objective") -> str:
+    """One finished trial in one line: number, state, value, gap, per-type rates, epochs, seconds.
+
+    Example:
+        >>> from droptune import record
+        >>> attrs = {**record.start_attrs({"fc": 0.25}, {"fc": "dense"}), "overfit_gap": 0.02, "epochs": 9}
+        >>> study = optuna.create_study()
+        >>> study.add_trial(optuna.trial.create_trial(value=0.1738, user_attrs=attrs))
+        >>> trial_line(study.trials[0], "val_loss")
+        'trial 0 complete · val_loss 0.1738 · gap 0.0200 · dense 0.250 · 9 epochs · 0.0 s'
+    """
+    state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}.get(
+        trial.state, trial.state.name.lower()
+    )
+    parts = [f"trial {trial.number} {state}"]
+    if trial.state == TrialState.COMPLETE and trial.value is not None:
+        parts.append(f"{metric} {trial.value:.4g}")
+    elif trial.state == TrialState.PRUNED and trial.intermediate_values:
+        last = max(trial.intermediate_values)
+        parts.append(f"{metric} {trial.intermediate_values[last]:.4g} at epoch {last}")
+    gap = trial.user_attrs.get(GAP_ATTR)
+    if isinstance(gap, (int, float)) and math.isfinite(gap) and trial.state != TrialState.FAIL:
+        parts.append(f"gap {gap:.4f}")
+    rates = type_rates(trial)
+    if rates:
+        parts.append(" ".join(f"{t} {r:.3f}" for t, r in rates.items()))
+    epochs = trial.user_attrs.get(EPOCHS_ATTR) or len(trial.intermediate_values)
+    if epochs and trial.state != TrialState.FAIL:
+        parts.append(f"{epochs} epochs")
+    if trial.duration is not None:
+        parts.append(f"{trial.duration.total_seconds():.1f} s")
+    if trial.state == TrialState.FAIL:
+        reason = str(trial.user_attrs.get(REASON_ATTR) or "no reason recorded").strip().splitlines()
+        parts.append(f"reason: {reason[0] if reason else '?'}")
+    return " · ".join(parts)
+
+
+@contextmanager
+def trial_progress(
+    name: str, total: int, study: optuna.Study, *, console: Console, metric: str = "objective", period_s: float = PERIOD_S
+) -> Iterator[Callable[[optuna.Study], None]]:
+    """Feedback for a run of ``study``; yields the update function to hand to the engine.
+
+    Not on a terminal, a daemon thread prints the status line every ``period_s`` seconds.
+    """
+    progress = TrialProgress(name=name, total=total, console=console, metric=metric, period_s=period_s)
+    progress.start(study)
+    stop = threading.Event()
+    timer = None
+    if not console.is_terminal:
+        timer = threading.Thread(target=_every, args=(stop, period_s, progress.tick), daemon=True, name="droptune-progress")
+        timer.start()
+    try:
+        yield progress.update
+        progress.update(study)
+    finally:
+        stop.set()
+        if timer is not None:
+            timer.join(timeout=5)
+        progress.stop()
+        if not console.is_terminal:
+            progress.tick()
+
+
+def _every(stop: threading.Event, period_s: float, action: Callable[[], None]) -> None:
+    while not stop.wait(period_s):
+        action()
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
