@@ -27,6 +27,8 @@ CHANCE_TOLERANCE = 0.02
 GUESSED_CLASSES = range(2, 101)
 # Share of complete trials whose best epoch is their last above which the study is under-trained.
 UNDER_TRAINED_SHARE = 0.5
+# A best epoch within the last 5 % of a trial's epochs (at least its last) counts as "at the end".
+LAST_EPOCHS_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -184,15 +186,20 @@ def _under_trained(ranked: list[FrozenTrial]) -> tuple[str, str] | None:
     ]
     if not recorded:
         return None
-    at_end = [t for t in recorded if t.user_attrs[BEST_EPOCH_ATTR] >= t.user_attrs[EPOCHS_ATTR] - 1]
+    at_end = [t for t in recorded if t.user_attrs[BEST_EPOCH_ATTR] >= _last_epochs(t.user_attrs[EPOCHS_ATTR])]
     if len(at_end) <= UNDER_TRAINED_SHARE * len(recorded):
         return None
     longest = max(t.user_attrs[EPOCHS_ATTR] for t in recorded)
     return "under_trained", (
-        f"{len(at_end)} of {len(recorded)} complete trials had their best epoch at their last one "
+        f"{len(at_end)} of {len(recorded)} complete trials had their best epoch at or near their last one "
         f"(at most {longest} epochs): they were still improving when training stopped, so dropout had little "
         f"chance to show its worth. Raise trainer.max_epochs (or --max-epochs) above {longest}."
     )
+
+
+def _last_epochs(epochs: int) -> int:
+    """First epoch of a trial's last 5 % (at least its last epoch): a best epoch there was still improving."""
+    return epochs - max(1, math.ceil(LAST_EPOCHS_SHARE * epochs))
 
 
 def _site_mean(best: FrozenTrial) -> tuple[str, str] | None:

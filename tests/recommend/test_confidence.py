@@ -112,12 +112,23 @@ def test_warns_when_most_trials_were_still_improving_at_their_last_epoch():
         add(study, 0.5 + 0.1 * i, epochs=12, best_epoch=11 if i < 6 else 4)
     (found,) = caveats(study)
     assert found.kind == "under_trained"
-    assert "6 of 10 complete trials had their best epoch at their last one (at most 12 epochs)" in found.message
+    assert "6 of 10 complete trials had their best epoch at or near their last one (at most 12 epochs)" in found.message
     assert "Raise trainer.max_epochs (or --max-epochs) above 12" in found.message
     study = optuna.create_study(study_name="t")
     for i in range(10):
         add(study, 0.5 + 0.1 * i, epochs=12, best_epoch=11 if i < 5 else 4)  # half: not most
     assert "under_trained" not in kinds(study)
+
+
+def test_a_best_epoch_in_the_last_five_percent_counts_as_still_improving():
+    study = optuna.create_study(study_name="s")
+    for i in range(10):
+        add(study, 0.5 + 0.1 * i, epochs=40, best_epoch=38 if i < 6 else 37)  # 38, 39 are the last 5 %
+    assert kinds(study) == ["under_trained"]
+    study = optuna.create_study(study_name="t")
+    for i in range(10):
+        add(study, 0.5 + 0.1 * i, epochs=40, best_epoch=37)
+    assert kinds(study) == []
 
 
 def test_says_a_types_rate_is_the_mean_of_its_sites_under_granularity_site():
