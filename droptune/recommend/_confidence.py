@@ -117,7 +117,7 @@ def _noise(ranked: list[FrozenTrial]) -> tuple[str, str] | None:
     if jitter is not None:
         if edge >= jitter:
             return None
-        floor = f"the epoch-to-epoch jitter of the objective within a trial ({jitter:.3g})"
+        floor = f"the epoch-to-epoch noise of the objective within a trial ({jitter:.3g})"
     elif edge >= 1e-3 * abs(values[0]):
         return None
     else:
@@ -130,16 +130,20 @@ def _noise(ranked: list[FrozenTrial]) -> tuple[str, str] | None:
 
 
 def _jitter(ranked: list[FrozenTrial]) -> float | None:
-    """Median over trials of the median |change| of the objective between epochs, late in training.
+    """The objective's epoch-to-epoch noise: a typical deviation of one epoch's value from the trend.
 
-    Read from the values each trial reported per epoch (Optuna's intermediate values).
+    Read from the values each trial reported per epoch (Optuna's intermediate values), in
+    the second half of training. Second differences cancel a steady (linear) trend, so a
+    curve still falling is not taken for noise: for white noise of deviation s around a
+    line, the median |second difference| is about 0.6745 * sqrt(6) * s. The median over
+    trials is returned.
     """
     per_trial = []
     for trial in ranked:
         curve = [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
         late = [v for v in curve[len(curve) // 2 :] if math.isfinite(v)]
-        if len(late) >= 3:
-            per_trial.append(float(np.median(np.abs(np.diff(late)))))
+        if len(late) >= 4:
+            per_trial.append(float(np.median(np.abs(np.diff(late, n=2)))) / (0.6745 * math.sqrt(6.0)))
     return float(np.median(per_trial)) if per_trial else None
 
 

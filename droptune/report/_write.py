@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
 
+from droptune._io import atomic_write_text
 from droptune.exceptions import ConfigError, StudyError
 from droptune.recommend import basis, caveats, compute, evidence, which_figure
 from droptune.recommend._recommend import Recommendation
@@ -49,7 +50,8 @@ def write_report(
 ) -> Path:
     """Write the report of ``studies`` to ``path`` (an HTML file that needs no network to open).
 
-    The file is written whole or not at all (a temporary file renamed into place).
+    The file is written whole or not at all (a temporary file renamed into place), with
+    the permissions the user's umask gives a new file.
 
     Args:
         studies: One study or several.
@@ -63,16 +65,17 @@ def write_report(
         ConfigError: If the arguments are invalid or the file cannot be written.
     """
     text = render_report(studies, top=top)
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise ConfigError(f"cannot write the report to {path}: {err.strerror or err}.") from None
+    path = atomic_write_text(path, text, what="report")
+    # The temporary file was created private (0600); a report is meant to be opened and shared.
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~_umask())
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _recommendation_section(studies: list[optuna.Study], top: float) -> str:

@@ -68,7 +68,15 @@ def test_warns_when_trial_values_are_within_the_objectives_noise():
         add(study, 1.0 + 0.001 * i, curve=jitter, best_epoch=2)
     (found,) = caveats(study)
     assert found.kind == "noise" and "within noise" in found.message
-    assert "jitter of the objective within a trial (0.05)" in found.message
+    # |second differences| are 0.1: a deviation of 0.1 / (0.6745 * sqrt(6)) = 0.0605 per epoch
+    assert "noise of the objective within a trial (0.0605)" in found.message
+
+
+def test_a_curve_still_falling_steadily_is_not_taken_for_noise():
+    study = optuna.create_study(study_name="s")
+    for i in range(8):
+        add(study, 0.5 + 0.01 * i, curve=[2.0 - 0.15 * e for e in range(10)], best_epoch=2)
+    assert "noise" not in kinds(study)  # falls 0.15 per epoch, without noise around the line
 
 
 def test_no_noise_warning_when_trials_stand_apart_from_the_jitter():

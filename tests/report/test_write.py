@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import os
 import re
+import stat
 
 import optuna
 import pytest
@@ -72,12 +74,21 @@ def test_several_studies_are_pooled_and_shown_one_by_one(study, add):
     assert "Study toy" in text and "Study other" in text
 
 
+def test_the_file_is_readable_by_others_as_the_umask_allows(study, tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_report(study, tmp_path / "r.html")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
 def test_bad_arguments_are_one_clear_error(study, tmp_path):
     with pytest.raises(ConfigError, match="at least one study"):
         write_report([], tmp_path / "r.html")
     with pytest.raises(ConfigError, match=r"top must be a fraction"):
         write_report(study, tmp_path / "r.html", top=1.5)
     (tmp_path / "taken").mkdir()
-    with pytest.raises(ConfigError, match="cannot write the report to"):
+    with pytest.raises(ConfigError, match="cannot write report .*taken: it is a folder"):
         write_report(study, tmp_path / "taken")
     assert not list(tmp_path.glob("r.html*"))  # nothing half-written
