@@ -88,3 +88,9 @@ def print_recommendation(study: optuna.Study, *, top: float = 0.2) -> None:
     title = f"recommended dropout rate per layer type: the median {basis([study], top=top)}"
     out.print(recommendation_table(items, title=title))
     print_caveats([study], items, top=top, console=out)
+    out.print(
+        "the whole story (plots, every trial, which trials overfit): report.html on the study's MLflow parent "
+        "run, or `droptune report STUDY_FILE -o report.html`",
+        markup=False,
+        highlight=False,
+    )

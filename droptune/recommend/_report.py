@@ -1,4 +1,4 @@
-"""Log a study's recommendation and plots to its MLflow parent run."""
+"""Log a study's recommendation, its caveats, plots and HTML report to its MLflow parent run."""
 
 from __future__ import annotations
 
@@ -11,24 +11,26 @@ from typing import TYPE_CHECKING
 import optuna
 
 from droptune.exceptions import StudyError
+from droptune.recommend._confidence import caveats
 from droptune.recommend._importance import variable_importances
 from droptune.recommend._plots import save_plots
 from droptune.recommend._recommend import Recommendation, compute
 from droptune.recommend._table import recommendation_data
 
 if TYPE_CHECKING:
-    from droptune.tracking import MlflowTracker
+    from droptune.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 RECOMMENDATIONS_FILE = "recommendations.json"
 NOTES_FILE = "recommendation_notes.txt"
 PLOTS_DIR = "plots"
+REPORT_FILE = "report.html"
 
 
 def report_study(
     study: optuna.Study,
-    tracker: MlflowTracker,
+    tracker: Tracker,
     parent_run_id: str,
     *,
     metric: str = "objective",
@@ -36,17 +38,19 @@ def report_study(
 ) -> list[Recommendation] | None:
     """Compute the study's recommendation and log it to its parent run.
 
-    Logs ``recommendations.json`` (the list ``droptune recommend --format json`` prints)
-    and PNG plots under ``plots/``: rate against ``metric`` per layer type, the
-    optimisation history, the importance and the gap curves. A study too small to
-    recommend from gets ``recommendation_notes.txt`` saying so instead; nothing here
-    raises, so a finished study is never failed by its report.
+    Logs ``recommendations.json`` (the list ``droptune recommend --format json`` prints),
+    ``report.html`` (what ``droptune report`` writes: one page, opens offline) and PNG plots
+    under ``plots/``: rate against ``metric`` per layer type, the optimisation history,
+    the importance and the gap curves. The caveats on the recommendation (and, for a study
+    too small to recommend from, why there is none) go to ``recommendation_notes.txt``;
+    nothing here raises, so a finished study is never failed by its report.
 
     Returns:
         The recommendations, or None when there are none.
     """
     try:
         items, notes = compute([study], top=top, by="type")
+        notes += [str(c) for c in caveats([study], top=top)]
     except StudyError as err:
         items, notes = None, [str(err)]
     for note in notes:
@@ -70,6 +74,7 @@ def report_study(
             for plot in plots:
                 tracker.log_artifact(parent_run_id, plot, PLOTS_DIR)
             notes += plot_notes
+            notes += _html_report(study, folder / REPORT_FILE, top, tracker, parent_run_id)
             if notes:
                 path = folder / NOTES_FILE
                 path.write_text("\n".join(notes) + "\n")
@@ -77,3 +82,16 @@ def report_study(
     except Exception as err:  # noqa: BLE001  (MLflow unreachable, disk full...: the study is done)
         log.warning("could not log the recommendation to MLflow run %s: %s: %s", parent_run_id, type(err).__name__, err)
     return items
+
+
+def _html_report(study: optuna.Study, path: Path, top: float, tracker: Tracker, run_id: str) -> list[str]:
+    """Write and log the HTML report; a note instead if it cannot be made."""
+    from droptune.report import write_report  # droptune.report imports this package
+
+    try:
+        write_report(study, path, top=top)
+    except Exception as err:  # noqa: BLE001  (the report is a nice-to-have: the study is done)
+        log.debug("HTML report failed", exc_info=True)
+        return [f"{REPORT_FILE} left out: {type(err).__name__}: {err}"]
+    tracker.log_artifact(run_id, path)
+    return []

@@ -39,6 +39,8 @@ def test_report_logs_recommendations_json_and_plots(tracking_uri, make_study, ad
     assert items == recommend(study)
     assert artifacts(tracker, run) == {
         "recommendations.json",
+        "recommendation_notes.txt",
+        "report.html",
         "plots/rates_by_layer_type.png",
         "plots/optimization_history.png",
         "plots/importance.png",
@@ -46,6 +48,11 @@ def test_report_logs_recommendations_json_and_plots(tracking_uri, make_study, ad
     }
     local = Path(tracker.client.download_artifacts(run, "recommendations.json", str(tmp_path)))
     assert json.loads(local.read_text()) == [r.to_dict() for r in items]
+    page = Path(tracker.client.download_artifacts(run, "report.html", str(tmp_path))).read_text()
+    assert "droptune report: reported" in page and "from the best 3 of 6 complete trials" in page
+    # the caveats go to the notes: here, that a type's rate is the mean of its sites (granularity site)
+    note = Path(tracker.client.download_artifacts(run, "recommendation_notes.txt", str(tmp_path))).read_text()
+    assert "a layer type's rate is the mean of its sites' rates (dense: fc.1, fc.4)" in note
 
 
 def test_too_few_trials_logs_a_note_and_does_not_raise(tracking_uri, make_study, add_trial, tmp_path):
@@ -55,7 +62,7 @@ def test_too_few_trials_logs_a_note_and_does_not_raise(tracking_uri, make_study,
     assert report_study(study, tracker, run) is None
     names = artifacts(tracker, run)
     assert "recommendations.json" not in names
-    assert {"recommendation_notes.txt", "plots/optimization_history.png", "plots/gap_curves.png"} <= names
+    assert {"recommendation_notes.txt", "report.html", "plots/optimization_history.png", "plots/gap_curves.png"} <= names
     note = Path(tracker.client.download_artifacts(run, "recommendation_notes.txt", str(tmp_path))).read_text()
     assert "too few complete trials" in note and "'young' has 1" in note
 
