@@ -20,7 +20,7 @@ EXPECTED_TYPES = {
     "digits_cnn": {"spatial", "dense"},
     "digits_mlp": {"input", "dense"},
     "digits_rnn": {"recurrent"},
-    "digits_transformer": {"attention", "residual", "dense"},
+    "digits_transformer": {"attention", "residual", "hidden"},
     "mnist1d_mlp": {"input", "dense"},
     "mnist1d_cnn": {"spatial", "dense"},
 }

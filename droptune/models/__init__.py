@@ -7,7 +7,7 @@ MLP                    MNIST-1D, digits ``flat``       input, dense
 Mnist1dCNN             MNIST-1D                        spatial, dense
 DigitsCNN              digits ``image``                spatial, dense
 RecurrentClassifier    digits ``sequence``             recurrent
-PatchTransformer       digits ``patches``              attention, dense, residual
+PatchTransformer       digits ``patches``              attention, hidden, residual
 =====================  ==============================  ============================
 """
 

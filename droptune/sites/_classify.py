@@ -91,6 +91,12 @@ def structural_type(model: nn.Module, module_path: str, module: nn.Module, attr:
         if isinstance(holder, _LAYER_KINDS) or words & _OUTPUT_HINTS:
             return Verdict("hidden", f"structure: inside {type(holder).__name__}, not on attention weights")
         return Verdict("attention", f"structure: inside {type(holder).__name__}")
+    parent = model.get_submodule(module_path.rpartition(".")[0]) if module_path else model
+    if "Embedding" in type(parent).__name__:
+        return Verdict("input", f"structure: inside {type(parent).__name__}")
+    block = _block_after_attention(model, module_path)
+    if block is not None:
+        return Verdict("hidden", f"structure: in {type(block).__name__}, after its attention")
     return _position_type(model, module_path)
 
 
@@ -108,6 +114,29 @@ def _attention_holder(model: nn.Module, module_path: str) -> nn.Module | None:
         if isinstance(holder, _LAYER_KINDS) or "Attention" in type(holder).__name__:
             found = holder
     return found
+
+
+def _block_after_attention(model: nn.Module, module_path: str) -> nn.Module | None:
+    """The innermost block (not the root) holding one or two attention modules registered before ``module_path``.
+
+    A transformer block registers its attention before its MLP; a stack of many layers,
+    or the whole model, is not a block.
+    """
+    parts = module_path.split(".") if module_path else []
+    for depth in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:depth])
+        block = model.get_submodule(prefix)
+        names = [p for p, m in block.named_modules() if isinstance(m, nn.MultiheadAttention)
+                 or "Attention" in type(m).__name__]
+        if not names:
+            continue
+        tops = {n for n in names if not any(n.startswith(o + ".") for o in names if o != n)}
+        if len(tops) > 2:
+            return None
+        order = [p for p, _ in block.named_modules()]
+        rest = module_path[len(prefix) + 1 :]
+        return block if rest in order and min(order.index(n) for n in tops) < order.index(rest) else None
+    return None
 
 
 def _position_type(model: nn.Module, module_path: str) -> Verdict:

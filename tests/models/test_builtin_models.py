@@ -97,8 +97,8 @@ CASES = {
             for name, kind in (
                 ("attn.dropout", "attention"),
                 ("drop_path.drop_prob", "residual"),
-                ("mlp.2", "dense"),
-                ("mlp.4", "dense"),
+                ("mlp.2", "hidden"),  # inside the MLP's residual branch
+                ("mlp.4", "hidden"),
             )
         ],
         {},

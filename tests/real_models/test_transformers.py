@@ -86,3 +86,10 @@ def test_llama_attention_dropout_is_a_float_attribute_site():
     assert not discover(model)  # structure alone cannot see it
     apply_rates(model, {first.name: 0.25})
     assert model.model.layers[0].self_attn.attention_dropout == 0.25
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert"])
+def test_structure_alone_types_module_sites_as_the_trace_does(family):
+    model = FAMILIES[family].build("eager")
+    traced = {s.name: s.layer_type for s in discover(model, FAMILIES[family].example())}
+    assert {s.name: s.layer_type for s in discover(model)} == traced
