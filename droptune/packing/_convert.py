@@ -157,7 +157,8 @@ def packable_copy(
             buffers[site.name] = f"{site.module_path}.{name}" if site.module_path else name
     # The interception costs a Python call per op: only where a traced discovery saw code
     # hand a rate to functional dropout (or nothing was traced). Elsewhere `.p` is refused.
-    if sites is None or any(s.functional for s in by_name.values()):
+    # Sites left out of `sites` (not tuned) were not traced here: their `.p` may be read.
+    if sites is None or any(s.functional for s in by_name.values()) or held - set(by_name):
         install(packed, sentinels)
     return packed, buffers
 

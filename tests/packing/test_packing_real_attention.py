@@ -229,3 +229,16 @@ def test_a_packed_rate_fed_to_a_kind_without_a_packed_version_is_refused_naming_
         PackingError, match=r"\.rate_attention_dropout feeds alpha_dropout, which has no per-member"
     ):
         base.train()(x)
+
+
+def test_an_untuned_site_whose_dot_p_feeds_sdpa_still_packs():
+    torch.manual_seed(0)
+    q = torch.randn(1, 2, 16, 8)
+    module = nn.Sequential(FusedAttention(), nn.Dropout(0.2))
+    tuned = [s for s in discover(module, q) if s.name == "1"]  # the attention site is excluded
+    base, buffers = packable_copy(module, tuned)
+    assert buffers == {"1": "1.rate"}
+    out = vmap(lambda r: functional_call(base.train(), {"1.rate": r}, (q,)), randomness="different")(
+        torch.tensor([0.0, 0.5])
+    )
+    assert out.shape == (2, 1, 2, 16, 8)
