@@ -373,7 +373,7 @@ def run_job(job: Job) -> dict[str, Any]:
     torch.set_num_threads(1)
     _quiet()
     from droptune.config import spec_from_dict
-    from droptune.tuning._objective import rates_by_type
+    from droptune.record import rates_by_type
 
     started = time.monotonic()
     method = _methods()[job.method]

@@ -1,7 +1,13 @@
 """The ``droptune`` command: parse arguments, load the study file, call the API, print.
 
-Subcommands are registered in :data:`COMMANDS`. A DroptuneError is printed as one message
-and exits 2 (``--debug`` shows the traceback); any other exception is a bug and crashes.
+Every subcommand is listed in :data:`COMMANDS`, and only there. To add one, write
+``droptune/commands/_name.py`` with a handler decorated by
+``droptune.commands._base.command(name, setup, help=...)`` (import ``out``/``err`` from that
+module too, never from this one), then add one line to the tuple below:
+``_name.name_command,``. The tuple's order is the order of ``droptune --help``.
+
+A DroptuneError is printed as one message and exits 2 (``--debug`` shows the traceback);
+any other exception is a bug and crashes.
 """
 
 from __future__ import annotations
@@ -11,48 +17,39 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable
-
-from rich.console import Console
 
 from droptune import __version__
+from droptune.commands import _export, _init, _inspect, _recommend, _report, _tune, _ui, _worker
+from droptune.commands._base import Command, err
 from droptune.exceptions import DroptuneError
 
-# Tables and summaries go to stdout; logs and progress to stderr so JSON output stays clean.
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
-
-Handler = Callable[[argparse.Namespace], int]
-COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], argparse.ArgumentParser], Handler]] = {}
-
-
-def command(name: str, setup: Callable[[argparse.ArgumentParser], None], help: str) -> Callable[[Handler], Handler]:
-    """Register a subcommand: ``setup`` adds its arguments, the decorated function runs it."""
-
-    def register(handler: Handler) -> Handler:
-        def make(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-            parser = sub.add_parser(name, help=help, description=help)
-            setup(parser)
-            return parser
-
-        COMMANDS[name] = (make, handler)
-        return handler
-
-    return register
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        _tune.tune_command,
+        _worker.worker_command,
+        _ui.ui_command,
+        _recommend.recommend_command,
+        _export.export_command,
+        _inspect.inspect_command,
+        _report.report_command,
+        _init.init_command,
+    )
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every registered subcommand."""
-    import droptune.commands  # noqa: F401  (registers the subcommands)
-
     parser = argparse.ArgumentParser(
-        prog="droptune", description="Tune the dropout rates of PyTorch Lightning models, layer by layer."
+        prog="droptune",
+        description="Tune the dropout rates of PyTorch Lightning models, layer by layer. A study file names "
+        "Python classes (model, data, loss) that droptune imports and runs: run study files you trust.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("--version", action="version", version=f"droptune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for make, _ in COMMANDS.values():
-        make(sub)
+    for entry in COMMANDS.values():
+        entry.setup(sub.add_parser(entry.name, help=entry.help, description=entry.help))
     return parser
 
 
@@ -72,13 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if args.debug else "WARNING")
     for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "optuna", "alembic", "mlflow", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.WARNING)
-    _, handler = COMMANDS[args.command]
+    from droptune._signals import handle_sigterm  # SIGTERM (Slurm, Kubernetes) stops a trial as Ctrl-C does
+
+    handle_sigterm()
     try:
-        return handler(args)
+        return COMMANDS[args.command](args)
     except DroptuneError as error:
         if args.debug:
             raise
-        err.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+        err.print("[bold red]error:[/] ", markup=True, highlight=False, end="")
+        err.print(str(error), markup=False, highlight=False)  # not markup: a message may hold "[...]"
         err.print(f"(run `droptune {args.command} --help` for usage)", highlight=False)
         return 2
     except KeyboardInterrupt:

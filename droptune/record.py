@@ -194,7 +194,13 @@ def run_params(rates: Mapping[str, float], layer_types: Mapping[str, str]) -> di
 
 
 def finish_attrs(result: TrialResult, metric: str, direction: str) -> dict[str, Any]:
-    """The user attributes a trial sets once it has trained: gap curve, best epoch, reason."""
+    """The user attributes a trial sets once it has trained: gap curve, best epoch, reason.
+
+    Example:
+        >>> history = [{"epoch": 0, "val_loss": 1.0, "overfit_gap": 0.1}, {"epoch": 1, "val_loss": 0.9, "overfit_gap": 0.2}]
+        >>> finish_attrs(TrialResult("complete", 0.9, history=history), "val_loss", "minimize")
+        {'curve': {'overfit_gap': [0.1, 0.2]}, 'best_epoch': 1, 'overfit_gap': 0.2, 'epochs': 2}
+    """
     attrs: dict[str, Any] = {}
     if result.history:
         attrs[CURVE_ATTR] = {GAP_ATTR: [float(r.get(GAP_ATTR, math.nan)) for r in result.history]}
@@ -202,7 +208,7 @@ def finish_attrs(result: TrialResult, metric: str, direction: str) -> dict[str, 
     if finite and result.state != "failed":
         best = best_record(finite, metric, direction)
         attrs.update({BEST_EPOCH_ATTR: int(best["epoch"]), GAP_ATTR: best[GAP_ATTR], EPOCHS_ATTR: len(result.history)})
-    if result.reason and result.state == "failed":
+    if result.reason:  # why it failed, or where it was pruned
         attrs[REASON_ATTR] = result.reason[:REASON_LIMIT]
     return attrs
 

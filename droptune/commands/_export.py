@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from droptune.cli import command, err
+from droptune.commands._base import command, err
 from droptune.export import (
     EXPORT_FORMATS,
     export_best,

@@ -8,7 +8,7 @@ import sys
 import optuna
 from rich.console import Console
 
-from droptune.cli import command, err, out
+from droptune.commands._base import command, err, out
 from droptune.exceptions import StudyError
 from droptune.recommend import (
     Recommendation,

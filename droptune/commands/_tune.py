@@ -7,11 +7,12 @@ import argparse
 import optuna
 from rich.table import Table
 
-from droptune.cli import command, err, out
+from droptune.commands._base import command, err, out
 from droptune.commands._progress import trial_progress
 from droptune.config import StudySpec, load_config
-from droptune.tracking import MlflowTracker
-from droptune.tuning import count_trials, prepare_study, tune
+from droptune.record import RATES_ATTR, TYPES_ATTR
+from droptune.tracking import Tracker
+from droptune.tuning import count_trials, prepare_study
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +51,7 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
     return load_config(args.study_file, {k: getattr(args, k, None) for k in keys})
 
 
-def print_summary(spec: StudySpec, study: optuna.Study, tracker: MlflowTracker) -> None:
+def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> None:
     """Best value, best rates per site and where to look in MLflow."""
     counts = count_trials(study)
     out.print(
@@ -63,31 +64,38 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: MlflowTracker) 
     best = study.best_trial
     out.print(f"best {spec.objective.metric}: {best.value:.5g} (trial {best.number})")
     table = Table("site", "layer type", "rate", title="best rates")
-    types = best.user_attrs.get("layer_types", {})
-    for name, rate in best.user_attrs.get("rates", {}).items():
+    types = best.user_attrs.get(TYPES_ATTR, {})
+    for name, rate in best.user_attrs.get(RATES_ATTR, {}).items():
         table.add_row(name, types.get(name, "?"), f"{rate:.3f}")
     out.print(table)
-    out.print(
-        f"MLflow: experiment [bold]{spec.name}[/] in {spec.tracking_uri}; "
-        f"`droptune ui --tracking-uri {spec.tracking_uri}` then open {tracker.runs_url()}"
-    )
+    url = tracker.runs_url()
+    if url is not None:
+        out.print(
+            f"MLflow: experiment [bold]{spec.name}[/] in {spec.tracking_uri}; "
+            f"`droptune ui --tracking-uri {spec.tracking_uri}` then open {url}"
+        )
 
 
 @command("tune", add_tune_arguments, help="run (or resume) a study described by a YAML file")
 def tune_command(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
-    prepared = prepare_study(spec)
-    study, tracker, _ = prepared
+    from droptune._store_guard import create_stores_locked
+    from droptune.preflight import preflight
+
+    preflight(spec)  # stores and model checked before anything is created
+    with create_stores_locked(spec):  # simultaneous first starts; nothing half made if this fails
+        lifecycle = prepare_study(spec)
+    study = lifecycle.study
     with trial_progress(spec.name, spec.search.n_trials, study, console=err, metric=spec.objective.metric) as update:
         if spec.search.workers > 1:
             from droptune.commands._worker import worker_args
             from droptune.tuning._workers import tune_parallel
 
-            tune_parallel(spec, worker_args(args), progress=update, prepared=prepared)
+            tune_parallel(spec, worker_args(args), progress=update, prepared=lifecycle)
         else:
-            tune(spec, progress=update, prepared=prepared)
-    print_summary(spec, study, tracker)
-    from droptune.commands._recommend import print_recommendation  # here: keeps `tune` first in --help
+            lifecycle.tune(progress=update)
+    print_summary(spec, study, lifecycle.tracker)
+    from droptune.commands._recommend import print_recommendation
 
     print_recommendation(study)
     return 0 if count_trials(study).complete else 1

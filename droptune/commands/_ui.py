@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from droptune.cli import command, err, out
+from droptune.commands._base import command, err, out
 from droptune.config import load_config, require_sqlite_store
 from droptune.exceptions import ConfigError, StudyError
 from droptune.tracking import artifact_root

@@ -4,8 +4,9 @@ The study must have been prepared by ``droptune tune`` (which creates the Optuna
 MLflow experiment and the parent run once, before any worker: fresh SQLite databases race
 in their schema migrations otherwise). A worker then runs trials, logged as child runs of
 the same parent, until the study holds ``n_trials`` finished trials; it waits while the
-last trials run elsewhere, in case one of them fails or its worker dies. The last worker
-standing closes the parent run.
+last trials run elsewhere, in case one of them fails or its worker dies. A worker never
+closes the parent run: ``droptune tune`` does (run it again to close a study whose launcher
+was stopped).
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ import time
 import zlib
 from pathlib import Path
 
-from droptune.cli import command, err
+from droptune.commands._base import command, err
 from droptune.commands._progress import trial_progress
 from droptune.commands._tune import add_study_arguments, spec_from_args
 from droptune.config import StudySpec, require_sqlite_store
 from droptune.exceptions import StudyError
-from droptune.tracking import MlflowTracker
-from droptune.tuning import count_trials, finish_study, load_study, run_worker
+from droptune.record import PARENT_RUN_ATTR
+from droptune.tuning import load_study, make_tracker, run_worker
 from droptune.tuning._heartbeat import worker_id
-from droptune.tuning._study import PARENT_RUN_ATTR
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,9 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     """``droptune tune``'s study arguments, and the launcher's private ones."""
     add_study_arguments(parser)
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar (the launcher of `droptune tune --workers` shows one)"
+    )
 
 
 def worker_args(args: argparse.Namespace) -> list[str]:
@@ -58,22 +60,18 @@ def worker_command(args: argparse.Namespace) -> int:
     parent = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent is None:
         raise StudyError(f"study {spec.name!r} has no MLflow parent run yet: run `droptune tune` on it first.")
-    tracker = MlflowTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
-    check_parent(tracker, parent, spec)
+    tracker = make_tracker(spec)
+    if not tracker.has_study_run(parent):
+        raise StudyError(
+            f"the MLflow parent run {parent} of study {spec.name!r} is not in experiment {spec.name!r} "
+            f"of {spec.tracking_uri}: pass the --tracking-uri the study was prepared with."
+        )
     log.info("worker %s joins study %s in %s, tracked in %s", worker_id(), spec.name, spec.storage, spec.tracking_uri)
-    if args.supervised:  # the launcher owns the parent run and the progress bar
-        run_worker(spec, study=study, worker=index, deadline=_deadline(spec))
-        return 0
-    tracker.study_run(parent)  # reopen it (RUNNING) if an earlier run closed it
-    try:
+    if args.quiet:
+        counts = run_worker(spec, study=study, tracker=tracker, worker=index, deadline=_deadline(spec))
+    else:
         with trial_progress(spec.name, spec.search.n_trials, study, console=err, metric=spec.objective.metric) as update:
-            counts = run_worker(spec, study=study, worker=index, progress=update, deadline=_deadline(spec))
-    except BaseException:
-        if count_trials(study).running == 0:
-            finish_study(study, tracker, parent, status="KILLED")
-        raise
-    if counts.finished >= spec.search.n_trials or count_trials(study).running == 0:
-        counts = finish_study(study, tracker, parent, metric=spec.objective.metric)
+            counts = run_worker(spec, study=study, tracker=tracker, worker=index, progress=update, deadline=_deadline(spec))
     err.print(f"worker {worker_id()} done: study {spec.name} holds {counts.finished} finished trials.")
     return 0
 
@@ -82,21 +80,6 @@ def check_stores(spec: StudySpec) -> None:
     """Refuse to create SQLite stores from a worker: only ``droptune tune`` creates them."""
     require_sqlite_store(spec.storage, what="Optuna storage", flag="--storage")
     require_sqlite_store(spec.tracking_uri, what="MLflow store", flag="--tracking-uri")
-
-
-def check_parent(tracker: MlflowTracker, parent: str, spec: StudySpec) -> None:
-    """The study's parent run must be in this tracking store, or child runs would be orphans."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        run = tracker.client.get_run(parent)
-    except MlflowException:  # no such run in this store
-        run = None
-    if run is None or run.info.experiment_id != tracker.experiment_id:
-        raise StudyError(
-            f"the MLflow parent run {parent} of study {spec.name!r} is not in experiment {spec.name!r} "
-            f"of {spec.tracking_uri}: pass the --tracking-uri the study was prepared with."
-        )
 
 
 def _deadline(spec: StudySpec) -> float | None:

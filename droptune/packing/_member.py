@@ -1,20 +1,19 @@
 """A trial while it trains as a member of a population: its epochs, stopping and outcome.
 
-What the callbacks of an unpacked trial (gap, pruning, early stopping) and its objective
-decide from the epoch records, decided here from the population's records instead.
+What the callbacks of an unpacked trial (gap, pruning, early stopping) decide from the epoch
+records, decided here from the population's records instead; the trial is then recorded
+exactly as an unpacked one is (:mod:`droptune.record`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import optuna
 
 from droptune.config import ObjectiveSpec, TrainerSpec
-from droptune.tuning._objective import CURVE_ATTR, TrialResult, best_record
+from droptune.record import TrialResult, best_record
 
 EpochRecord = dict[str, float]
 
@@ -25,7 +24,6 @@ class Member:
 
     Attributes:
         trial: The Optuna trial.
-        run: Future of the MLflow run id (the run is created on the bookkeeping thread).
         history: One record per epoch, as :class:`~droptune.callbacks.GapCallback` keeps.
         reported: ``{epoch: objective value}`` reported to the trial.
         pruned_at: Epoch at which the pruner stopped the trial, or None.
@@ -34,7 +32,6 @@ class Member:
     """
 
     trial: optuna.Trial
-    run: Future
     history: list[EpochRecord] = field(default_factory=list)
     reported: dict[int, float] = field(default_factory=dict)
     best: float | None = None
@@ -77,7 +74,7 @@ class Member:
         return self.failed is None and bool(self.reported) and max(self.reported) == len(self.history) - 1
 
     def outcome(self, objective: ObjectiveSpec) -> TrialResult:
-        """How the trial ended, as an unpacked trial's objective returns it."""
+        """How the trial ended, as an unpacked trial's executor returns it."""
         history = self.history
         if self.failed is not None:
             return TrialResult(state="failed", reason=self.failed, history=history)
@@ -87,42 +84,3 @@ class Member:
             return TrialResult(state="pruned", reason=f"pruned at epoch {self.pruned_at}", history=history)
         best = best_record(history, objective.metric, objective.direction)
         return TrialResult(state="complete", value=best[objective.metric], history=history)
-
-    def final_attrs(self, objective: ObjectiveSpec) -> dict[str, object]:
-        """The user attributes an unpacked trial sets once it has trained (curve, best epoch...)."""
-        keys = ("overfit_gap", "val_loss", "train_loss_eval")
-        attrs: dict[str, object] = {CURVE_ATTR: {k: [r.get(k, math.nan) for r in self.history] for k in keys}}
-        if self.history and self.failed is None:
-            best = best_record(self.history, objective.metric, objective.direction)
-            attrs.update(
-                best_epoch=int(best["epoch"]), overfit_gap=best["overfit_gap"], epochs=len(self.history)
-            )
-        return attrs
-
-    def constraint(self, objective: ObjectiveSpec) -> float | None:
-        """The ``overfit_gap`` constraint value (``max_gap`` set), or None."""
-        if objective.max_gap is None or not self.history or self.failed is not None:
-            return None
-        best = best_record(self.history, objective.metric, objective.direction)
-        return best["overfit_gap"] - objective.max_gap
-
-
-def run_params(rates: Mapping[str, float], layer_types: Mapping[str, str]) -> dict[str, object]:
-    """The MLflow params of a trial's run: ``rate.<site>`` and ``type.<site>``."""
-    params: dict[str, object] = {f"rate.{n}": round(r, 6) for n, r in rates.items()}
-    params.update({f"type.{n}": t for n, t in layer_types.items()})
-    return params
-
-
-def run_summary(result: TrialResult, objective: ObjectiveSpec) -> dict[str, float]:
-    """The summary metrics of a trial's run (its best epoch)."""
-    metric, direction = objective.metric, objective.direction
-    finite = [r for r in result.history if math.isfinite(r.get(metric, math.nan))]
-    if not finite:
-        return {}
-    best = best_record(finite, metric, direction)
-    return {
-        f"best_{metric}": best[metric],
-        "best_epoch": best["epoch"],
-        "best_overfit_gap": best["overfit_gap"],
-    }

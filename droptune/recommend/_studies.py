@@ -45,7 +45,7 @@ def open_study(ref: str, *, storage: str | None = None) -> optuna.Study:
             hint = f" There is no file {ref!r} either (looked in {Path.cwd()})."
         listed = ", ".join(repr(n) for n in sorted(names)) or "none"
         raise StudyError(f"no study named {name!r} in {storage}; the studies there are: {listed}.{hint}")
-    from droptune.tuning._factories import make_storage  # droptune.tuning imports this package
+    from droptune.tracking import make_storage  # the engine's storage settings (SQLite timeout...)
 
     return optuna.load_study(study_name=name, storage=make_storage(storage))
 

@@ -1,8 +1,34 @@
-"""Experiment tracking (MLflow): study parent runs, trial child runs, per-epoch metrics."""
+"""Where a study is recorded: trackers (MLflow, none), the stores, and the trial recorder.
+
+Every MLflow call of droptune lives in this package.
+"""
 
 from __future__ import annotations
 
-from droptune.tracking._callback import TrackingCallback
-from droptune.tracking._mlflow import MlflowTracker, artifact_root, prepare_store
+from droptune.tracking._base import Tracker
+from droptune.tracking._bookkeeper import Bookkeeper
+from droptune.tracking._mlflow import MlflowTracker
+from droptune.tracking._null import NullTracker
+from droptune.tracking._stores import (
+    DEFAULT_STORAGE,
+    DEFAULT_TRACKING_URI,
+    artifact_root,
+    enable_wal,
+    make_storage,
+    prepare_store,
+    sqlite_path,
+)
 
-__all__ = ["MlflowTracker", "TrackingCallback", "artifact_root", "prepare_store"]
+__all__ = [
+    "DEFAULT_STORAGE",
+    "DEFAULT_TRACKING_URI",
+    "Bookkeeper",
+    "MlflowTracker",
+    "NullTracker",
+    "Tracker",
+    "artifact_root",
+    "enable_wal",
+    "make_storage",
+    "prepare_store",
+    "sqlite_path",
+]

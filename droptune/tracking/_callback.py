@@ -1,4 +1,4 @@
-"""TrackingCallback: log each epoch's record to the trial's MLflow run, in one batch."""
+"""TrackingCallback: hand each epoch's record to the trial's tracker run."""
 
 from __future__ import annotations
 
@@ -6,19 +6,19 @@ import lightning.pytorch as pl
 from typing_extensions import override
 
 from droptune.callbacks import GapCallback
-from droptune.tracking._mlflow import MlflowTracker
+from droptune.tracking._base import Tracker
 
 
 class TrackingCallback(pl.Callback):
-    """Send :class:`GapCallback`'s record of each epoch to MLflow with step = epoch.
+    """Send :class:`GapCallback`'s record of each epoch to the tracker with step = epoch.
 
     Args:
-        tracker: The study's tracker.
+        tracker: The study's tracker (it may buffer the metrics).
         run_id: The trial's child run.
         gap: The trial's GapCallback (listed before this one).
     """
 
-    def __init__(self, tracker: MlflowTracker, run_id: str, gap: GapCallback) -> None:
+    def __init__(self, tracker: Tracker, run_id: str, gap: GapCallback) -> None:
         self.tracker = tracker
         self.run_id = run_id
         self.gap = gap

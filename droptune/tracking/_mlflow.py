@@ -4,53 +4,44 @@ Everything goes through ``MlflowClient`` with explicit run ids, never MLflow's g
 "active run": worker processes and packed populations log to many runs at once.
 Optuna-integration's ``MLflowCallback`` (deprecated, final value only) and Lightning's
 ``MLFlowLogger`` (global step, not epoch) do not give per-epoch gap curves, hence this.
+
+Each MLflow call is a database transaction (milliseconds on SQLite), so a child run's params
+and per-epoch metrics are buffered and written together: when the run ends, and at least every
+:data:`FLUSH_S` seconds while it trains. A run is opened at once (it shows as RUNNING), and
+nothing buffered is lost on any way a run ends that the process survives: ``end_trial``
+and ``flush`` write it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from droptune.config import absolute_sqlite_url
-from droptune.exceptions import ConfigError
+from droptune.record import (
+    PARENT_TAG,
+    REASON_LIMIT,
+    REASON_TAG,
+    ROLE_TAG,
+    RUN_STATUS,
+    STATE_TAG,
+    STUDY_TAG,
+    TRIAL_TAG,
+)
+from droptune.tracking._stores import artifact_root, prepare_store
 
 log = logging.getLogger(__name__)
 
-ROLE_TAG = "droptune.role"
-STUDY_TAG = "droptune.study"
-TRIAL_TAG = "droptune.trial_number"
-STATE_TAG = "droptune.state"
-REASON_TAG = "droptune.reason"
-
-# Optuna trial state -> MLflow run status.
-RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
-
-
-def artifact_root(tracking_uri: str) -> str | None:
-    """Where artifacts go: ``artifacts/`` beside a SQLite store; the server's choice otherwise."""
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri.removeprefix("sqlite:///"))
-        return (db.parent.resolve() / "artifacts").as_uri()
-    return None
-
-
-def prepare_store(tracking_uri: str) -> None:
-    """Create the folder of a SQLite store so MLflow can create the database in it."""
-    if tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    elif tracking_uri.startswith("file:") or "://" not in tracking_uri:
-        raise ConfigError(
-            f"tracking_uri {tracking_uri!r}: MLflow 3 refuses the old file store; use "
-            "'sqlite:///mlruns/mlflow.db' (the default) or an http(s):// tracking server."
-        )
+FLUSH_S = 5.0  # a training run's buffered metrics reach MLflow at least this often
+# MLflow's limits for one log_batch call.
+MAX_PARAMS, MAX_ENTRIES = 100, 1000
 
 
 class MlflowTracker:
-    """Log a study and its trials to MLflow.
+    """Log a study and its trials to MLflow (implements :class:`~droptune.tracking.Tracker`).
 
     Args:
         tracking_uri: MLflow tracking URI (``sqlite:///mlruns/mlflow.db``, ``http://...``).
@@ -68,6 +59,8 @@ class MlflowTracker:
         mlflow.set_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = self._experiment_id()
+        self._lock = threading.Lock()
+        self._buffers: dict[str, _Buffer] = {}
 
     def _experiment_id(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment)
@@ -85,55 +78,88 @@ class MlflowTracker:
 
     def study_run(self, run_id: str | None = None) -> str:
         """Return the study's parent run id, reopening ``run_id`` or creating a new run."""
-        if run_id is not None:
-            try:
-                run = self.client.get_run(run_id)
-            except Exception:  # a tracking store that was wiped: start a new parent
-                run = None
-            if run is not None and run.info.experiment_id == self.experiment_id:
-                if run.info.status != "RUNNING":
-                    self.client.update_run(run_id, status="RUNNING")
-                return run_id
+        if run_id is not None and self.has_study_run(run_id):
+            if self.client.get_run(run_id).info.status != "RUNNING":
+                self.client.update_run(run_id, status="RUNNING")
+            return run_id
         run = self.client.create_run(
-            self.experiment_id,
-            run_name=self.experiment,
-            tags={ROLE_TAG: "study", STUDY_TAG: self.experiment},
+            self.experiment_id, run_name=self.experiment, tags={ROLE_TAG: "study", STUDY_TAG: self.experiment}
         )
         return run.info.run_id
 
-    def start_trial(self, parent_run_id: str, number: int, params: Mapping[str, Any]) -> str:
-        """Open the child run of trial ``number`` and log its params (rates, layer types)."""
-        from mlflow.entities import Param
+    def has_study_run(self, run_id: str) -> bool:
+        """Whether ``run_id`` is a run of this experiment in this store."""
+        try:
+            run = self.client.get_run(run_id)
+        except Exception:  # no such run here (a wiped or another store)
+            return False
+        return run.info.experiment_id == self.experiment_id
 
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"trial-{number}",
-            tags={
-                "mlflow.parentRunId": parent_run_id,
-                ROLE_TAG: "trial",
-                STUDY_TAG: self.experiment,
-                TRIAL_TAG: str(number),
-                STATE_TAG: "running",
-            },
-        )
-        batch = [Param(str(k), str(v)) for k, v in params.items()]
-        for start in range(0, len(batch), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(run.info.run_id, params=batch[start : start + 100])
+    def start_trial(self, parent_run_id: str, number: int, params: Mapping[str, str]) -> str:
+        """Open the child run of trial ``number``; its params are written with its first flush."""
+        tags = {PARENT_TAG: parent_run_id, ROLE_TAG: "trial", STUDY_TAG: self.experiment}
+        tags.update({TRIAL_TAG: str(number), STATE_TAG: "running"})
+        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}", tags=tags)
+        with self._lock:
+            self._buffers[run.info.run_id] = _Buffer(params=dict(params))
         return run.info.run_id
 
     def log_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
-        """Log one epoch's metrics with step = epoch, in one batch."""
-        self.client.log_batch(run_id, metrics=_metrics({k: v for k, v in metrics.items() if k != "epoch"}, epoch))
+        """Buffer one epoch's metrics (step = epoch); write the run's buffer if it is old."""
+        with self._lock:
+            buffer = self._buffers.setdefault(run_id, _Buffer())
+            buffer.metrics.update({(k, epoch): float(v) for k, v in metrics.items() if k != "epoch"})
+            due = time.monotonic() - buffer.since >= FLUSH_S
+        if due:
+            self._write(run_id)
 
     def end_trial(
         self, run_id: str, state: str, *, summary: Mapping[str, float] | None = None, reason: str | None = None
     ) -> None:
-        """Close a child run: ``state`` is ``complete``, ``pruned`` or ``failed``."""
-        from mlflow.entities import RunTag
-
-        tags = [RunTag(STATE_TAG, state)] + ([RunTag(REASON_TAG, reason[:5000])] if reason else [])
-        self.client.log_batch(run_id, metrics=_metrics(summary or {}), tags=tags)
+        """Write the run's buffer with its summary and state, then close it."""
+        tags = {STATE_TAG: state, **({REASON_TAG: reason[:REASON_LIMIT]} if reason else {})}
+        self._write(run_id, summary=summary or {}, tags=tags)
         self.client.set_terminated(run_id, status=RUN_STATUS[state])
+
+    def flush(self) -> None:
+        """Write every run's buffer."""
+        with self._lock:
+            runs = list(self._buffers)
+        for run_id in runs:
+            self._write(run_id)
+
+    def _write(self, run_id: str, *, summary: Mapping[str, float] | None = None, tags: Mapping[str, str] | None = None) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        with self._lock:
+            buffer = self._buffers.pop(run_id, _Buffer())
+            if summary is None:  # still training: keep a fresh buffer for the next epochs
+                self._buffers[run_id] = _Buffer()
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, step) for (k, step), v in buffer.metrics.items()]
+        metrics += [Metric(k, float(v), now, 0) for k, v in (summary or {}).items()]
+        params = [Param(k, v) for k, v in buffer.params.items()]
+        run_tags = [RunTag(k, v) for k, v in (tags or {}).items()]
+        while metrics or params or run_tags:  # MLflow's per-call limits
+            batch_params, params = params[:MAX_PARAMS], params[MAX_PARAMS:]
+            batch_tags, run_tags = run_tags[: MAX_ENTRIES - len(batch_params)], run_tags[MAX_ENTRIES - len(batch_params) :]
+            room = MAX_ENTRIES - len(batch_params) - len(batch_tags)
+            batch_metrics, metrics = metrics[:room], metrics[room:]
+            self.client.log_batch(run_id, metrics=batch_metrics, params=batch_params, tags=batch_tags)
+
+    def close_trial_run(self, parent_run_id: str, number: int, reason: str) -> None:
+        """Close the child run of trial ``number`` FAILED with ``reason``, if it is still open."""
+        query = (
+            f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{TRIAL_TAG}` = '{number}' "
+            "and attributes.status = 'RUNNING'"
+        )
+        try:
+            for run in self.client.search_runs([self.experiment_id], filter_string=query):
+                self.client.set_tag(run.info.run_id, STATE_TAG, "failed")
+                self.client.set_tag(run.info.run_id, REASON_TAG, reason[:REASON_LIMIT])
+                self.client.set_terminated(run.info.run_id, status="FAILED")
+        except Exception:  # tracking must not stop the study; the run stays visibly RUNNING
+            log.warning("could not close the MLflow run of trial %d", number, exc_info=True)
 
     def log_artifact(self, run_id: str, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         """Copy a local file into a run's artifacts."""
@@ -141,24 +167,29 @@ class MlflowTracker:
 
     def log_study_summary(self, run_id: str, metrics: Mapping[str, float]) -> None:
         """Log the study's summary metrics (best value, counts) on the parent run."""
-        self.client.log_batch(run_id, metrics=_metrics(metrics))
+        self._write(run_id, summary=metrics)
 
     def end_study(self, run_id: str, status: str = "FINISHED") -> None:
-        """Close the parent run."""
+        """Write what is buffered, then close the parent run."""
+        self.flush()
         self.client.set_terminated(run_id, status=status)
 
-    def runs_url(self, host: str = "127.0.0.1", port: int = 5000) -> str:
+    def runs_url(self, host: str = "127.0.0.1", port: int = 5000) -> str | None:
         """URL of this experiment's runs table in ``droptune ui``."""
         return f"http://{host}:{port}/#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
 
 
-def _metrics(values: Mapping[str, float], step: int = 0) -> list[Any]:
-    """MLflow metric entities for one ``log_batch`` call, all stamped now at ``step``."""
-    from mlflow.entities import Metric
+class _Buffer:
+    """What a run has been given and MLflow has not yet written."""
 
-    now = int(time.time() * 1000)
-    return [Metric(k, float(v), now, step) for k, v in values.items()]
+    def __init__(self, params: dict[str, str] | None = None) -> None:
+        self.params = params or {}
+        self.metrics: dict[tuple[str, int], float] = {}
+        self.since = time.monotonic()
 
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+

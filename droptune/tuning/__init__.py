@@ -1,28 +1,35 @@
-"""Optuna glue: studies, trials and the loop that runs them."""
+"""The engine: studies (lifecycle), the scheduler that runs their trials, and the executors.
+
+See :mod:`droptune.tuning._scheduler` for how the pieces fit.
+"""
 
 from __future__ import annotations
 
-from droptune.tuning._objective import TrialResult, best_record, run_trial
-from droptune.tuning._study import (
-    Counts,
-    count_trials,
-    finish_study,
+from droptune.record import TrialResult, best_record
+from droptune.tuning._fit import FitExecutor
+from droptune.tuning._lifecycle import (
+    StudyLifecycle,
     load_study,
+    make_tracker,
     prepare_study,
     run_worker,
     space_of,
     tune,
 )
+from droptune.tuning._scheduler import EXECUTORS, Counts, Executor, count_trials
 
 __all__ = [
+    "EXECUTORS",
     "Counts",
+    "Executor",
+    "FitExecutor",
+    "StudyLifecycle",
     "TrialResult",
     "best_record",
     "count_trials",
-    "finish_study",
     "load_study",
+    "make_tracker",
     "prepare_study",
-    "run_trial",
     "run_worker",
     "space_of",
     "tune",

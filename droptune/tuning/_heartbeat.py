@@ -2,7 +2,7 @@
 
 Optuna's ``study.optimize`` beats for its trials and fails stale ones; droptune drives
 ask/tell itself, so it does both here with Optuna's own storage calls. A trial whose worker
-died is failed with the reason recorded, its MLflow child run is closed FAILED, and it is
+died is failed with the reason recorded, its child run is closed FAILED, and it is
 retried once with the same parameters (Optuna's ``RetryHeartbeatStaleTrialCallback``:
 a WAITING copy of the trial that the next ``study.ask()`` picks up).
 
@@ -25,15 +25,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from typing_extensions import Self
 
-from droptune.tuning._objective import REASON_ATTR
+from droptune.record import PROCESS_ATTR, REASON_ATTR, WORKER_ATTR
 
 if TYPE_CHECKING:
-    from droptune.tracking import MlflowTracker
+    from droptune.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
-WORKER_ATTR = "worker"  # "host:pid" of the process running a trial
-PROCESS_ATTR = "worker_process"  # "pid-namespace:start-time" of that process, to tell it apart
 # Attributes of a dead trial that its retry must not inherit.
 NOT_INHERITED = (WORKER_ATTR, PROCESS_ATTR, REASON_ATTR)
 
@@ -64,10 +62,9 @@ def _start_time(pid: int) -> str | None:
     return None if fields[0] == "Z" else fields[19]
 
 
-def mark_worker(trial: optuna.Trial) -> None:
-    """Record which process runs ``trial`` (read back by :func:`is_dead_local`)."""
-    trial.set_user_attr(WORKER_ATTR, worker_id())
-    trial.set_user_attr(PROCESS_ATTR, process_key())
+def worker_attrs() -> dict[str, str]:
+    """The user attributes that say which process runs a trial (read back by :func:`is_dead_local`)."""
+    return {WORKER_ATTR: worker_id(), PROCESS_ATTR: process_key()}
 
 
 class Heartbeat:
@@ -175,9 +172,9 @@ def stale_trial_ids(study: optuna.Study) -> list[int]:
 
 
 def reap_dead_trials(
-    study: optuna.Study, *, tracker: MlflowTracker | None = None, parent_run_id: str | None = None
+    study: optuna.Study, *, tracker: Tracker | None = None, parent_run_id: str | None = None
 ) -> list[int]:
-    """Fail the running trials whose worker died, retry each once, close their MLflow runs.
+    """Fail the running trials whose worker died, retry each once, close their tracker runs.
 
     Returns:
         The numbers of the trials failed here.
@@ -196,7 +193,7 @@ def reap_dead_trials(
             log.warning("trial %d failed: %s; retrying it once with the same rates", trial.number, reason)
             _retry(study, trial)
             if tracker is not None and parent_run_id is not None:
-                close_trial_run(tracker, parent_run_id, trial.number, reason)
+                tracker.close_trial_run(parent_run_id, trial.number, reason)
     return reaped
 
 
@@ -218,20 +215,3 @@ def _retry(study: optuna.Study, trial: FrozenTrial) -> None:
     failed = copy.deepcopy(study._storage.get_trial(trial._trial_id))
     failed.user_attrs = {k: v for k, v in failed.user_attrs.items() if k not in NOT_INHERITED}
     callback(study, failed)
-
-
-def close_trial_run(tracker: MlflowTracker, parent_run_id: str, number: int, reason: str) -> None:
-    """Close the MLflow child run of trial ``number`` FAILED with ``reason``, if it is still open."""
-    from droptune.tracking._mlflow import REASON_TAG, STATE_TAG, TRIAL_TAG
-
-    query = (
-        f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{TRIAL_TAG}` = '{number}' "
-        "and attributes.status = 'RUNNING'"
-    )
-    try:
-        for run in tracker.client.search_runs([tracker.experiment_id], filter_string=query):
-            tracker.client.set_tag(run.info.run_id, STATE_TAG, "failed")
-            tracker.client.set_tag(run.info.run_id, REASON_TAG, reason)
-            tracker.client.set_terminated(run.info.run_id, status="FAILED")
-    except Exception:  # tracking must not stop the study; the run stays visibly RUNNING
-        log.warning("could not close the MLflow run of trial %d", number, exc_info=True)

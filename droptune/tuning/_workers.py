@@ -29,9 +29,9 @@ import optuna
 
 from droptune.config import StudySpec
 from droptune.exceptions import ConfigError, StudyError
-from droptune.tracking import MlflowTracker
 from droptune.tuning._heartbeat import reap_dead_trials
-from droptune.tuning._study import Counts, count_trials, finish_study, prepare_study
+from droptune.tuning._lifecycle import StudyLifecycle, prepare_study
+from droptune.tuning._scheduler import Counts, count_trials
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def start_workers(spec: StudySpec, worker_args: Sequence[str]) -> list[WorkerPro
     folder.mkdir(parents=True, exist_ok=True)
     workers = []
     for index, device in enumerate(devices):
-        command = [sys.executable, "-m", "droptune", "worker", *worker_args, "--worker-index", str(index), "--supervised"]
+        command = [sys.executable, "-m", "droptune", "worker", *worker_args, "--worker-index", str(index), "--quiet"]
         path = folder / f"worker-{index}.log"
         with path.open("w") as log_file:
             # A session of its own: Ctrl-C in the terminal reaches the launcher only, which forwards it once.
@@ -177,7 +177,7 @@ def tune_parallel(
     worker_args: Sequence[str],
     *,
     progress: Callable[[optuna.Study], None] | None = None,
-    prepared: tuple[optuna.Study, MlflowTracker, str] | None = None,
+    prepared: StudyLifecycle | None = None,
 ) -> optuna.Study:
     """Run a study with ``spec.search.workers`` worker processes on this machine, then close it.
 
@@ -196,36 +196,34 @@ def tune_parallel(
             (the message shows the end of a failed worker's log).
         KeyboardInterrupt: On Ctrl-C, once the workers have stopped and the study is closed.
     """
-    study, tracker, parent = prepared or prepare_study(spec)
+    lifecycle = prepared or prepare_study(spec)
     started = time.monotonic()
     workers = start_workers(spec, worker_args)
     try:
-        wait_workers(workers, study, progress)
+        wait_workers(workers, lifecycle.study, progress)
     except BaseException:
         stop_workers(workers)
-        _close(study, tracker, parent, workers, status="KILLED")
+        _collect(lifecycle, workers)
+        lifecycle.finish(status="KILLED")
         raise
-    counts = _close(study, tracker, parent, workers, status=None)
+    counts = _collect(lifecycle, workers)
     timed_out = spec.search.timeout is not None and time.monotonic() - started >= spec.search.timeout
     if counts.finished < spec.search.n_trials and not timed_out:
-        finish_study(study, tracker, parent, status="KILLED")
+        lifecycle.finish(status="KILLED")
         raise StudyError(_stopped_early(spec, counts.finished, workers))
-    finish_study(study, tracker, parent, metric=spec.objective.metric)
-    return study
+    lifecycle.finish()
+    return lifecycle.study
 
 
-def _close(
-    study: optuna.Study, tracker: MlflowTracker, parent: str, workers: Sequence[WorkerProcess], *, status: str | None
-) -> Counts:
-    """Fail what dead workers left running, attach the logs; close the parent run if ``status``."""
+def _collect(lifecycle: StudyLifecycle, workers: Sequence[WorkerProcess]) -> Counts:
+    """Fail what dead workers left running and attach their logs to the parent run."""
+    study, tracker, parent = lifecycle.study, lifecycle.tracker, lifecycle.parent_run_id
     reap_dead_trials(study, tracker=tracker, parent_run_id=parent)
     for worker in workers:
         try:
             tracker.log_artifact(parent, worker.log_path, "workers")
         except Exception:  # the log stays on disk; tracking must not hide the study's outcome
             log.debug("could not attach %s", worker.log_path, exc_info=True)
-    if status is not None:
-        return finish_study(study, tracker, parent, status=status)
     return count_trials(study)
 
 

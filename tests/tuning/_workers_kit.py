@@ -123,6 +123,9 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 def _count_fit(module: TinyModule) -> int:
+    """Count a trial's fit; 0 for the one-batch check fit before a study (``fast_dev_run``)."""
+    if module.trainer.fast_dev_run:
+        return 0
     name = type(module).__name__
     FITS[name] = FITS.get(name, 0) + 1
     return FITS[name]
@@ -138,7 +141,7 @@ class BarrierTinyModule(TinyModule):
     @override
     def on_fit_start(self) -> None:
         folder = os.environ.get("DROPTUNE_TEST_BARRIER")
-        if not folder or _count_fit(self) > 1:
+        if not folder or _count_fit(self) != 1:
             return
         Path(folder, str(os.getpid())).touch()
         wanted = int(os.environ.get("DROPTUNE_TEST_BARRIER_N", "1"))

@@ -13,16 +13,17 @@ from optuna.trial import TrialState
 
 from droptune.cli import main
 from droptune.config import load_config
+from droptune.record import TrialResult
 from droptune.space import PRIORS
-from droptune.tuning import prepare_study, run_trial
-from droptune.tuning._objective import TrialContext
-from droptune.tuning._study import space_of
+from droptune.tracking._recorder import TrialRecorder
+from droptune.tuning import FitExecutor, prepare_study, space_of
 
 STORAGE = "sqlite:///studies/droptune.db"
 
 
 def write_study(folder: Path, extra: str = "", name: str = "tiny", model: str = "droptune.testing.TinyModule",
-                data: str = "droptune.testing.TinyDataModule") -> Path:
+                data: str = "droptune.testing.TinyDataModule",
+                search: str = "n_trials: 3, sampler: random, pruner: none, granularity: site") -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(
         textwrap.dedent(
@@ -30,7 +31,7 @@ def write_study(folder: Path, extra: str = "", name: str = "tiny", model: str = 
             name: {name}
             model: {{class_path: {model}}}
             data: {{class_path: {data}}}
-            search: {{n_trials: 3, sampler: random, pruner: none, granularity: site}}
+            search: {{{search}}}
             trainer: {{max_epochs: 3, early_stopping_patience: null, accelerator: cpu}}
             """
         )
@@ -71,11 +72,12 @@ def test_tune_fills_optuna_and_mlflow(in_tmp):
     for t in done:
         assert t.user_attrs["rates"] == t.params
         assert t.user_attrs["layer_types"] == {"input_dropout": "input", "dropout": "dense"}
-        curve = t.user_attrs["curve"]
-        assert len(curve["val_loss"]) == 3
+        # Optuna keeps scalars and the compact gap curve; per-epoch losses live in MLflow.
+        assert set(t.user_attrs["curve"]) == {"overfit_gap"} and len(t.user_attrs["curve"]["overfit_gap"]) == 3
+        reported = [t.intermediate_values[epoch] for epoch in range(3)]
         # the value is the best epoch's validation loss, not the last one's
-        assert t.value == min(curve["val_loss"])
-        assert t.user_attrs["best_epoch"] == curve["val_loss"].index(t.value)
+        assert t.value == min(reported)
+        assert t.user_attrs["best_epoch"] == reported.index(t.value)
 
     client = mlflow_client()
     experiment, parents, children = runs(client)
@@ -94,6 +96,9 @@ def test_tune_fills_optuna_and_mlflow(in_tmp):
         assert run.info.status == "FINISHED" and run.data.tags["droptune.state"] == "complete"
         assert float(run.data.params["rate.dropout"]) == pytest.approx(done[number].params["dropout"], abs=1e-6)
         assert run.data.params["type.input_dropout"] == "input"
+        # per layer type beside per site (one site per type here)
+        assert run.data.params["rate.dense"] == run.data.params["rate.dropout"]
+        assert run.data.params["rate.input"] == run.data.params["rate.input_dropout"]
         history = {
             key: {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
             for key in ("train_loss", "train_loss_eval", "val_loss", "val_acc", "overfit_gap")
@@ -102,6 +107,8 @@ def test_tune_fills_optuna_and_mlflow(in_tmp):
         for step in range(3):
             gap = history["val_loss"][step] - history["train_loss_eval"][step]
             assert history["overfit_gap"][step] == pytest.approx(gap, abs=1e-6)
+            assert history["val_loss"][step] == done[number].intermediate_values[step]
+        assert [history["overfit_gap"][s] for s in range(3)] == pytest.approx(done[number].user_attrs["curve"]["overfit_gap"])
         assert run.info.artifact_uri.startswith((in_tmp / "mlruns" / "artifacts").resolve().as_uri())
 
 
@@ -130,16 +137,20 @@ from droptune.testing import TinyModule
 
 
 class InterruptOnce(TinyModule):
-    """Raises KeyboardInterrupt (Ctrl-C) in the second epoch of the second fit, once."""
+    """Raises KeyboardInterrupt (Ctrl-C) in the second epoch of the second trial, once.
 
-    def on_fit_start(self):
-        with open("fits", "a") as f:
-            f.write("fit\\n")
+    Counted by second epochs, not fits: a one-epoch check fit before the study (preflight)
+    does not count.
+    """
 
     def on_train_epoch_start(self):
-        with open("fits") as f:
-            second_fit = len(f.readlines()) == 2
-        if second_fit and self.current_epoch == 1 and not os.path.exists("interrupted"):
+        if self.current_epoch != 1:
+            return
+        with open("second_epochs", "a") as f:
+            f.write("epoch 1\\n")
+        with open("second_epochs") as f:
+            second_trial = len(f.readlines()) == 2
+        if second_trial and not os.path.exists("interrupted"):
             open("interrupted", "w").close()
             raise KeyboardInterrupt
 '''
@@ -221,9 +232,17 @@ def test_a_users_own_module_works_unchanged(in_tmp):
     done = trials("user")
     assert [t.state for t in done] == [TrialState.COMPLETE] * 2
     assert set(done[0].params) == {"net.2"}
-    curve = done[1].user_attrs["curve"]
-    assert all(math.isfinite(v) for v in curve["train_loss_eval"])
-    assert curve["overfit_gap"] == pytest.approx([v - t for v, t in zip(curve["val_loss"], curve["train_loss_eval"])])
+    client = mlflow_client()
+    _, _, children = runs(client, "user")
+    (run,) = [r for r in children if r.data.tags["droptune.trial_number"] == "1"]
+    history = {
+        key: [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
+        for key in ("train_loss_eval", "val_loss", "overfit_gap")
+    }
+    assert len(history["train_loss_eval"]) == 3 and all(math.isfinite(v) for v in history["train_loss_eval"])
+    gaps = [v - t for v, t in zip(history["val_loss"], history["train_loss_eval"])]
+    assert history["overfit_gap"] == pytest.approx(gaps)
+    assert done[1].user_attrs["curve"]["overfit_gap"] == pytest.approx(gaps)
 
 
 class AlwaysPrune(optuna.pruners.BasePruner):
@@ -233,12 +252,20 @@ class AlwaysPrune(optuna.pruners.BasePruner):
 
 def test_a_pruned_trial_stops_early_and_its_run_is_killed(in_tmp):
     spec = load_config(write_study(in_tmp))
-    study, tracker, parent = prepare_study(spec)
+    lifecycle = prepare_study(spec)
+    study = lifecycle.study
     study.pruner = AlwaysPrune()
-    ctx = TrialContext(spec=spec, space=space_of(spec), tracker=tracker, parent_run_id=parent)
+    recorder = TrialRecorder(
+        study=study, tracker=lifecycle.tracker, parent_run_id=lifecycle.parent_run_id, objective=spec.objective
+    )
+    executor = FitExecutor(spec, space_of(spec), recorder)
     trial = study.ask()
-    result = run_trial(ctx, trial)
+    executor.start([trial])
+    ((_, result),) = executor.step()
+    assert isinstance(result, TrialResult)
     assert result.state == "pruned" and len(result.history) == 1  # stopped after epoch 0 of 3
+    recorder.close(trial, result)
+    recorder.shutdown()
     _, _, (child,) = runs(mlflow_client())
     assert child.info.status == "KILLED" and child.data.tags["droptune.state"] == "pruned"
 
@@ -253,8 +280,8 @@ def test_max_gap_becomes_a_trial_constraint(in_tmp):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("search: {sampler: bayes}\n", "search.sampler: 'bayes' is not valid"),
-        ("search: {ranges: {dense: [0.5, 0.2]}}\n", "low must not exceed high"),
+        ("search: {sampler: bayes}\n", "search.sampler must be one of: tpe, gp, random, cmaes; got 'bayes'"),
+        ("search: {ranges: {dense: [0.5, 0.2]}}\n", "search.ranges.dense must be [low, high] with low <= high"),
         ("colour: red\n", "unknown key colour"),
     ],
 )
@@ -262,7 +289,7 @@ def test_bad_study_file_exits_2_and_creates_nothing(in_tmp, capsys, text, messag
     path = in_tmp / "bad.yaml"
     path.write_text("name: bad\nmodel: droptune.testing.TinyModule\ndata: droptune.testing.TinyDataModule\n" + text)
     assert main(["tune", str(path)]) == 2
-    assert message in capsys.readouterr().err
+    assert message in " ".join(capsys.readouterr().err.split())  # as printed, wrapped to the terminal
     assert sorted(p.name for p in in_tmp.iterdir()) == ["bad.yaml"]
 
 
@@ -291,7 +318,7 @@ def test_excluded_sites_keep_their_rate_and_are_still_exported(in_tmp):
     from droptune.export import export_best, write_export
     from droptune.testing import TinyModule
 
-    study_file = write_study(in_tmp, extra="search: {n_trials: 2, sampler: random, pruner: none, granularity: site, exclude: [input_dropout]}\n")
+    study_file = write_study(in_tmp, search="n_trials: 2, sampler: random, pruner: none, granularity: site, exclude: [input_dropout]")
     assert main(["tune", str(study_file)]) == 0
     done = trials()
     assert all(set(t.params) == {"dropout"} for t in done)
@@ -338,4 +365,4 @@ def test_bad_coarse_trials_is_one_clear_error(in_tmp, capsys):
     path = write_study(in_tmp, extra="")
     path.write_text(path.read_text().replace("granularity: site}", "granularity: site, coarse_trials: -1}"))
     assert main(["tune", str(path)]) != 0
-    assert "search.coarse_trials must be a whole number of trials, 0 or more; got -1" in capsys.readouterr().err
+    assert "search.coarse_trials must be an integer >= 0; got -1" in " ".join(capsys.readouterr().err.split())

@@ -23,16 +23,10 @@ from optuna.trial import TrialState
 
 from droptune.cli import main
 from droptune.config import load_config
-from droptune.tuning import prepare_study, run_worker
+from droptune.record import PROCESS_ATTR, WORKER_ATTR
+from droptune.tuning import prepare_study, run_worker, space_of
 from droptune.tuning._build import build, model_sites
-from droptune.tuning._heartbeat import (
-    PROCESS_ATTR,
-    WORKER_ATTR,
-    Heartbeat,
-    is_dead_local,
-    process_key,
-)
-from droptune.tuning._study import space_of
+from droptune.tuning._heartbeat import Heartbeat, is_dead_local, process_key
 
 RETRIED = "failed_trial"  # system attr set by optuna's RetryHeartbeatStaleTrialCallback
 
@@ -95,7 +89,7 @@ def _training(folder, name: str) -> bool:
 def test_a_remote_worker_that_stops_beating_loses_its_trial(in_tmp):
     study_file = write_study(in_tmp, name="remote", n_trials=1)
     spec = load_config(study_file, {"heartbeat_interval": 1})
-    study, _, _ = prepare_study(spec)
+    study = prepare_study(spec).study
     # A worker on another machine starts the prior trial, beats once, then vanishes.
     trial = study.ask()
     model, data = build(spec)

@@ -127,7 +127,8 @@ def test_worker_needs_a_prepared_study(in_tmp, capsys):
     assert main(["worker", str(study_file)]) == 2
 
     message = " ".join(capsys.readouterr().err.split())
-    assert "no Optuna storage at sqlite:///studies/droptune.db (--storage)" in message and "Run `droptune tune" in message
+    # (the store's path is absolute, resolved against the study's folder, and may wrap in the terminal)
+    assert "no Optuna storage at sqlite:///" in message and "(--storage)" in message and "Run `droptune tune" in message
     assert not (in_tmp / "studies").exists() and not (in_tmp / "mlruns").exists()  # nothing was created
 
     (in_tmp / "studies").mkdir()
@@ -136,7 +137,7 @@ def test_worker_needs_a_prepared_study(in_tmp, capsys):
     (in_tmp / "mlruns" / "mlflow.db").touch()
     assert main(["worker", str(study_file)]) == 2
     message = " ".join(capsys.readouterr().err.split())
-    assert "no study 'missing' in sqlite:///studies/droptune.db: run `droptune tune" in message
+    assert "no study 'missing' in sqlite:///" in message and "run `droptune tune" in message
 
 
 def test_study_lock_excludes_other_holders(in_tmp):

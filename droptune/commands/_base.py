@@ -1,0 +1,44 @@
+"""What every subcommand module shares: the consoles and the ``@command`` decorator.
+
+A subcommand module imports from here, never from :mod:`droptune.cli` (which imports the
+subcommands: the other way round would be an import cycle).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.console import Console
+
+# Tables and summaries go to stdout; logs and progress to stderr so JSON output stays clean.
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, help line, argument setup and handler (call it to run it)."""
+
+    name: str
+    setup: Callable[[argparse.ArgumentParser], None]
+    help: str
+    handler: Handler
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        return self.handler(args)
+
+
+def command(name: str, setup: Callable[[argparse.ArgumentParser], None], help: str) -> Callable[[Handler], Command]:
+    """Describe a subcommand: ``setup`` adds its arguments, the decorated function runs it.
+
+    The result is listed in :data:`droptune.cli.COMMANDS`, which is what makes it a command.
+    """
+
+    def describe(handler: Handler) -> Command:
+        return Command(name=name, setup=setup, help=help, handler=handler)
+
+    return describe

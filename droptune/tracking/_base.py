@@ -1,0 +1,65 @@
+"""The tracker interface: where a study's parent run and its trials' child runs are logged.
+
+A tracker is a small contract (a ``typing.Protocol``): :class:`~droptune.tracking.MlflowTracker`
+logs to MLflow, :class:`~droptune.tracking.NullTracker` logs nothing. Run ids are strings the
+tracker chooses. Calls may be buffered (per-epoch metrics land in batches), but everything a
+run was given is written by the time :meth:`Tracker.end_trial` or :meth:`Tracker.flush` returns.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """Log a study (one parent run) and its trials (one child run each)."""
+
+    def study_run(self, run_id: str | None = None) -> str:
+        """Return the study's parent run id: reopen ``run_id`` if it exists here, else create one."""
+        ...
+
+    def has_study_run(self, run_id: str) -> bool:
+        """Whether ``run_id`` is this study's parent run in this store."""
+        ...
+
+    def start_trial(self, parent_run_id: str, number: int, params: Mapping[str, str]) -> str:
+        """Open the child run of trial ``number`` with its params; return its run id."""
+        ...
+
+    def log_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Log one epoch's metrics with step = epoch (may be buffered)."""
+        ...
+
+    def end_trial(
+        self, run_id: str, state: str, *, summary: Mapping[str, float] | None = None, reason: str | None = None
+    ) -> None:
+        """Write what is buffered and close a child run: ``state`` is complete, pruned or failed."""
+        ...
+
+    def close_trial_run(self, parent_run_id: str, number: int, reason: str) -> None:
+        """Close the child run of trial ``number`` FAILED with ``reason`` if it is still open
+        (the trial's worker died)."""
+        ...
+
+    def log_artifact(self, run_id: str, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        """Copy a local file into a run's artifacts."""
+        ...
+
+    def log_study_summary(self, run_id: str, metrics: Mapping[str, float]) -> None:
+        """Log the study's summary metrics on its parent run."""
+        ...
+
+    def end_study(self, run_id: str, status: str = "FINISHED") -> None:
+        """Close the parent run (FINISHED or KILLED)."""
+        ...
+
+    def flush(self) -> None:
+        """Write everything buffered so far."""
+        ...
+
+    def runs_url(self, host: str = "127.0.0.1", port: int = 5000) -> str | None:
+        """Where a user sees the study's runs (None: nowhere)."""
+        ...

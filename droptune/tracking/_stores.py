@@ -1,0 +1,119 @@
+"""Where a study is kept: the Optuna storage and the MLflow tracking store, in one place.
+
+Defaults (:data:`DEFAULT_STORAGE`, :data:`DEFAULT_TRACKING_URI`, defined with the study file
+format in :mod:`droptune.config`): ``sqlite:///studies/droptune.db`` (Optuna) and
+``sqlite:///mlruns/mlflow.db`` (MLflow, artifacts in ``mlruns/artifacts``). Relative SQLite paths are resolved against the
+directory the command runs in. PostgreSQL (or any SQLAlchemy URL) serves several machines.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from droptune.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute_sqlite_url
+from droptune.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "DEFAULT_TRACKING_URI",
+    "SQLITE_TIMEOUT_S",
+    "artifact_root",
+    "enable_wal",
+    "make_storage",
+    "prepare_store",
+    "sqlite_path",
+]
+
+SQLITE = "sqlite:///"
+# Several processes write one SQLite file: wait for the lock rather than fail at once.
+SQLITE_TIMEOUT_S = 60
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL, None for other URLs.
+
+    Example:
+        >>> sqlite_path("sqlite:////tmp/s.db"), sqlite_path("postgresql://db/s")
+        (PosixPath('/tmp/s.db'), None)
+    """
+    return Path(url.removeprefix(SQLITE)) if url.startswith(SQLITE) else None
+
+
+def make_storage(url: str, *, heartbeat_interval: int | None = None) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage for ``url``; SQLite folders are created, locks waited for.
+
+    With ``heartbeat_interval``, running trials beat; a trial whose worker died is failed
+    after a grace period (4 intervals) and retried once with the same parameters.
+    """
+    import optuna
+
+    url = absolute_sqlite_url(url)
+    engine_kwargs: dict[str, Any] = {}
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    elif url.startswith("postgresql"):
+        engine_kwargs = {"pool_pre_ping": True}
+    heartbeat: dict[str, Any] = {}
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5.0; droptune relies on them
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if heartbeat_interval:
+            heartbeat = {
+                "heartbeat_interval": heartbeat_interval,
+                "grace_period": heartbeat_interval * 4,
+                "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+            }
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+
+
+def enable_wal(url: str) -> None:
+    """Switch an existing SQLite database to write-ahead logging (other URLs: nothing to do).
+
+    In WAL mode readers (progress bars, idle workers) do not block the writer and writers
+    wait less. The mode is stored in the database file, so the launching process sets it
+    once for every later connection. Like SQLite itself, it needs a local file system.
+    """
+    path = sqlite_path(url)
+    if path is None or not path.is_file():
+        return
+    import sqlite3
+
+    connection = sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)
+    try:
+        if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            connection.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as err:  # busy: another process has it open; WAL is an optimisation
+        log.debug("could not enable WAL on %s: %s", path, err)
+    finally:
+        connection.close()
+
+
+def artifact_root(tracking_uri: str) -> str | None:
+    """Where artifacts go: ``artifacts/`` beside a SQLite store; the server's choice otherwise."""
+    path = sqlite_path(tracking_uri)
+    return (path.parent.resolve() / "artifacts").as_uri() if path is not None else None
+
+
+def prepare_store(tracking_uri: str) -> None:
+    """Create the folder of a SQLite store so MLflow can create the database in it.
+
+    Raises:
+        ConfigError: For MLflow's old file store, which MLflow 3 refuses.
+    """
+    path = sqlite_path(tracking_uri)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif tracking_uri.startswith("file:") or "://" not in tracking_uri:
+        raise ConfigError(
+            f"tracking_uri {tracking_uri!r}: MLflow 3 refuses the old file store; use "
+            f"{DEFAULT_TRACKING_URI!r} (the default) or an http(s):// tracking server."
+        )

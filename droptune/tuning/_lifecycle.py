@@ -1,0 +1,199 @@
+"""A study's life: create or resume it, run its workers, close it.
+
+:class:`StudyLifecycle` is the one object that creates the stores (Optuna study, MLflow
+experiment), the parent run and the enqueued prior trial, and the only one that closes the
+parent run: ``droptune tune`` holds it; workers (``droptune worker``, in this or other
+processes or machines) only run trials. The launching process prepares everything shared
+before any worker starts, because fresh SQLite databases race in their schema migrations.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import optuna
+
+from droptune.config import StudySpec
+from droptune.exceptions import StudyError
+from droptune.recommend import report_study
+from droptune.record import PARENT_RUN_ATTR, PRIOR_ATTR
+from droptune.space import SearchSpace
+from droptune.tracking import MlflowTracker, NullTracker, Tracker, enable_wal, make_storage
+from droptune.tracking._recorder import TrialRecorder
+from droptune.tuning._build import build, model_sites
+from droptune.tuning._factories import PRUNERS, SAMPLERS
+from droptune.tuning._scheduler import EXECUTORS, Counts, ProgressFn, count_trials, executor_kind, schedule
+
+NO_TRACKING = "none"  # tracking_uri that logs nothing (a NullTracker)
+
+
+def space_of(spec: StudySpec) -> SearchSpace:
+    """The search space a study file describes."""
+    s = spec.search
+    return SearchSpace(
+        granularity=s.granularity, ranges=s.ranges, include=s.include, exclude=s.exclude,
+        coarse_trials=s.coarse_trials,
+    )
+
+
+def make_tracker(spec: StudySpec) -> Tracker:
+    """The study's tracker: MLflow at ``spec.tracking_uri``, or nothing for ``none``."""
+    if spec.tracking_uri == NO_TRACKING:
+        return NullTracker()
+    return MlflowTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
+
+
+def load_study(spec: StudySpec, *, worker: int = 0, create: bool = True) -> optuna.Study:
+    """Create the study or load it (resume); the sampler is seeded anew for each worker and run.
+
+    Optuna does not store samplers. Seeding from the trial count and worker index keeps a
+    resumed or parallel run from replaying the random start-up trials already made. The
+    storage beats for running trials every ``spec.search.heartbeat_interval`` seconds.
+
+    Raises:
+        StudyError: If ``create`` is False and the storage has no such study.
+    """
+    storage = make_storage(spec.storage, heartbeat_interval=spec.search.heartbeat_interval)
+    pruner = PRUNERS[spec.search.pruner](spec)
+    if create:
+        study = optuna.create_study(
+            study_name=spec.name, storage=storage, direction=spec.objective.direction, pruner=pruner, load_if_exists=True
+        )
+    else:
+        try:
+            study = optuna.load_study(study_name=spec.name, storage=storage, pruner=pruner)
+        except KeyError:
+            raise StudyError(
+                f"no study {spec.name!r} in {spec.storage}: run `droptune tune {spec.source or 'STUDY_FILE'}` "
+                "with the same --storage first (it creates the study, the MLflow experiment and the parent run)."
+            ) from None
+    n_existing = len(study.get_trials(deepcopy=False))
+    study.sampler = SAMPLERS[spec.search.sampler](spec.seed + 7919 * worker + n_existing)
+    return study
+
+
+@dataclass
+class StudyLifecycle:
+    """A prepared study: its Optuna study, tracker and parent run. Make one with :func:`prepare_study`."""
+
+    spec: StudySpec
+    study: optuna.Study
+    tracker: Tracker
+    parent_run_id: str
+
+    def finish(self, *, status: str = "FINISHED") -> Counts:
+        """Log the study's summary on its parent run and close it (FINISHED or KILLED).
+
+        A study that ends normally also gets its recommendation and plots on the parent
+        run; with too few trials, a note says so instead.
+        """
+        counts = count_trials(self.study)
+        summary: dict[str, float] = {"n_complete": counts.complete, "n_pruned": counts.pruned, "n_failed": counts.failed}
+        if counts.complete:
+            summary["best_value"] = self.study.best_value
+            summary["best_trial"] = self.study.best_trial.number
+        self.tracker.log_study_summary(self.parent_run_id, summary)
+        if status == "FINISHED":
+            report_study(self.study, self.tracker, self.parent_run_id, metric=self.spec.objective.metric)  # type: ignore[arg-type]
+        self.tracker.end_study(self.parent_run_id, status=status)
+        return counts
+
+    def tune(self, *, progress: ProgressFn | None = None) -> optuna.Study:
+        """Run the study's trials in this process, then close it.
+
+        Interrupted or failed, the parent run ends KILLED and the trials already finished
+        stay; running the same study again resumes.
+        """
+        deadline = time.monotonic() + self.spec.search.timeout if self.spec.search.timeout else None
+        try:
+            run_worker(self.spec, study=self.study, tracker=self.tracker, progress=progress, deadline=deadline)
+        except BaseException:
+            self.finish(status="KILLED")
+            raise
+        self.finish()
+        return self.study
+
+
+def prepare_study(spec: StudySpec, *, tracker: Tracker | None = None) -> StudyLifecycle:
+    """Check the model, then create (or reopen) the study, experiment, parent run and prior trial.
+
+    Args:
+        spec: The study.
+        tracker: Where runs go (default: :func:`make_tracker`).
+
+    Raises:
+        ConfigError: If the model has no dropout site to tune (nothing is created then).
+        StudyError: If the stored study was created with another direction.
+    """
+    model, data = build(spec)
+    space = space_of(spec)
+    sites = space.select(model_sites(spec, model, data))
+    study = load_study(spec)
+    enable_wal(spec.storage)
+    if study.direction.name.lower() != spec.objective.direction:
+        raise StudyError(
+            f"study {spec.name!r} in {spec.storage} was created to {study.direction.name.lower()}; "
+            f"the study file says {spec.objective.direction}. Use another name."
+        )
+    tracker = tracker or make_tracker(spec)
+    enable_wal(spec.tracking_uri)
+    parent = tracker.study_run(study.user_attrs.get(PARENT_RUN_ATTR))
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(space.prior_params(sites), user_attrs={PRIOR_ATTR: True})
+        if spec.source:
+            tracker.log_artifact(parent, spec.source)
+    # Last: `droptune worker` takes this attribute as the sign that the study is ready to join.
+    study.set_user_attr(PARENT_RUN_ATTR, parent)
+    return StudyLifecycle(spec=spec, study=study, tracker=tracker, parent_run_id=parent)
+
+
+def run_worker(
+    spec: StudySpec,
+    *,
+    study: optuna.Study | None = None,
+    tracker: Tracker | None = None,
+    worker: int = 0,
+    progress: ProgressFn | None = None,
+    deadline: float | None = None,
+) -> Counts:
+    """Run trials of a prepared study until it holds ``n_trials`` finished trials.
+
+    Any number of workers, in this and other processes or machines, may run one study. A
+    worker never closes the parent run: the :class:`StudyLifecycle` that prepared it does.
+
+    Args:
+        spec: The study.
+        study: The loaded study (loaded from ``spec`` when None).
+        tracker: Where child runs go (default: :func:`make_tracker`).
+        worker: Index of this worker, to seed its sampler apart from the others.
+        progress: Called with the study after each trial.
+        deadline: ``time.monotonic()`` after which no new trial starts.
+
+    Returns:
+        The study's counts when this worker stopped.
+
+    Raises:
+        StudyError: If the study was not prepared by :func:`prepare_study`.
+    """
+    study = study or load_study(spec, worker=worker)
+    parent = study.user_attrs.get(PARENT_RUN_ATTR)
+    if parent is None:
+        raise StudyError(f"study {spec.name!r} was not prepared: run `droptune tune` first.")
+    tracker = tracker or make_tracker(spec)
+    recorder = TrialRecorder(study=study, tracker=tracker, parent_run_id=parent, objective=spec.objective)
+    space = space_of(spec)
+    try:
+        executor = EXECUTORS[executor_kind(spec)](spec, space, recorder)
+    except BaseException:
+        recorder.shutdown()
+        raise
+    return schedule(spec, study, recorder, executor, progress=progress, deadline=deadline)
+
+
+def tune(spec: StudySpec, *, progress: ProgressFn | None = None, prepared: StudyLifecycle | None = None) -> optuna.Study:
+    """Prepare (unless ``prepared`` is given), run and close a study in this process.
+
+    This is ``droptune tune`` without the command line; the same call resumes.
+    """
+    return (prepared or prepare_study(spec)).tune(progress=progress)

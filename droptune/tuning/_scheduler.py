@@ -1,0 +1,244 @@
+"""The scheduler: one loop, for every worker and every executor, that runs a study's trials.
+
+It starts trials under the study's lock until the study holds ``n_trials`` finished ones
+(across all workers and resumes), honours the deadline, stops after
+:data:`MAX_CONSECUTIVE_FAILURES` failures in a row, beats for its running trials and reaps
+dead workers' trials (:mod:`droptune.tuning._heartbeat`). How trials train is the
+executor's business, chosen by lookup in :data:`EXECUTORS`:
+
+- ``fit``: one Lightning ``Trainer.fit`` per trial (:class:`~droptune.tuning._fit.FitExecutor`);
+- ``packed``: K trials trained at once as one vectorised population
+  (:class:`~droptune.packing.PackedExecutor`), refilled as members finish.
+
+An executor takes trials (:meth:`Executor.start`), trains (:meth:`Executor.step`) and hands
+back those that ended with their :class:`~droptune.record.TrialResult`; the scheduler records
+and tells them through the :class:`~droptune.tracking._recorder.TrialRecorder`.
+droptune drives Optuna's ask/tell itself rather than ``study.optimize`` because it must count
+finished trials across all workers, ask several trials at once for packed populations, and
+close tracker runs on every way a trial can end.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import optuna
+from optuna.trial import TrialState
+
+from droptune.config import StudySpec
+from droptune.exceptions import StudyError
+from droptune.record import TrialResult
+from droptune.space import SearchSpace
+from droptune.tracking._recorder import TrialRecorder
+from droptune.tuning._build import build, model_sites
+from droptune.tuning._fit import FitExecutor
+from droptune.tuning._heartbeat import Heartbeat, heartbeat_interval, reap_dead_trials, worker_attrs
+from droptune.tuning._lock import study_lock
+
+log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_FAILURES = 5
+IDLE_POLL_S = 1.0  # how often a worker with nothing to start looks again
+
+ProgressFn = Callable[[optuna.Study], None]
+
+
+@dataclass
+class Counts:
+    """Trials of a study by state."""
+
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    waiting: int = 0
+
+    @property
+    def finished(self) -> int:
+        """Trials that count toward ``n_trials``: complete or pruned (failed ones are redone)."""
+        return self.complete + self.pruned
+
+
+def count_trials(study: optuna.Study) -> Counts:
+    """Count a study's trials by state."""
+    counts = Counts()
+    names = {
+        TrialState.COMPLETE: "complete",
+        TrialState.PRUNED: "pruned",
+        TrialState.FAIL: "failed",
+        TrialState.RUNNING: "running",
+        TrialState.WAITING: "waiting",
+    }
+    for trial in study.get_trials(deepcopy=False):
+        setattr(counts, names[trial.state], getattr(counts, names[trial.state]) + 1)
+    return counts
+
+
+class Executor(Protocol):
+    """How trials train. ``capacity`` trials at most run at once."""
+
+    capacity: int
+
+    def running(self) -> list[optuna.Trial]:
+        """The trials started and not yet handed back."""
+        ...
+
+    def start(self, trials: list[optuna.Trial]) -> None:
+        """Take new trials (at most ``capacity`` minus those running)."""
+        ...
+
+    def step(self) -> list[tuple[optuna.Trial, TrialResult]]:
+        """Train a while (a whole trial, or one epoch of a population); return the trials that ended."""
+        ...
+
+    def close(self) -> None:
+        """Release what the executor holds (device memory)."""
+        ...
+
+
+def _packed(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> Executor:
+    from droptune.packing import PackedExecutor  # only packed studies need torch.func
+
+    model, data = build(spec)
+    sites = space.select(model_sites(spec, model, data))
+    return PackedExecutor(spec=spec, space=space, recorder=recorder, template=model, datamodule=data, sites=sites)
+
+
+EXECUTORS: dict[str, Callable[[StudySpec, SearchSpace, TrialRecorder], Executor]] = {
+    "fit": FitExecutor,
+    "packed": _packed,
+}
+
+
+def executor_kind(spec: StudySpec) -> str:
+    """The key of :data:`EXECUTORS` that runs ``spec``'s trials."""
+    return "packed" if spec.search.pack > 1 else "fit"
+
+
+def schedule(
+    spec: StudySpec,
+    study: optuna.Study,
+    recorder: TrialRecorder,
+    executor: Executor,
+    *,
+    progress: ProgressFn | None = None,
+    deadline: float | None = None,
+) -> Counts:
+    """Run trials of a prepared study with ``executor`` until it holds ``n_trials`` finished trials.
+
+    A worker with nothing left to start waits while the last trials run elsewhere, so that it
+    can redo one that fails or whose worker dies. Interrupted (Ctrl-C) or stopped by an error,
+    the running trials end FAIL with the reason, their runs FAILED, then the error propagates
+    (Ctrl-C as KeyboardInterrupt).
+
+    Returns:
+        The study's counts when this worker stopped.
+
+    Raises:
+        StudyError: After :data:`MAX_CONSECUTIVE_FAILURES` failed trials in a row.
+    """
+    failures, waited = 0, False
+    try:
+        with Heartbeat(study._storage, heartbeat_interval(study)) as beat:
+            while True:
+                free = executor.capacity - len(executor.running())
+                counts = _start(spec, study, recorder, executor, beat, free, deadline) if free > 0 else None
+                if executor.running():
+                    for trial, result in executor.step():
+                        recorder.books.submit(beat.discard, trial._trial_id)  # after its add: in order
+                        recorder.close(trial, result)
+                        if progress is not None:
+                            recorder.books.submit(progress, study)
+                        failures = failures + 1 if result.state == "failed" else 0
+                        if failures >= MAX_CONSECUTIVE_FAILURES:
+                            recorder.drain()
+                            raise StudyError(
+                                f"{failures} trials in a row failed; the last one because: {result.reason}. "
+                                "Fix the model or data, then run the same command to resume."
+                            )
+                    waited = False
+                elif counts is not None and (counts.finished >= spec.search.n_trials or _past(deadline)):
+                    recorder.drain()
+                    return count_trials(study)
+                else:
+                    waited = _wait_for_others(counts, waited)
+    except BaseException as err:
+        interrupted = isinstance(err, (KeyboardInterrupt, SystemExit))
+        from droptune._signals import interrupt_reason  # "terminated by SIGTERM ..." or Ctrl-C's reason
+
+        reason = interrupt_reason(err) if interrupted else f"{type(err).__name__}: {err}"
+        recorder.abort(executor.running(), reason)
+        if interrupted:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores SIGINT after Ctrl-C
+            raise KeyboardInterrupt from err
+        raise
+    finally:
+        executor.close()
+        recorder.shutdown()
+
+
+def _start(
+    spec: StudySpec,
+    study: optuna.Study,
+    recorder: TrialRecorder,
+    executor: Executor,
+    beat: Heartbeat,
+    free: int,
+    deadline: float | None,
+) -> Counts:
+    """Start up to ``free`` trials; return the study's counts as seen under the lock."""
+    if not executor.running():  # nothing trains meanwhile: let pending tells land, count exactly
+        recorder.drain()
+    trials, counts = next_trials(study, spec, free, recorder, deadline)
+    for trial in trials:
+        recorder.books.submit(_mark, trial, beat)
+    if trials:
+        executor.start(trials)
+    return counts
+
+
+def _mark(trial: optuna.Trial, beat: Heartbeat) -> None:
+    for key, value in worker_attrs().items():
+        trial.set_user_attr(key, value)
+    beat.add(trial._trial_id)
+
+
+def next_trials(
+    study: optuna.Study, spec: StudySpec, n: int, recorder: TrialRecorder | None = None, deadline: float | None = None
+) -> tuple[list[optuna.Trial], Counts]:
+    """Up to ``n`` new trials, or none when ``n_trials`` are finished or running, or past ``deadline``.
+
+    Under the study's lock (see :mod:`droptune.tuning._lock`): trials of dead workers are
+    failed and requeued first, then the count and the asks happen as one step, so several
+    workers never start more than ``n_trials`` trials between them. Failed trials do not
+    count: they are redone.
+    """
+    with study_lock(study._storage, study.study_name):
+        tracker, parent = (recorder.tracker, recorder.parent_run_id) if recorder else (None, None)
+        reap_dead_trials(study, tracker=tracker, parent_run_id=parent)
+        counts = count_trials(study)
+        room = 0 if _past(deadline) else spec.search.n_trials - counts.finished - counts.running
+        with warnings.catch_warnings():  # droptune beats itself: see droptune.tuning._heartbeat
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            trials = [study.ask() for _ in range(max(0, min(n, room)))]
+    return trials, counts
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _wait_for_others(counts: Counts | None, waited: bool) -> bool:
+    """Nothing to start while other workers run the last trials: wait, in case one dies or fails."""
+    if not waited and counts is not None:
+        log.info("%d trials running in other workers: waiting for them to finish", counts.running)
+    time.sleep(IDLE_POLL_S)
+    return True
