@@ -1,0 +1,96 @@
+"""The traced pass: ties proved by probing, liveness, roles, and a model left as it was."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from droptune import discover
+
+
+class TwoFloats(nn.Module):
+    """Two floats at 0.1: only the one handed to F.dropout is a site."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.scale = 0.1
+        self.p_drop = 0.1
+        self.unused_rate = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(self.fc(x) * self.scale, p=self.p_drop, training=self.training)
+
+
+def test_a_tie_is_proved_by_changing_the_attribute_not_by_an_equal_value():
+    [site] = discover(TwoFloats(), torch.randn(2, 4))
+    assert (site.name, site.attr, site.rate, site.functional) == ("p_drop", "p_drop", 0.1, True)
+
+
+def test_discover_restores_rng_attributes_modes_and_buffers():
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), TwoFloats()).eval()
+    buffers = {k: v.clone() for k, v in net.named_buffers()}
+    torch.manual_seed(0)
+    discover(net, torch.randn(3, 4))
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    torch.randn(3, 4)
+    assert torch.equal(after, torch.rand(3))  # the pass drew nothing from the global RNG
+    assert (net[2].scale, net[2].p_drop, net[2].unused_rate) == (0.1, 0.1, 0.0)
+    assert not any(m.training for m in net.modules())
+    assert all(torch.equal(v, buffers[k]) for k, v in net.named_buffers())
+
+
+class PreNormBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(8)
+        self.attn = nn.MultiheadAttention(8, 2, dropout=0.1, batch_first=True)
+        self.drop = nn.Dropout(0.1)
+        self.fc = nn.Linear(8, 8)
+        self.fc_drop = nn.Dropout(0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        x = x + self.drop(self.attn(h, h, h, need_weights=False)[0])
+        return x + self.fc_drop(self.fc(self.norm(x)))
+
+
+class Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 8)
+        self.embed_drop = nn.Dropout(0.1)
+        self.block = PreNormBlock()
+        self.head_drop = nn.Dropout(0.5)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.head_drop(self.block(self.embed_drop(self.embed(ids))).mean(1)))
+
+
+def test_roles_in_a_pre_norm_transformer():
+    sites = discover(Encoder(), torch.randint(0, 10, (2, 5)))
+    assert {s.name: s.layer_type for s in sites} == {
+        "embed_drop": "input",
+        "block.attn.dropout": "attention",
+        "block.drop": "hidden",
+        "block.fc_drop": "hidden",
+        "head_drop": "dense",
+    }
+
+
+def test_a_residual_mlp_without_attention_stays_dense():
+    class ResMLP(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc0 = nn.Linear(4, 8)
+            self.fc = nn.Linear(8, 8)
+            self.drop = nn.Dropout(0.3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.fc0(x)
+            return x + self.drop(self.fc(x))
+
+    assert [s.layer_type for s in discover(ResMLP(), torch.randn(2, 4))] == ["dense"]
