@@ -21,14 +21,17 @@ from droptune.sites._names import attribute_site, mismatch_hints, rename
 RatesLike = Mapping[str, float] | str | os.PathLike[str]
 
 
-def get_rates(model: nn.Module) -> dict[str, float]:
+def get_rates(model: nn.Module, example_input: Any = None) -> dict[str, float]:
     """Return ``{site name: rate}`` for every dropout site, in :func:`discover` order.
+
+    With ``example_input``, rates held as float attributes are included (see
+    :func:`discover`).
 
     Example:
         >>> get_rates(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.3)))
         {'1': 0.3}
     """
-    return {site.name: site.rate for site in discover(model)}
+    return {site.name: site.rate for site in discover(model, example_input)}
 
 
 def apply_rates(

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from droptune import apply_rates, discover
+from droptune import apply_rates, discover, get_rates
 from droptune.exceptions import DroptuneWarning, SiteError
 from droptune.space import SearchSpace
 
@@ -161,3 +161,9 @@ def test_a_literal_rate_is_warned_about_with_where_it_runs():
     net = nn.Sequential(nn.Linear(4, 4), Head())
     with pytest.warns(DroptuneWarning, match=r"literal rate .*dropout\(rate 0\.3\) in 1 \(Head\)"):
         assert discover(net, torch.randn(2, 4)) == []
+
+
+def test_get_rates_with_an_example_input_includes_float_attributes():
+    model = ResNet(drop_rate=0.2)
+    assert "drop_rate" not in get_rates(model)
+    assert get_rates(model, IMAGES)["drop_rate"] == 0.2
