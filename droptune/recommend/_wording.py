@@ -29,7 +29,7 @@ def evidence(rec: Recommendation, basis: str) -> str:
 
 def which_figure(items: Sequence[Recommendation]) -> str:
     """Which column to put in training code, and why (``recommend`` and ``export`` differ)."""
-    differ = [r for r in items if abs(r.recommended - r.best) >= 5e-4]
+    differ = [r for r in items if f"{r.recommended:.3f}" != f"{r.best:.3f}"]
     example = ""
     if differ:
         r = differ[0]

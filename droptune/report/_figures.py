@@ -75,7 +75,8 @@ def intermediate_figure(study: optuna.Study, metric: str) -> go.Figure:
         fig = optuna.visualization.plot_intermediate_values(study)
     fig.update_layout(**LAYOUT, title=f"{metric} per epoch of every trial (what pruning saw)")
     fig.update_xaxes(title="epoch")
-    fig.update_yaxes(title=metric)
+    values = [v for t in study.get_trials(deepcopy=False) for v in t.intermediate_values.values()]
+    fig.update_yaxes(title=metric, type=_scale(values))
     return fig
 
 
@@ -98,7 +99,7 @@ def history_figure(rows: Sequence[TrialRow], metric: str, direction: str) -> go.
                     line={"color": RED, "shape": "hv"})
     fig.update_layout(**LAYOUT, title=f"{metric} per trial")
     fig.update_xaxes(title="trial")
-    fig.update_yaxes(title=metric)
+    fig.update_yaxes(title=metric, type=_scale([r.value for r in [*done, *pruned]]))
     return fig
 
 
@@ -149,6 +150,14 @@ def _by_layer_type(study: optuna.Study, per_variable: dict[str, float]) -> dict[
         key = label.get(variable, variable)
         grouped[key] = grouped.get(key, 0.0) + value
     return dict(sorted(grouped.items(), key=lambda kv: -kv[1]))
+
+
+def _scale(values: Sequence[float | None]) -> str:
+    """``log`` when positive values span more than a factor 5 (early epochs would flatten the rest)."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if finite and min(finite) > 0 and max(finite) / min(finite) > 5:
+        return "log"
+    return "linear"
 
 
 def _gap_target(trial: optuna.trial.FrozenTrial) -> float:
