@@ -121,7 +121,7 @@ def find_sites(
 ) -> Discovery:
     """:func:`discover`, also returning the unreachable calls and the trace."""
     overrides = _check_overrides(layer_types)
-    result = trace(model, example_input) if example_input is not None else None
+    result = _trace(model, example_input, warn=warn) if example_input is not None else None
     entries = list(_walk(model))
     held = {(path, attr) for path, _, attr in entries}
     if result is not None:
@@ -157,6 +157,27 @@ def find_sites(
             stacklevel=3,
         )
     return Discovery(sites, unreachable, result)
+
+
+def _trace(model: nn.Module, example_input: Any, *, warn: bool) -> TraceResult:
+    """The probed pass; if the model fails at probe values, one at its own values."""
+    try:
+        return trace(model, example_input)
+    except ConfigError as probed:
+        cause = probed.__cause__
+        try:
+            result = trace(model, example_input, probe=False)
+        except ConfigError:
+            raise probed from cause
+    if warn:
+        warnings.warn(
+            f"discover: the forward pass failed with every float attribute at a probe value "
+            f"({cause!r}); rates were tied to attributes by equal value instead, which "
+            "misses attributes at 0 or sharing a value.",
+            DroptuneWarning,
+            stacklevel=4,
+        )
+    return result
 
 
 def _verdict(

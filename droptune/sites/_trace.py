@@ -208,14 +208,26 @@ class _Tracer(TorchFunctionMode):
         self.conv_rank = outputs[0].dim() if is_conv else None
 
 
-def trace(model: nn.Module, example_input: Any) -> TraceResult:
+def trace(model: nn.Module, example_input: Any, *, probe: bool = True) -> TraceResult:
     """Run the probed, traced training-mode pass of ``model`` on ``example_input``.
+
+    Args:
+        model: The model (left as it was).
+        example_input: One input for ``model(...)``.
+        probe: Give every candidate attribute its own probe value (the proof of a tie).
+            Without probing, a call is tied to the one attribute holding its exact rate,
+            when exactly one nonzero attribute does: the fallback for a model whose
+            forward pass fails at probe values.
 
     Raises:
         ConfigError: If the forward pass on ``example_input`` fails.
     """
     candidates = rate_candidates(model)
-    probes = {PROBE_BASE + i * PROBE_STEP: key for i, key in enumerate(candidates)}
+    if probe:
+        probes = {PROBE_BASE + i * PROBE_STEP: key for i, key in enumerate(candidates)}
+    else:
+        values = list(candidates.values())
+        probes = {v: k for k, v in candidates.items() if v > 0.0 and values.count(v) == 1}
     tracer = _Tracer(probes)
     paths = {id(m): p for p, m in model.named_modules()}
     handles = []
@@ -226,7 +238,7 @@ def trace(model: nn.Module, example_input: Any) -> TraceResult:
     modes = {module: module.training for module in model.modules()}
     saved = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
-        for value, (path, attr) in probes.items():
+        for value, (path, attr) in probes.items() if probe else ():
             setattr(model.get_submodule(path), attr, value)
         model.train()
         with torch.no_grad(), _fork_rng(), tracer:

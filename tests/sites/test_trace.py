@@ -94,3 +94,25 @@ def test_a_residual_mlp_without_attention_stays_dense():
             return x + self.drop(self.fc(x))
 
     assert [s.layer_type for s in discover(ResMLP(), torch.randn(2, 4))] == ["dense"]
+
+
+def test_a_model_that_fails_at_probe_values_is_traced_at_its_own():
+    class Picky(TwoFloats):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.scale < 0.01:  # a float attribute the model insists on
+                raise ValueError("scale too small")
+            return super().forward(x)
+
+    import pytest
+
+    from droptune.exceptions import DroptuneWarning
+
+    with pytest.warns(DroptuneWarning) as record:
+        sites = discover(Picky(), torch.randn(2, 4))
+    assert sites == []  # p_drop and scale share 0.1: no unique tie, nothing claimed
+    messages = " ".join(str(w.message) for w in record)
+    assert "tied to attributes by equal value" in messages and "literal rate" in messages
+    picky = Picky()
+    picky.p_drop = 0.2
+    with pytest.warns(DroptuneWarning):
+        assert [s.name for s in discover(picky, torch.randn(2, 4))] == ["p_drop"]
