@@ -65,6 +65,7 @@ __all__ = [
     "gap_curve",
     "model_rates",
     "model_types",
+    "outcome",
     "rates_by_type",
     "run_params",
     "run_summary",
@@ -146,6 +147,32 @@ def rates_by_type(rates: Mapping[str, float], layer_types: Mapping[str, str]) ->
     for name, rate in rates.items():
         groups.setdefault(layer_types.get(name, "dense"), []).append(float(rate))
     return {t: sum(v) / len(v) for t, v in groups.items()}
+
+
+def outcome(
+    history: list[dict[str, float]],
+    metric: str,
+    direction: str,
+    *,
+    failed: str | None = None,
+    pruned_at: int | None = None,
+) -> TrialResult:
+    """How a trial ended, from its epoch records: failed (with ``failed`` as the reason, or
+    when no epoch ran), pruned at epoch ``pruned_at``, else complete with the best epoch's value.
+
+    Example:
+        >>> outcome([{"epoch": 0, "val_loss": 2.0}, {"epoch": 1, "val_loss": 1.5}], "val_loss", "minimize").value
+        1.5
+        >>> outcome([], "val_loss", "minimize").reason
+        'no validation epoch ran'
+    """
+    if failed is not None:
+        return TrialResult(state="failed", reason=failed, history=history)
+    if not history:
+        return TrialResult(state="failed", reason="no validation epoch ran", history=history)
+    if pruned_at is not None:
+        return TrialResult(state="pruned", reason=f"pruned at epoch {pruned_at}", history=history)
+    return TrialResult(state="complete", value=best_record(history, metric, direction)[metric], history=history)
 
 
 def start_attrs(

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from droptune import tracking
 from droptune.commands._base import command, err, out
 from droptune.config import load_config, require_sqlite_store
 from droptune.exceptions import ConfigError, StudyError
@@ -47,15 +48,11 @@ def runs_url(host: str, port: int, experiment_id: str | None = None) -> str:
 
 def experiment_id(tracking_uri: str, name: str) -> str:
     """The id of experiment ``name`` (a study's), or a StudyError listing the experiments."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(name)
+    found = tracking.experiment_id(tracking_uri, name)
     if found is None:
-        names = sorted(e.name for e in client.search_experiments() if e.name != "Default")
-        listed = ", ".join(repr(n) for n in names) or "none"
+        listed = ", ".join(repr(n) for n in tracking.experiment_names(tracking_uri)) or "none"
         raise StudyError(f"no MLflow experiment named {name!r} in {tracking_uri}; experiments there: {listed}.")
-    return found.experiment_id
+    return found
 
 
 def add_ui_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import optuna
 
 from droptune.config import ObjectiveSpec, TrainerSpec
-from droptune.record import TrialResult, best_record
+from droptune.record import TrialResult, outcome
 
 EpochRecord = dict[str, float]
 
@@ -75,12 +75,6 @@ class Member:
 
     def outcome(self, objective: ObjectiveSpec) -> TrialResult:
         """How the trial ended, as an unpacked trial's executor returns it."""
-        history = self.history
-        if self.failed is not None:
-            return TrialResult(state="failed", reason=self.failed, history=history)
-        if not history:
-            return TrialResult(state="failed", reason="no validation epoch ran", history=history)
-        if self.pruned_at is not None:
-            return TrialResult(state="pruned", reason=f"pruned at epoch {self.pruned_at}", history=history)
-        best = best_record(history, objective.metric, objective.direction)
-        return TrialResult(state="complete", value=best[objective.metric], history=history)
+        return outcome(
+            self.history, objective.metric, objective.direction, failed=self.failed, pruned_at=self.pruned_at
+        )

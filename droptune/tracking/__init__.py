@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from droptune.tracking._base import Tracker
 from droptune.tracking._bookkeeper import Bookkeeper
-from droptune.tracking._mlflow import MlflowTracker
+from droptune.tracking._mlflow import MlflowTracker, experiment_id, experiment_names
 from droptune.tracking._null import NullTracker
 from droptune.tracking._stores import (
     DEFAULT_STORAGE,
@@ -28,6 +28,8 @@ __all__ = [
     "Tracker",
     "artifact_root",
     "enable_wal",
+    "experiment_id",
+    "experiment_names",
     "make_storage",
     "prepare_store",
     "sqlite_path",

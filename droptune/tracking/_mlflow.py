@@ -179,6 +179,21 @@ class MlflowTracker:
         return f"http://{host}:{port}/#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
 
 
+def experiment_id(tracking_uri: str, name: str) -> str | None:
+    """The id of MLflow experiment ``name`` in ``tracking_uri`` (None if there is none); creates nothing."""
+    from mlflow.tracking import MlflowClient
+
+    found = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(name)
+    return None if found is None else found.experiment_id
+
+
+def experiment_names(tracking_uri: str) -> list[str]:
+    """The names of the experiments in ``tracking_uri``, MLflow's ``Default`` left out."""
+    from mlflow.tracking import MlflowClient
+
+    return sorted(e.name for e in MlflowClient(tracking_uri=tracking_uri).search_experiments() if e.name != "Default")
+
+
 class _Buffer:
     """What a run has been given and MLflow has not yet written."""
 

@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from droptune.callbacks import GapCallback, PruningCallback
 from droptune.config import StudySpec
 from droptune.exceptions import DroptuneError
-from droptune.record import TrialResult, best_record
+from droptune.record import TrialResult, outcome
 from droptune.sites import apply_rates
 from droptune.space import SearchSpace
 from droptune.tracking._callback import TrackingCallback
@@ -128,15 +128,9 @@ class FitExecutor:
                 if trainer.interrupted:
                     raise KeyboardInterrupt from None
                 raise
-        history = gap.history
-        if gap.non_finite:
-            return TrialResult(state="failed", reason=gap.non_finite, history=history)
-        if not history:
-            return TrialResult(state="failed", reason="no validation epoch ran", history=history)
-        if pruning.pruned_at is not None:
-            return TrialResult(state="pruned", reason=f"pruned at epoch {pruning.pruned_at}", history=history)
-        best = best_record(history, objective.metric, objective.direction)
-        return TrialResult(state="complete", value=best[objective.metric], history=history)
+        return outcome(
+            gap.history, objective.metric, objective.direction, failed=gap.non_finite or None, pruned_at=pruning.pruned_at
+        )
 
 
 def release_memory() -> None:

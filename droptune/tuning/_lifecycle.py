@@ -10,6 +10,7 @@ before any worker starts, because fresh SQLite databases race in their schema mi
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import optuna
@@ -143,6 +144,11 @@ def prepare_study(spec: StudySpec, *, tracker: Tracker | None = None) -> StudyLi
         study.enqueue_trial(space.prior_params(sites), user_attrs={PRIOR_ATTR: True})
         if spec.source:
             tracker.log_artifact(parent, spec.source)
+    # optuna-dashboard and Optuna's plots name the objective after it.
+    if study.metric_names != [spec.objective.metric]:
+        with warnings.catch_warnings():  # "experimental" in Optuna 5.0
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([spec.objective.metric])
     # Last: `droptune worker` takes this attribute as the sign that the study is ready to join.
     study.set_user_attr(PARENT_RUN_ATTR, parent)
     return StudyLifecycle(spec=spec, study=study, tracker=tracker, parent_run_id=parent)

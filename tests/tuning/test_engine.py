@@ -64,6 +64,7 @@ def test_tune_fills_optuna_and_mlflow(in_tmp):
 
     done = trials()
     assert [t.number for t in done] == [0, 1, 2]
+    assert optuna.load_study(study_name="tiny", storage=STORAGE).metric_names == ["val_loss"]  # named in dashboards
     assert all(t.state == TrialState.COMPLETE for t in done)
     assert all(set(t.params) == {"input_dropout", "dropout"} for t in done)
     # trial 0 is the textbook prior
