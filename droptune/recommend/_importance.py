@@ -74,6 +74,11 @@ def _safe(target: Callable[[FrozenTrial], float], trial: FrozenTrial) -> float:
 
 def _only(study: optuna.Study, trials: list[FrozenTrial]) -> optuna.Study:
     """An in-memory copy of ``study`` holding only ``trials`` (those where the target exists)."""
-    copy = optuna.create_study(directions=study.directions)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        copy = optuna.create_study(directions=study.directions)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     copy.add_trials(trials)
     return copy
