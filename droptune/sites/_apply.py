@@ -161,7 +161,7 @@ def _check(
             parts.append(f"missing sites {missing} (a complete config must give every site a rate)")
         raise SiteError(
             f"{source} does not match the model's dropout sites: {'; '.join(parts + hints)}. "
-            f"The model's sites are: {list(sites) or 'none'}."
+            f"The model's sites are: {list(sites) or _NONE}."
         )
     for name, rate in rates.items():
         if not _is_probability(rate):
@@ -169,6 +169,9 @@ def _check(
                 f"{source}: rate of site {name!r} must be a drop probability, a number in "
                 f"[0, 1); got {rate!r}."
             )
+
+
+_NONE = "none among its modules (a rate held as a float attribute is named 'module path.attribute')"
 
 
 def _is_probability(rate: Any) -> bool:
