@@ -7,7 +7,9 @@ functionally, and a member whose rates are 0 trains exactly as its unpacked twin
 from __future__ import annotations
 
 import copy
+import importlib.util
 import itertools
+from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
@@ -21,10 +23,20 @@ from droptune.exceptions import PackingError
 from droptune.packing import PackedData, Population, packable_copy, packed_optimizer
 from droptune.packing._functional import attention
 from droptune.testing import TinyDataModule
-from tests.real_models._timm_like import VisionTransformer
 
 CPU = torch.device("cpu")
 transformers = pytest.importorskip("transformers")
+
+
+def _load_timm_like():  # by path: the same module whatever the import mode of the run
+    path = Path(__file__).parents[1] / "real_models" / "_timm_like.py"
+    spec = importlib.util.spec_from_file_location("droptune_tests_timm_like", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+VisionTransformer = _load_timm_like().VisionTransformer
 
 
 class Classifier(pl.LightningModule):
