@@ -27,13 +27,9 @@ def inspect_command(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
         return 0
-    out.print(render(report), markup=False, highlight=False, soft_wrap=True)
+    out.print(report.to_text(), markup=False, highlight=False, soft_wrap=True)
     if not report.traced:
         err.print("no example input: only module-held sites are shown, liveness and placement unchecked.")
-    for call in report.unreachable:
-        out.print(f"unreachable: {call.describe()}", highlight=False, markup=False)
-    for line in report.advice:
-        out.print(f"warning: {line}", highlight=False, markup=False)
     return 0
 
 
@@ -64,18 +60,3 @@ def site_report(target: str) -> SiteReport:
             "init_args and inspect that."
         ) from None
     return inspect_model(model, getattr(model, "example_input_array", None))
-
-
-def render(report: SiteReport) -> str:
-    """The site table as plain aligned text, one site a line, the reason last."""
-    header = ("site", "kind", "type", "rate", "live", "tied to", "why")
-    rows = [header] + [
-        (
-            r.name, r.kind, r.layer_type, f"{r.rate:g}", "yes" if r.live else "no",
-            (r.group + (f" x{r.share:.2f}" if r.share != 1.0 else "")) if r.group else "-", r.why,
-        )
-        for r in report.rows
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
-    return "\n".join([f"{len(report.rows)} dropout sites", *lines])

@@ -50,6 +50,24 @@ class SiteReport:
             "advice": list(self.advice),
         }
 
+    def to_text(self) -> str:
+        """The site table as plain aligned text (one site a line, the reason last), then the
+        unreachable calls and the advice: what ``droptune inspect`` prints."""
+        header = ("site", "kind", "type", "rate", "live", "tied to", "why")
+        rows = [header] + [
+            (
+                r.name, r.kind, r.layer_type, f"{r.rate:g}", "yes" if r.live else "no",
+                (r.group + (f" x{r.share:.2f}" if r.share != 1.0 else "")) if r.group else "-", r.why,
+            )
+            for r in self.rows
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+        lines = [f"{len(self.rows)} dropout sites"]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows]
+        lines += [f"unreachable: {u.describe()}" for u in self.unreachable]
+        lines += [f"warning: {line}" for line in self.advice]
+        return "\n".join(lines)
+
 
 def inspect_model(
     model: nn.Module,

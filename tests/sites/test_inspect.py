@@ -59,3 +59,12 @@ def test_without_an_example_input_only_structure_is_known():
     report = inspect_model(Net())
     assert not report.traced and report.unreachable == []
     assert all(r.live for r in report.rows)
+
+
+def test_the_text_table_lists_sites_then_unreachable_calls_then_warnings():
+    lines = inspect_model(Net(), torch.randn(4, 4)).to_text().splitlines()
+    assert lines[0] == "4 dropout sites"
+    assert lines[1].split() == ["site", "kind", "type", "rate", "live", "tied", "to", "why"]
+    assert lines[4].split()[:6] == ["unused", "Dropout", "dense", "0.3", "no", "-"]
+    assert lines[6] == "unreachable: dropout(rate 0.25) in <root> (Net)"
+    assert all(line.startswith("warning: ") for line in lines[7:]) and len(lines) > 7
