@@ -1,9 +1,9 @@
 """The example study files, shipped inside the package so that an installed droptune runs
 without the repository (``droptune init EXAMPLE`` writes one into the current folder).
 
-These YAML files are the source of truth; the repository's top-level ``studies/`` folder
-holds byte-identical copies, where ``make demo`` and the README run them from (a test keeps
-the two equal).
+These YAML files are what an installed droptune has; the repository's top-level ``studies/``
+folder holds byte-identical copies, where ``make demo`` and the README run them from.
+``tests/examples`` fails, naming the file and the copy to make, as soon as the two differ.
 
 Example:
     >>> "digits_cnn" in example_names()

@@ -18,8 +18,10 @@ def test_studies_folder_holds_exactly_the_shipped_examples_byte_for_byte():
     shipped = {name: example_text(name).encode() for name in example_names()}
     assert set(repo) == set(shipped), "studies/*.yaml and droptune/examples/*.yaml list different examples"
     for name in shipped:
-        # The package copy is the source of truth: `droptune init NAME -o studies/ --force` refreshes studies/.
-        assert repo[name] == shipped[name], f"studies/{name}.yaml differs from droptune/examples/{name}.yaml"
+        assert repo[name] == shipped[name], (
+            f"studies/{name}.yaml differs from droptune/examples/{name}.yaml: an installed droptune ships the "
+            f"second. Edit one, then copy it over the other (cp studies/{name}.yaml droptune/examples/)."
+        )
 
 
 def test_every_example_says_what_it_is():
