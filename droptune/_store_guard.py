@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from droptune.config import StudySpec
 
-__all__ = ["create_stores_locked", "sqlite_file"]
+__all__ = ["create_stores_locked", "sqlite_file", "store_lock"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def create_stores_locked(spec: StudySpec) -> Iterator[None]:
     files = [f for f in (sqlite_file(u) for u in urls) if f is not None]
     with contextlib.ExitStack() as locks:
         for url in urls:
-            locks.enter_context(_creation_lock(url))
+            locks.enter_context(store_lock(url))
         # Looked at under the lock: another start may have created the stores while this one waited.
         existed = {f: f.exists() for f in files}
         new_folders = [p for f in files for p in _missing_folders(f.parent)]
@@ -135,7 +135,12 @@ def _delete_study(spec: StudySpec) -> None:
 
 
 @contextlib.contextmanager
-def _creation_lock(url: str) -> Iterator[None]:
+def store_lock(url: str) -> Iterator[None]:
+    """Hold the creation lock of one store (what :func:`create_stores_locked` takes for each).
+
+    A process that reads a store which another may be creating (a test, a monitor) takes it
+    too, so that it never opens a half-migrated database.
+    """
     path = sqlite_file(url)
     if path is not None:
         with _file_lock(path):

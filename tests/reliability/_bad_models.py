@@ -1,17 +1,24 @@
-"""LightningModules that break the study contract in one way each, for pre-flight tests.
+"""LightningModules that break the study contract in one way each (pre-flight tests), and one
+that waits or hangs on cue (fault tests).
 
-Study files name them as ``_bad_models.<Class>``; tests put this folder on ``sys.path``.
+Study files name them as ``_bad_models.<Class>``; tests put this folder on ``sys.path``
+(``PYTHONPATH`` for subprocesses).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import time
+from pathlib import Path
 
 import torch
 from torch import nn
 from typing_extensions import override
 
 from droptune.testing import TinyModule
+
+DEADLINE_S = 120.0
 
 
 class NoValLossModule(TinyModule):
@@ -46,3 +53,41 @@ class NoDropoutModule(TinyModule):
         super().__init__()
         self.input_dropout = nn.Identity()
         self.dropout = nn.Identity()
+
+
+class ArrayTinyModule(TinyModule):
+    """For job-array tests: each process's first fit waits for the others; with a cue, it hangs.
+
+    ``DROPTUNE_TEST_BARRIER`` (a folder) and ``DROPTUNE_TEST_BARRIER_N``: the first fit of a
+    process drops a file named after its pid there and waits until N processes did, so every
+    process provably runs a trial at the same time as the others. ``DROPTUNE_TEST_HANG``:
+    every training step of this process's trials waits (to be terminated) instead of
+    training. droptune's pre-flight batch does neither.
+    """
+
+    @override
+    def on_fit_start(self) -> None:
+        # droptune's pre-flight batch (fast_dev_run) neither waits nor hangs: trials do.
+        self._hang = bool(os.environ.get("DROPTUNE_TEST_HANG")) and not self.trainer.fast_dev_run
+        if self.trainer.fast_dev_run:
+            return
+        folder = os.environ.get("DROPTUNE_TEST_BARRIER")
+        marker = Path(folder, str(os.getpid())) if folder else None
+        if marker is None or marker.exists():
+            return
+        marker.touch()
+        wanted = int(os.environ.get("DROPTUNE_TEST_BARRIER_N", "1"))
+        end = time.monotonic() + DEADLINE_S
+        while len(os.listdir(folder)) < wanted:
+            if time.monotonic() > end:
+                raise RuntimeError(f"barrier: {len(os.listdir(folder))} of {wanted} processes arrived")
+            time.sleep(0.05)
+
+    @override
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        end = time.monotonic() + DEADLINE_S
+        while self._hang:  # waits to be terminated; bounded in case it is not
+            if time.monotonic() > end:
+                raise RuntimeError("ArrayTinyModule was never terminated")
+            time.sleep(0.05)
+        return super().training_step(batch, batch_idx)

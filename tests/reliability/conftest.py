@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,25 +12,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # _bad_models, for study files run in this process
 sys.path.insert(0, str(HERE.parent / "tuning"))  # _workers_kit: misbehaving models, read-back helpers
 
-VALID = """\
-name: tiny
-model: {class_path: droptune.testing.TinyModule}
-data: {class_path: droptune.testing.TinyDataModule}
-search: {n_trials: 2, sampler: random, pruner: none}
-trainer: {max_epochs: 1, early_stopping_patience: null, accelerator: cpu}
-"""
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file and folder under ``folder``, with a hash of each file's bytes."""
-    found: dict[str, str] = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs:
-            found[os.path.relpath(Path(root, name), folder) + "/"] = ""
-        for name in files:
-            path = Path(root, name)
-            found[os.path.relpath(path, folder)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
+from _reliability_kit import VALID, snapshot  # noqa: E402  (after the path is set)
 
 
 @pytest.fixture
@@ -66,10 +45,3 @@ def refused(project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pyte
         return message
 
     return check
-
-
-def write(folder: Path, text: str, name: str = "study.yaml") -> Path:
-    """Write a study file (dedented) and return its path."""
-    path = folder / name
-    path.write_text(textwrap.dedent(text))
-    return path

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import VALID, snapshot, write
+from _reliability_kit import VALID, snapshot, write
 
 from droptune.exceptions import ConfigError
 from droptune.sites import load_rates
