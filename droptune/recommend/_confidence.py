@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial
 
 from droptune.recommend._recommend import MIN_TRIALS, _setters, n_kept
 from droptune.recommend._trials import rank_trials
-from droptune.record import BEST_EPOCH_ATTR, EPOCHS_ATTR, GAP_ATTR, site_types
+from droptune.record import BEST_EPOCH_ATTR, EPOCHS_ATTR, GAP_ATTR, site_rates, site_types
 
 # Study user attribute holding the number of classes of a classifier (for the chance check).
 N_CLASSES_ATTR = "n_classes"
@@ -207,19 +207,30 @@ def _last_epochs(epochs: int) -> int:
 
 
 def _site_mean(best: FrozenTrial) -> tuple[str, str] | None:
-    setters = _setters(best)
-    if setters is None or any(site != variable for site, variable in setters.items()):
-        return None  # not granularity site: the sites of a type share one rate
+    """A type whose sites have different rates in the best trial: its rate is their mean.
+
+    Sites differ when each was tuned on its own (granularity ``site``) or when tied sites
+    keep the model's own schedule (stochastic depth rising with depth).
+    """
+    rates = site_rates(best)
     groups: dict[str, list[str]] = {}
     for site, layer_type in site_types(best).items():
-        groups.setdefault(layer_type, []).append(site)
-    shared = {t: s for t, s in groups.items() if len(s) > 1}
-    if not shared:
+        if site in rates:
+            groups.setdefault(layer_type, []).append(site)
+    spread = {t: s for t, s in groups.items() if max(rates[x] for x in s) - min(rates[x] for x in s) > 1e-6}
+    if not spread:
         return None
-    listed = "; ".join(f"{t}: {', '.join(s)}" for t, s in shared.items())
+    setters = _setters(best)
+    why = (
+        "each site was tuned on its own (granularity site)"
+        if setters is not None and all(site == variable for site, variable in setters.items())
+        else "tied sites keep the model's own ratios"
+    )
+    listed = "; ".join(f"{t}: " + ", ".join(f"{x} {rates[x]:.3f}" for x in s) for t, s in spread.items())
     return "site_mean", (
-        f"each site was tuned on its own (granularity site): a layer type's rate is the mean of its sites' rates "
-        f"({listed}). `droptune recommend --by site` shows them one by one; `droptune export` writes them."
+        f"the sites of a layer type have different rates ({why}), so a type's rate is the mean of its sites' "
+        f"rates (best trial: {listed}). `droptune recommend --by site` shows them one by one; `droptune export` "
+        "writes them."
     )
 
 

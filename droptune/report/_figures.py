@@ -68,8 +68,10 @@ def importance_figure(study: optuna.Study, metric: str) -> tuple[go.Figure | Non
     return fig, notes
 
 
-def intermediate_figure(study: optuna.Study, metric: str) -> go.Figure:
+def intermediate_figure(study: optuna.Study, metric: str) -> go.Figure | None:
     """Optuna's intermediate values: the objective per epoch of every trial, pruned ones too."""
+    if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "experimental" and "no intermediate values" warnings
         fig = optuna.visualization.plot_intermediate_values(study)

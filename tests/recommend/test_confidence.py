@@ -139,10 +139,17 @@ def test_a_best_epoch_in_the_last_five_percent_counts_as_still_improving():
     assert kinds(study) == []
 
 
-def test_says_a_types_rate_is_the_mean_of_its_sites_under_granularity_site():
-    study = spread_study(15, granularity="site")
-    (found,) = caveats(study)
-    assert found.kind == "site_mean" and "dense: fc.1, fc.4" in found.message
+def test_says_a_types_rate_is_the_mean_of_its_sites_when_they_differ():
+    differ = {"input_dropout": 0.1, "fc.1": 0.2, "fc.4": 0.4}
+    (found,) = caveats(spread_study(15, granularity="site", rates=differ))
+    assert found.kind == "site_mean" and "(best trial: dense: fc.1 0.200, fc.4 0.400)" in found.message
+    assert "tuned on its own (granularity site)" in found.message
+    (found,) = caveats(spread_study(15, granularity="type", rates=differ))  # a schedule kept under one variable
+    assert found.kind == "site_mean" and "tied sites keep the model's own ratios" in found.message
+
+
+def test_no_mean_to_mention_when_a_types_sites_share_one_rate():
+    assert "site_mean" not in kinds(spread_study(15, granularity="site"))  # fc.1 and fc.4 both at 0.3
     assert "site_mean" not in kinds(spread_study(15, granularity="type"))
 
 

@@ -52,7 +52,7 @@ def test_report_logs_recommendations_json_and_plots(tracking_uri, make_study, ad
     assert "droptune report: reported" in page and "from the best 3 of 6 complete trials" in page
     # the caveats go to the notes: here, that a type's rate is the mean of its sites (granularity site)
     note = Path(tracker.client.download_artifacts(run, "recommendation_notes.txt", str(tmp_path))).read_text()
-    assert "a layer type's rate is the mean of its sites' rates (dense: fc.1, fc.4)" in note
+    assert "a type's rate is the mean of its sites' rates (best trial: dense: fc.1 0.500, fc.4 0.250)" in note
 
 
 def test_too_few_trials_logs_a_note_and_does_not_raise(tracking_uri, make_study, add_trial, tmp_path):
