@@ -159,25 +159,35 @@ def find_sites(
     return Discovery(sites, unreachable, result)
 
 
+# How to trace when the probed training-mode pass fails, in order, and what is lost.
+_FALLBACKS = (
+    (False, True, "rates were tied to attributes by equal value instead, which misses attributes at 0 "
+     "or sharing a value"),
+    (True, False, "it was traced in eval mode instead, which misses rates that code passes only in "
+     "training (HF attention's dropout=)"),
+)
+
+
 def _trace(model: nn.Module, example_input: Any, *, warn: bool) -> TraceResult:
-    """The probed pass; if the model fails at probe values, one at its own values."""
+    """The probed training-mode pass, or the first fallback that runs (with a warning)."""
     try:
         return trace(model, example_input)
     except ConfigError as probed:
-        cause = probed.__cause__
+        first, cause = probed, probed.__cause__
+    for probe, train, lost in _FALLBACKS:
         try:
-            result = trace(model, example_input, probe=False)
+            result = trace(model, example_input, probe=probe, train=train)
         except ConfigError:
-            raise probed from cause
-    if warn:
-        warnings.warn(
-            f"discover: the forward pass failed with every float attribute at a probe value "
-            f"({cause!r}); rates were tied to attributes by equal value instead, which "
-            "misses attributes at 0 or sharing a value.",
-            DroptuneWarning,
-            stacklevel=4,
-        )
-    return result
+            continue
+        if warn:
+            warnings.warn(
+                f"discover: the training-mode forward pass with every float attribute at a probe value "
+                f"failed ({cause!r}); {lost}.",
+                DroptuneWarning,
+                stacklevel=4,
+            )
+        return result
+    raise first from cause
 
 
 def _verdict(

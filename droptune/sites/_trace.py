@@ -124,9 +124,10 @@ def call_rate(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[s
 
 
 class _Tracer(TorchFunctionMode):
-    def __init__(self, probes: Mapping[float, Key]) -> None:
+    def __init__(self, probes: Mapping[float, Key], *, train: bool = True) -> None:
         super().__init__()
         self.probes = probes
+        self.train = train
         self.result = TraceResult()
         self.stack: list[str] = [""]
         self.after_params = False
@@ -164,7 +165,7 @@ class _Tracer(TorchFunctionMode):
         attention = func in ATTENTION_FUNCTIONS
         if attention:
             self.result.has_attention = True
-        if not training:
+        if not training and self.train:
             return frozenset({ATTENDED}) if attention else frozenset()
         first = inputs[0] if inputs else None
         call = Call(
@@ -208,7 +209,7 @@ class _Tracer(TorchFunctionMode):
         self.conv_rank = outputs[0].dim() if is_conv else None
 
 
-def trace(model: nn.Module, example_input: Any, *, probe: bool = True) -> TraceResult:
+def trace(model: nn.Module, example_input: Any, *, probe: bool = True, train: bool = True) -> TraceResult:
     """Run the probed, traced training-mode pass of ``model`` on ``example_input``.
 
     Args:
@@ -218,6 +219,9 @@ def trace(model: nn.Module, example_input: Any, *, probe: bool = True) -> TraceR
             Without probing, a call is tied to the one attribute holding its exact rate,
             when exactly one nonzero attribute does: the fallback for a model whose
             forward pass fails at probe values.
+        train: Run in training mode (HF attention passes its rate only then). In eval
+            mode, calls are recorded whatever their ``training`` flag: the fallback for a
+            model that cannot run in training mode on the example (BatchNorm on one row).
 
     Raises:
         ConfigError: If the forward pass on ``example_input`` fails.
@@ -228,7 +232,7 @@ def trace(model: nn.Module, example_input: Any, *, probe: bool = True) -> TraceR
     else:
         values = list(candidates.values())
         probes = {v: k for k, v in candidates.items() if v > 0.0 and values.count(v) == 1}
-    tracer = _Tracer(probes)
+    tracer = _Tracer(probes, train=train)
     paths = {id(m): p for p, m in model.named_modules()}
     handles = []
     for module in model.modules():
@@ -240,7 +244,7 @@ def trace(model: nn.Module, example_input: Any, *, probe: bool = True) -> TraceR
     try:
         for value, (path, attr) in probes.items() if probe else ():
             setattr(model.get_submodule(path), attr, value)
-        model.train()
+        model.train(train)
         with torch.no_grad(), _fork_rng(), tracer:
             call_model(model, example_input)
     except Exception as err:

@@ -116,3 +116,16 @@ def test_a_model_that_fails_at_probe_values_is_traced_at_its_own():
     picky.p_drop = 0.2
     with pytest.warns(DroptuneWarning):
         assert [s.name for s in discover(picky, torch.randn(2, 4))] == ["p_drop"]
+
+
+def test_a_model_that_cannot_train_on_the_example_is_traced_in_eval_mode():
+    net = nn.Sequential(
+        nn.Linear(4, 4), nn.Dropout(0.2), nn.BatchNorm1d(4)
+    )  # one row: BatchNorm fails in training
+    import pytest
+
+    from droptune.exceptions import DroptuneWarning
+
+    with pytest.warns(DroptuneWarning, match="traced in eval mode instead"):
+        sites = discover(net, torch.randn(1, 4))
+    assert [(s.name, s.layer_type, s.live) for s in sites] == [("1", "dense", True)]
