@@ -192,3 +192,39 @@ def test_a_message_with_brackets_is_printed_whole(project, refused):
     write(project, VALID.replace(SEARCH, SEARCH + ", ranges: {dense: [0.5, 0.2]}"))
     message = refused(["tune", "study.yaml"], r"\[low, high\]")
     assert "[0, 0.999999999999]; got (0.5, 0.2). Rates are drop probabilities in [0, 1)." in message
+
+
+@pytest.fixture
+def small_disk(tmp_path):  # type: ignore[no-untyped-def]
+    """A 1 MiB tmpfs at ``tmp_path/disk`` (root and CAP_SYS_ADMIN only; skipped otherwise)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_read_only_store_folder_is_one_message(small_disk, monkeypatch, refused):
+    import subprocess
+
+    write(small_disk, VALID)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    monkeypatch.chdir(small_disk)
+    before = snapshot(small_disk)
+    refused(["tune", "study.yaml"], r"storage '.*disk/studies/droptune\.db' \(--storage\): cannot create the Optuna storage in .*disk: the file system is read-only; choose a writable folder")
+    assert snapshot(small_disk) == before
+
+
+def test_a_full_store_disk_is_one_message(small_disk, monkeypatch, refused):
+    write(small_disk, VALID)
+    with (small_disk / "ballast").open("wb", buffering=0) as ballast, pytest.raises(OSError, match="No space"):
+        while True:  # fill the disk
+            ballast.write(b"\0" * 4096)
+    monkeypatch.chdir(small_disk)
+    before = snapshot(small_disk)
+    refused(["tune", "study.yaml"], r"cannot create the Optuna storage in .*disk: the disk is full; free some space")
+    assert snapshot(small_disk) == before
