@@ -129,23 +129,8 @@ def find_sites(
         extra = dict.fromkeys(c.key for c in result.calls if c.key is not None and c.key not in held)
         entries += [(path, model.get_submodule(path), attr) for path, attr in extra if path in order]
         entries.sort(key=lambda e: order[e[0]])  # stable: module sites stay first at a path
-    sites = []
     matched: set[str] = set()
-    for path, module, attr in entries:
-        calls = [c for c in result.calls if c.key == (path, attr)] if result is not None else []
-        verdict = _verdict(model, path, module, attr, calls, result)
-        name = _name(path, module, attr)
-        for pattern, override in overrides.items():
-            if fnmatch.fnmatchcase(name, pattern):
-                verdict = Verdict(override, f"layer_types override {pattern!r}")
-                matched.add(pattern)
-                break
-        live = result is None or path in result.ran or bool(calls)
-        functional = any(c.module_path != path for c in calls) or (
-            bool(calls) and (path, attr) not in held
-        )
-        site = DropoutSite(name, path, attr, type(module).__name__, verdict.layer_type, float(getattr(module, attr)))  # type: ignore[arg-type]
-        sites.append(replace(site, live=live, why=verdict.why, functional=functional))
+    sites = [_site(model, path, module, attr, result, overrides, matched, held) for path, module, attr in entries]
     _warn_unmatched(overrides, matched, sites)
     unreachable = _unreachable(model, result)
     if unreachable and warn:
@@ -166,6 +151,31 @@ _FALLBACKS = (
     (True, False, "it was traced in eval mode instead, which misses rates that code passes only in "
      "training (HF attention's dropout=)"),
 )
+
+
+def _site(
+    model: nn.Module,
+    path: str,
+    module: nn.Module,
+    attr: str,
+    result: TraceResult | None,
+    overrides: Mapping[str, str],
+    matched: set[str],
+    held: set[tuple[str, str]],
+) -> DropoutSite:
+    """The site of rate ``attr`` of ``module``: its type and why, liveness, whether code reads it."""
+    calls = [c for c in result.calls if c.key == (path, attr)] if result is not None else []
+    verdict = _verdict(model, path, module, attr, calls, result)
+    name = _name(path, module, attr)
+    for pattern, override in overrides.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            verdict = Verdict(override, f"layer_types override {pattern!r}")
+            matched.add(pattern)
+            break
+    live = result is None or path in result.ran or bool(calls)
+    functional = any(c.module_path != path for c in calls) or (bool(calls) and (path, attr) not in held)
+    site = DropoutSite(name, path, attr, type(module).__name__, verdict.layer_type, float(getattr(module, attr)))  # type: ignore[arg-type]
+    return replace(site, live=live, why=verdict.why, functional=functional)
 
 
 def _trace(model: nn.Module, example_input: Any, *, warn: bool) -> TraceResult:

@@ -233,12 +233,7 @@ def trace(model: nn.Module, example_input: Any, *, probe: bool = True, train: bo
         values = list(candidates.values())
         probes = {v: k for k, v in candidates.items() if v > 0.0 and values.count(v) == 1}
     tracer = _Tracer(probes, train=train)
-    paths = {id(m): p for p, m in model.named_modules()}
-    handles = []
-    for module in model.modules():
-        path = paths[id(module)]
-        handles.append(module.register_forward_pre_hook(lambda m, _a, path=path: tracer.enter(path, m)))
-        handles.append(module.register_forward_hook(lambda m, _a, out: tracer.leave(m, out), always_call=True))
+    handles = _hook(model, tracer)
     modes = {module: module.training for module in model.modules()}
     saved = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
@@ -254,22 +249,38 @@ def trace(model: nn.Module, example_input: Any, *, probe: bool = True, train: bo
             "dict of keyword arguments), or no example_input."
         ) from err
     finally:
-        for (path, attr), value in candidates.items():
-            setattr(model.get_submodule(path), attr, value)
-        for module, training in modes.items():
-            module.training = training
-        with torch.no_grad():
-            for name, buffer in model.named_buffers():
-                if name in saved and saved[name].shape == buffer.shape:
-                    buffer.copy_(saved[name])
         for handle in handles:
             handle.remove()
-        for tensor in [*model.parameters(), *model.buffers()]:  # an op may return its input
-            for name in (_MARKS, _SOFTMAX):
-                if name in vars(tensor):
-                    delattr(tensor, name)
+        _restore(model, candidates, modes, saved)
     tracer.result.probed = candidates
     return tracer.result
+
+
+def _hook(model: nn.Module, tracer: _Tracer) -> list[Any]:
+    """Hooks on every module that keep the tracer's stack of running modules."""
+    handles = []
+    for path, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(lambda m, _a, path=path: tracer.enter(path, m)))
+        handles.append(module.register_forward_hook(lambda m, _a, out: tracer.leave(m, out), always_call=True))
+    return handles
+
+
+def _restore(
+    model: nn.Module, attributes: Mapping[Key, float], modes: Mapping[nn.Module, bool], buffers: Mapping[str, torch.Tensor]
+) -> None:
+    """Put back attributes, train/eval modes and buffers (BatchNorm statistics) as they were."""
+    for (path, attr), value in attributes.items():
+        setattr(model.get_submodule(path), attr, value)
+    for module, training in modes.items():
+        module.training = training
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            if name in buffers and buffers[name].shape == buffer.shape:
+                buffer.copy_(buffers[name])
+    for tensor in [*model.parameters(), *model.buffers()]:  # an op may return its input
+        for name in (_MARKS, _SOFTMAX):
+            if name in vars(tensor):
+                delattr(tensor, name)
 
 
 def call_model(model: nn.Module, example_input: Any) -> Any:
