@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from droptune.commands._base import command, err
+from droptune.commands._inspect import site_report
+from droptune.exceptions import DroptuneError
 from droptune.recommend import open_study
 from droptune.report import write_report
 
@@ -32,7 +35,14 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 @command("report", add_report_arguments, help="write an HTML report of finished studies (opens offline)")
 def report_command(args: argparse.Namespace) -> int:
     studies = [open_study(ref, storage=args.storage) for ref in args.studies]
-    path = write_report(studies, args.output, top=args.top)
+    sites = {}
+    for ref, study in zip(args.studies, studies):
+        if Path(ref).is_file():  # a study file can build its model: the sites table says what inspect says
+            try:
+                sites[study.study_name] = site_report(ref).as_dict()
+            except DroptuneError as error:
+                err.print(f"sites of {ref} left out of the report: {error}", markup=False, highlight=False)
+    path = write_report(studies, args.output, top=args.top, sites=sites)
     size = path.stat().st_size / 1e6
     err.print(f"wrote {path} ({size:.1f} MB, opens offline in any browser)", markup=False, highlight=False)
     return 0

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
@@ -60,20 +61,38 @@ def page(title: str, body: str) -> str:
     )
 
 
-def sites_table(rows: Sequence[TrialRow], best: int | None, per_site: dict[str, float]) -> str:
-    """One row per dropout site: its layer type, the best trial's rate, the median of the top trials."""
+def sites_table(
+    rows: Sequence[TrialRow], best: int | None, per_site: dict[str, float], found: Mapping[str, Any] | None = None
+) -> str:
+    """One row per dropout site: its layer type, the best trial's rate, the median of the top trials.
+
+    ``found`` is what ``droptune inspect`` finds in the model (``SiteReport.as_dict()``):
+    with it, every site of the model is listed (tuned or not) with its kind, whether it is
+    live, the variable it is tied to and why it has its type.
+    """
     chosen = next((r for r in rows if r.number == best), None)
     if chosen is None or not chosen.sites:
         return '<p class="muted">No complete trial records its sites.</p>'
+    if not found or not found.get("sites"):
+        lines = [
+            [site, chosen.layer_types.get(site, "?"), f"{rate:.4f}", _fmt(per_site.get(site))]
+            for site, rate in chosen.sites.items()
+        ]
+        return table(
+            ["site", "layer type", f"best trial ({chosen.number})", "median of the top trials"],
+            lines,
+            classes=["text", "text"],
+        )
     lines = [
-        [site, chosen.layer_types.get(site, "?"), f"{rate:.4f}", _fmt(per_site.get(site))]
-        for site, rate in chosen.sites.items()
+        [
+            s["name"], s["kind"], s["layer_type"], "yes" if s.get("live") else "no", s.get("group") or "not tuned",
+            _fmt(chosen.sites.get(s["name"])), _fmt(per_site.get(s["name"])), s.get("why", ""),
+        ]
+        for s in found["sites"]
     ]
-    return table(
-        ["site", "layer type", f"best trial ({chosen.number})", "median of the top trials"],
-        lines,
-        classes=["text", "text"],
-    )
+    header = ["site", "kind", "layer type", "live", "tied to", f"best trial ({chosen.number})", "median of the top", "why"]
+    advice = "".join(f'<div class="warn">{esc(a)}</div>' for a in found.get("advice", []))
+    return table(header, lines, classes=["text", "text", "text", "text", "text", "", "", "text"]) + advice
 
 
 def counts_line(rows: Sequence[TrialRow]) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -21,12 +22,20 @@ from droptune.report._html import counts_line, esc, figure, page, sites_table, t
 log = logging.getLogger(__name__)
 
 
-def render_report(studies: optuna.Study | Sequence[optuna.Study], *, top: float = 0.2) -> str:
+def render_report(
+    studies: optuna.Study | Sequence[optuna.Study],
+    *,
+    top: float = 0.2,
+    sites: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
     """The report of ``studies`` as one self-contained HTML document.
 
     Args:
         studies: One study or several (their recommendation is pooled, as ``recommend`` does).
         top: Fraction of each study's complete trials the recommendation is drawn from.
+        sites: Per study name, what ``droptune inspect`` found in its model
+            (``SiteReport.as_dict()``): the sites table then lists every site with its kind,
+            liveness, tie and the reason for its type.
 
     Returns:
         The HTML text. A study too small to recommend from still gets its plots, and the
@@ -41,12 +50,16 @@ def render_report(studies: optuna.Study | Sequence[optuna.Study], *, top: float 
     names = ", ".join(s.study_name for s in studies)
     parts = [_recommendation_section(studies, top)]
     for study in studies:
-        parts.append(_study_section(study, top, several=len(studies) > 1))
+        parts.append(_study_section(study, top, several=len(studies) > 1, found=(sites or {}).get(study.study_name)))
     return page(f"droptune report: {names}", "".join(parts))
 
 
 def write_report(
-    studies: optuna.Study | Sequence[optuna.Study], path: str | os.PathLike[str], *, top: float = 0.2
+    studies: optuna.Study | Sequence[optuna.Study],
+    path: str | os.PathLike[str],
+    *,
+    top: float = 0.2,
+    sites: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write the report of ``studies`` to ``path`` (an HTML file that needs no network to open).
 
@@ -57,6 +70,7 @@ def write_report(
         studies: One study or several.
         path: The HTML file to write; its folder is created.
         top: Fraction of each study's complete trials the recommendation is drawn from.
+        sites: Per study name, the model's site report (see :func:`render_report`).
 
     Returns:
         The path written.
@@ -64,7 +78,7 @@ def write_report(
     Raises:
         ConfigError: If the arguments are invalid or the file cannot be written.
     """
-    text = render_report(studies, top=top)
+    text = render_report(studies, top=top, sites=sites)
     path = atomic_write_text(path, text, what="report")
     # The temporary file was created private (0600); a report is meant to be opened and shared.
     with contextlib.suppress(OSError):
@@ -110,7 +124,7 @@ def _recommendation_section(studies: list[optuna.Study], top: float) -> str:
     return "".join(html)
 
 
-def _study_section(study: optuna.Study, top: float, *, several: bool) -> str:
+def _study_section(study: optuna.Study, top: float, *, several: bool, found: Mapping[str, Any] | None) -> str:
     rows = trial_rows(study)
     metric = (study.metric_names or ["objective"])[0] if hasattr(study, "metric_names") else "objective"
     direction = study.direction.name.lower()
@@ -141,7 +155,7 @@ def _study_section(study: optuna.Study, top: float, *, several: bool) -> str:
         if fig is not None:
             html.append(figure(fig, f"{slug}-{key}"))
     html.append("<h3>Dropout sites</h3>")
-    html.append(sites_table(rows, best, _per_site(study, top)))
+    html.append(sites_table(rows, best, _per_site(study, top), found))
     html.append(_trials_table(rows))
     return "".join(html)
 

@@ -40,3 +40,18 @@ def test_report_of_an_unknown_study_is_one_error_and_writes_nothing(store, capsy
     err = capsys.readouterr().err.replace("\n", " ")
     assert "no study named 'nope'" in err and "'cnn', 'mlp'" in err
     assert not (store / "r.html").exists()
+
+
+def test_a_study_file_adds_what_inspect_finds_to_the_sites_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'o.db'}"
+    (tmp_path / "tiny.yaml").write_text(
+        "name: tiny\nmodel: {class_path: droptune.testing.TinyModule}\n"
+        f"data: {{class_path: droptune.testing.TinyDataModule}}\nstorage: {storage}\n"
+    )
+    study = optuna.create_study(study_name="tiny", storage=storage)
+    for i in range(4):
+        add_trial(study, {"input_dropout": 0.02 * i, "dropout": 0.3}, 1.0 + i, layer_types={"input_dropout": "input", "dropout": "dense"})
+    assert main(["report", "tiny.yaml", "-o", "r.html"]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "<th class=\"text\">why</th>" in page and "on the model input" in page  # inspect's reason
