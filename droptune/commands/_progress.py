@@ -22,8 +22,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
-from droptune.record import EPOCHS_ATTR, GAP_ATTR, REASON_ATTR, type_rates
+from droptune.record import EPOCHS_ATTR, GAP_ATTR, REASON_ATTR, site_rates, site_types, type_rates
 
 PERIOD_S = 30.0
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -186,6 +188,35 @@ def trial_line(trial: FrozenTrial, metric: str = "objective") -> str:
         reason = str(trial.user_attrs.get(REASON_ATTR) or "no reason recorded").strip().splitlines()
         parts.append(f"reason: {reason[0] if reason else '?'}")
     return " · ".join(parts)
+
+
+def best_rates_table(trial: FrozenTrial) -> Table:
+    """The trial's rates, one row per layer type and rate: sites tied to one rate share a row.
+
+    Under granularity ``type`` a type's sites hold one rate, so a row per site only repeats
+    it; sites of one type with different rates (granularity ``site``, a kept schedule) keep
+    a row each.
+
+    Example:
+        >>> from droptune import record
+        >>> attrs = record.start_attrs({"a": 0.2, "b": 0.2, "c": 0.1}, {"a": "dense", "b": "dense", "c": "input"})
+        >>> study = optuna.create_study()
+        >>> study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs=attrs))
+        >>> [row for row in _rate_rows(study.trials[0])]
+        [('a, b', 'dense', '0.200'), ('c', 'input', '0.100')]
+    """
+    table = Table("sites", "layer type", "rate", title=Text(f"best rates (trial {trial.number})"), title_justify="left")
+    for sites, layer_type, rate in _rate_rows(trial):
+        table.add_row(Text(sites), Text(layer_type), rate)
+    return table
+
+
+def _rate_rows(trial: FrozenTrial) -> list[tuple[str, str, str]]:
+    types = site_types(trial)
+    groups: dict[tuple[str, str], list[str]] = {}
+    for site, rate in site_rates(trial).items():
+        groups.setdefault((types.get(site, "?"), f"{rate:.3f}"), []).append(site)
+    return [(", ".join(sites), layer_type, rate) for (layer_type, rate), sites in groups.items()]
 
 
 @contextmanager

@@ -131,3 +131,21 @@ def test_a_real_tune_with_stderr_not_a_terminal_prints_trial_and_status_lines(tm
         assert any(line.startswith(f"trial {number} ") and "· 2 epochs ·" in line for line in lines), err
     assert any(line.startswith("tinyprog: 3/3 finished") and line.endswith("ETA 0:00") for line in lines), err
     assert "INFO" not in err and "\x1b[" not in err  # no library logs, no terminal control codes
+
+
+def test_best_rates_table_collapses_sites_tied_to_one_rate():
+    from droptune.commands._progress import best_rates_table
+
+    study = optuna.create_study()
+    rates = {"input_dropout": 0.1, "fc.1": 0.4, "fc.4": 0.4, "fc.7": 0.25}
+    types = {**TYPES, "fc.4": "dense", "fc.7": "dense"}
+    study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs=record.start_attrs(rates, types)))
+    buffer = io.StringIO()
+    Console(file=buffer, width=100).print(best_rates_table(study.trials[0]))
+    rows = [line.split("│")[1:4] for line in buffer.getvalue().splitlines() if line.count("│") == 4]
+    cells = [[c.strip() for c in row] for row in rows]
+    assert cells == [
+        ["input_dropout", "input", "0.100"],
+        ["fc.1, fc.4", "dense", "0.400"],
+        ["fc.7", "dense", "0.250"],
+    ]
