@@ -29,6 +29,7 @@ Usage::
     python benchmarks/throughput.py            # full workload (meant for a GPU)
     python benchmarks/throughput.py --quick    # reduced sizes, a few minutes on a CPU
     python benchmarks/throughput.py --quick --configs recipe,packed_8 --profile
+    python benchmarks/throughput.py --bookkeeping --tree before=DIR --tree after=.  # compute-free study
 
 Results: ``benchmarks/results/throughput.json`` and ``throughput.md`` (``--out`` elsewhere).
 """
@@ -298,14 +299,11 @@ def study_results(storage: str, name: str, n_first: int) -> dict[str, Any]:
 
     trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-    epochs = sum(int(t.user_attrs.get("epochs", 0)) for t in finished)
+    # Epochs trained: one report per epoch (the objective, val_loss here, is reported each epoch).
+    epochs = sum(len(t.intermediate_values) for t in finished)
 
     def best(ts: list) -> float | None:
-        losses = [
-            min(t.user_attrs["curve"]["val_loss"])
-            for t in ts
-            if t.user_attrs.get("curve", {}).get("val_loss")
-        ]
+        losses = [min(t.intermediate_values.values()) for t in ts if t.intermediate_values]
         return min(losses) if losses else None
 
     return {
@@ -432,23 +430,23 @@ def run_droptune(w: Workload, folder: Path, *, pack: int = 1, profile: bool = Fa
     not per trial: they are left out of the time, as the recipe's study creation is.
     """
     from droptune.config import load_config
-    from droptune.tuning import finish_study, prepare_study, run_worker
+    from droptune.tuning import prepare_study, run_worker
 
     n_trials = max(w.n_trials, pack) if pack > 1 else w.n_trials
     path = folder / "study.yaml"
     path.write_text(study_yaml(w, name="bench", n_trials=n_trials, pack=pack))
     os.chdir(folder)
     spec = load_config(path)
-    study, tracker, parent = prepare_study(spec)
+    lifecycle = prepare_study(spec)
     profiler = cProfile.Profile() if profile else None
     start = time.perf_counter()
     if profiler:
         profiler.enable()
-    run_worker(spec, study=study)
+    run_worker(spec, study=lifecycle.study, tracker=lifecycle.tracker)
     if profiler:
         profiler.disable()
     wall = time.perf_counter() - start
-    finish_study(study, tracker, parent)
+    lifecycle.finish()
     result = {"wall_s": wall, **study_results(spec.storage, spec.name, w.n_trials), **peak_memory()}
     if profiler:
         result["profile"] = profile_summary(profiler, wall)
@@ -463,13 +461,13 @@ def run_workers(w: Workload, folder: Path, workers: int) -> dict[str, Any]:
     includes each worker's start-up (imports, CUDA context), which is part of the cost.
     """
     from droptune.config import load_config
-    from droptune.tuning import finish_study, load_study, prepare_study
+    from droptune.tuning import prepare_study
 
     path = folder / "study.yaml"
     path.write_text(study_yaml(w, name="bench", n_trials=w.n_trials))
     os.chdir(folder)
     spec = load_config(path)
-    _, tracker, parent = prepare_study(spec)
+    lifecycle = prepare_study(spec)
     start = time.perf_counter()
     processes = [
         subprocess.Popen(
@@ -481,7 +479,7 @@ def run_workers(w: Workload, folder: Path, workers: int) -> dict[str, Any]:
                 str(path),
                 "--worker-index",
                 str(i),
-                "--supervised",
+                "--quiet",
             ],
             cwd=folder,
             stdout=subprocess.DEVNULL,
@@ -495,7 +493,7 @@ def run_workers(w: Workload, folder: Path, workers: int) -> dict[str, Any]:
     failed = [(p.returncode, e) for p, e in zip(processes, errors) if p.returncode != 0]
     if failed:
         raise RuntimeError(f"a worker failed ({failed[0][0]}):\n{failed[0][1][-3000:]}")
-    finish_study(load_study(spec), tracker, parent)
+    lifecycle.finish()
     return {
         "wall_s": wall,
         **study_results(spec.storage, spec.name, w.n_trials),
@@ -552,7 +550,7 @@ def run_gpu_bound(w: Workload, folder: Path) -> dict[str, Any]:
     )
     os.chdir(folder)
     spec = load_config(path)
-    study, _, _ = prepare_study(spec)
+    study = prepare_study(spec).study
     bare()  # warm-up: CUDA context, kernels, allocator
     runs: dict[str, list[float]] = {"bare": [], "droptune": []}
     for _ in range(3):  # interleaved, best of three, so that drift hits both alike
@@ -582,13 +580,13 @@ PROFILE_PARTS = {
     "  packed optimiser step": ("_optim.py", "step"),
     "  rate-tensor dropout masks": ("_dropout.py", "_drop"),
     "evaluation (val + train subset, eval mode)": ("_population.py", "evaluate"),
-    "starting trials": ("_worker.py", "_fill"),
-    "  ask under the study lock": ("_worker.py", "_start_trials"),
-    "  seed, build model, suggest rates": ("_worker.py", "_build_member"),
-    "recording epochs (queue reports and MLflow logs)": ("_worker.py", "_observe"),
+    "starting trials": ("_scheduler.py", "_start"),
+    "  ask under the study lock": ("_scheduler.py", "next_trials"),
+    "  seed, build model, suggest rates": ("_worker.py", "start"),
+    "recording epochs (queue reports and MLflow logs)": ("_recorder.py", "epoch"),
     "pruning decisions": ("_worker.py", "_prune"),
-    "finishing trials (queue attrs, tell, MLflow end)": ("_worker.py", "_finish"),
-    "waiting for queued writes (partly inside the rows above)": ("_bookkeeping.py", "drain"),
+    "finishing trials (queue attrs, tell, MLflow end)": ("_recorder.py", "close"),
+    "waiting for queued writes (partly inside the rows above)": ("_bookkeeper.py", "drain"),
 }
 
 
@@ -757,6 +755,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder of throughput.json/.md")
     parser.add_argument("--note", action="append", default=[], help="a line added to the report")
     parser.add_argument("--render", type=Path, help="only rewrite the markdown of this results JSON")
+    parser.add_argument(
+        "--bookkeeping", action="store_true", help="only the compute-free packed study (see benchmarks/bookkeeping.py)"
+    )
+    parser.add_argument(
+        "--tree", action="append", default=[], metavar="LABEL=DIR",
+        help="with --bookkeeping: a source tree to measure (repeatable; default: this one, as 'current')",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -773,6 +778,14 @@ def main(argv: list[str] | None = None) -> int:
         overrides["workers"] = args.workers
     w = replace(w, **overrides)
 
+    if args.bookkeeping:
+        import bookkeeping
+
+        trees = [(t.partition("=")[0], Path(t.partition("=")[2])) for t in args.tree] or [("current", ROOT)]
+        sizes = {k: v for k, v in (("n_trials", args.n_trials), ("max_epochs", args.max_epochs)) if v}
+        if args.packs:
+            sizes["pack"] = int(args.packs.split(",")[0])
+        return bookkeeping.main(trees, args.out, bookkeeping.Study(**sizes), notes=args.note)
     if args.child:
         child(args.child, w, args.child_out, args.profile)
         return 0

@@ -31,11 +31,11 @@ from droptune.record import (
     STUDY_TAG,
     TRIAL_TAG,
 )
-from droptune.tracking._stores import artifact_root, prepare_store
+from droptune.tracking._stores import artifact_root, enable_wal, fast_commits, prepare_store
 
 log = logging.getLogger(__name__)
 
-FLUSH_S = 5.0  # a training run's buffered metrics reach MLflow at least this often
+FLUSH_S = 10.0  # a training run's buffered metrics reach MLflow at least this often
 # MLflow's limits for one log_batch call.
 MAX_PARAMS, MAX_ENTRIES = 100, 1000
 
@@ -56,9 +56,11 @@ class MlflowTracker:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         prepare_store(tracking_uri)
+        fast_commits()
         mlflow.set_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = self._experiment_id()
+        enable_wal(tracking_uri)
         self._lock = threading.Lock()
         self._buffers: dict[str, _Buffer] = {}
 

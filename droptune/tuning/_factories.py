@@ -19,9 +19,13 @@ def _tpe(seed: int) -> optuna.samplers.TPESampler:
     # per-site scales) instead of falling back to independent sampling for the new variables.
     # 5 random start-up trials, not Optuna's 10: the enqueued prior trial and the narrow
     # per-type ranges already place the first trials well (benchmarks/search_quality.py).
+    # constant_liar: trials still running (other workers, the rest of a packed population)
+    # count as bad results, so a batch of asks spreads out instead of piling up on one spot.
     with warnings.catch_warnings():  # `group` is "experimental" in Optuna 5.0
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5)
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, n_startup_trials=5, constant_liar=True
+        )
 
 
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {

@@ -151,18 +151,20 @@ def schedule(
                 free = executor.capacity - len(executor.running())
                 counts = _start(spec, study, recorder, executor, beat, free, deadline) if free > 0 else None
                 if executor.running():
-                    for trial, result in executor.step():
+                    last_failure = None
+                    for trial, result in executor.step():  # every ended trial is recorded, then judged
                         recorder.books.submit(beat.discard, trial._trial_id)  # after its add: in order
                         recorder.close(trial, result)
                         if progress is not None:
                             recorder.books.submit(progress, study)
                         failures = failures + 1 if result.state == "failed" else 0
-                        if failures >= MAX_CONSECUTIVE_FAILURES:
-                            recorder.drain()
-                            raise StudyError(
-                                f"{failures} trials in a row failed; the last one because: {result.reason}. "
-                                "Fix the model or data, then run the same command to resume."
-                            )
+                        last_failure = result.reason if result.state == "failed" else last_failure
+                    if failures >= MAX_CONSECUTIVE_FAILURES:
+                        recorder.drain()
+                        raise StudyError(
+                            f"{failures} trials in a row failed; the last one because: {last_failure}. "
+                            "Fix the model or data, then run the same command to resume."
+                        )
                     waited = False
                 elif counts is not None and (counts.finished >= spec.search.n_trials or _past(deadline)):
                     recorder.drain()
