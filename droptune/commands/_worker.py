@@ -55,6 +55,10 @@ def worker_args(args: argparse.Namespace) -> list[str]:
 def worker_command(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     check_stores(spec)
+    from droptune import preflight  # a server down: one message, in seconds
+
+    preflight.check_storage_url(spec.storage)
+    preflight.check_tracking_uri(spec.tracking_uri)
     index = args.worker_index if args.worker_index is not None else 1000 + zlib.crc32(worker_id().encode()) % 100_000
     study = load_study(spec, worker=index, create=False)
     parent = study.user_attrs.get(PARENT_RUN_ATTR)

@@ -228,3 +228,17 @@ def test_a_full_store_disk_is_one_message(small_disk, monkeypatch, refused):
     before = snapshot(small_disk)
     refused(["tune", "study.yaml"], r"cannot create the Optuna storage in .*disk: the disk is full; free some space")
     assert snapshot(small_disk) == before
+
+
+@pytest.mark.parametrize(
+    ("flags", "pattern"),
+    [
+        (["--storage", "postgresql+psycopg://u@127.0.0.1:{port}/db"], r"storage .* the Optuna storage at 127\.0\.0\.1:\d+ does not answer"),
+        (["--storage", "notaurl"], r"storage 'notaurl' \(--storage\) is not a database URL"),
+        ([], r"no Optuna storage at sqlite:///.*studies/droptune\.db \(--storage\).*Run `droptune tune STUDY_FILE`"),
+    ],
+    ids=["PostgreSQL down", "not a URL", "no study yet"],
+)
+def test_worker_refuses_stores_it_cannot_use(project, refused, flags, pattern):
+    port = str(free_port())
+    refused(["worker", "study.yaml", *[f.replace("{port}", port) for f in flags]], pattern)
