@@ -233,8 +233,9 @@ def test_a_full_store_disk_is_one_message(small_disk, monkeypatch, refused):
 @pytest.mark.parametrize(
     ("flags", "pattern"),
     [
-        (["--storage", "postgresql+psycopg://u@127.0.0.1:{port}/db"], r"storage .* the Optuna storage at 127\.0\.0\.1:\d+ does not answer"),
-        (["--storage", "notaurl"], r"storage 'notaurl' \(--storage\) is not a database URL"),
+        (["--storage", "postgresql+psycopg://u@127.0.0.1:{port}/db", "--tracking-uri", "http://127.0.0.1:{port}"],
+         r"storage .* the Optuna storage at 127\.0\.0\.1:\d+ does not answer"),
+        (["--storage", "notaurl", "--tracking-uri", "http://127.0.0.1:{port}"], r"storage 'notaurl' \(--storage\) is not a database URL"),
         ([], r"no Optuna storage at sqlite:///.*studies/droptune\.db \(--storage\).*Run `droptune tune STUDY_FILE`"),
     ],
     ids=["PostgreSQL down", "not a URL", "no study yet"],
