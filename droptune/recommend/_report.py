@@ -50,11 +50,12 @@ def report_study(
     """
     try:
         items, notes = compute([study], top=top, by="type")
-        notes += [str(c) for c in caveats([study], top=top)]
     except StudyError as err:
         items, notes = None, [str(err)]
     for note in notes:
         log.warning("%s", note)
+    # Not logged: whoever shows the recommendation shows its caveats (the end of `tune` prints them).
+    notes += [str(c) for c in caveats([study], top=top)] if items is not None else []
     try:
         with tempfile.TemporaryDirectory(prefix="droptune-report-") as tmp:
             folder = Path(tmp)
