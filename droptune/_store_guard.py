@@ -28,6 +28,8 @@ __all__ = ["create_stores_locked", "sqlite_file", "store_lock"]
 log = logging.getLogger(__name__)
 
 _SIDE_FILES = ("-journal", "-wal", "-shm")
+# The PostgreSQL advisory lock (a signed 64-bit key) held while a study's stores are created.
+CREATE_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"droptune:create-stores", digest_size=8).digest(), "big", signed=True)
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -171,7 +173,7 @@ def _file_lock(database: Path) -> Iterator[None]:
 def _advisory_lock(url: str) -> Iterator[None]:
     import sqlalchemy
 
-    key = int.from_bytes(hashlib.blake2b(b"droptune:create-stores", digest_size=8).digest(), "big", signed=True)
+    key = CREATE_LOCK_KEY
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.connect() as connection:

@@ -87,6 +87,7 @@ def assert_closed_and_matching(name: str, storage: str, tracking: str) -> list:
     return trials
 
 
+@pytest.mark.slow  # real droptune processes: tens of seconds on 2 cores
 def test_sigterm_fails_the_running_trial_and_the_same_command_resumes(project, spawn):
     write(project, ARRAY.replace("n_trials: 2", "n_trials: 3"))
     storage, tracking = stores(project)
@@ -110,6 +111,7 @@ def test_sigterm_fails_the_running_trial_and_the_same_command_resumes(project, s
     assert [p.info.status for p in parents] == ["FINISHED"]
 
 
+@pytest.mark.slow  # real droptune processes: tens of seconds on 2 cores
 def test_job_array_script_with_one_task_terminated_loses_and_duplicates_nothing(project, spawn):
     write(project, ARRAY.replace("n_trials: 2", "n_trials: 5"))
     storage, tracking = stores(project)
@@ -143,6 +145,7 @@ def test_job_array_script_with_one_task_terminated_loses_and_duplicates_nothing(
     assert [p.info.status for p in parents] == ["FINISHED"]
 
 
+@pytest.mark.slow  # real droptune processes: tens of seconds on 2 cores
 def test_two_first_starts_at_once_share_one_study(project, spawn):
     write(project, ARRAY.replace("n_trials: 2", "n_trials: 3"))
     storage, tracking = stores(project)
