@@ -9,7 +9,7 @@ from pathlib import Path
 
 from droptune.commands._base import command, err, out
 from droptune.exceptions import ConfigError
-from droptune.sites import SiteReport, inspect_model
+from droptune.inspect import SiteReport, inspect_model
 
 
 def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from droptune.sites._apply import apply_rates, get_rates, load_rates
 from droptune.sites._discover import Discovery, Unreachable, discover, find_sites
-from droptune.sites._inspect import SiteReport, SiteRow, inspect_model
 from droptune.sites._site import LAYER_TYPES, DropoutSite, LayerType
 
 __all__ = [
@@ -12,13 +11,10 @@ __all__ = [
     "Discovery",
     "DropoutSite",
     "LayerType",
-    "SiteReport",
-    "SiteRow",
     "Unreachable",
     "apply_rates",
     "discover",
     "find_sites",
     "get_rates",
-    "inspect_model",
     "load_rates",
 ]

@@ -1,18 +1,19 @@
-"""What droptune sees in a model, before any GPU hour is spent: sites, unreachable calls, advice."""
+"""What droptune sees in a model, before any GPU hour is spent: sites, unreachable calls, advice.
+
+It needs both sites/ (what is found) and space/ (how the search ties the sites into
+groups and schedules), so it sits above them: space/ imports sites/, never the reverse.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
 
-from droptune.sites._discover import Discovery, Unreachable, find_sites
-from droptune.sites._site import DropoutSite
-
-if TYPE_CHECKING:
-    from droptune.space import SearchSpace
+from droptune.sites import Discovery, DropoutSite, Unreachable, find_sites
+from droptune.space import SearchSpace
 
 # The seed notes: input dropout around 0.1-0.2; above this it destroys the signal.
 HIGH_INPUT_RATE = 0.3
@@ -95,8 +96,6 @@ def inspect_model(
         >>> report.advice[0].startswith("1: dropout right before BatchNorm1d")
         True
     """
-    from droptune.space import SearchSpace
-
     space = space or SearchSpace()
     found = find_sites(model, example_input, layer_types=layer_types, warn=False)
     try:

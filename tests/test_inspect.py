@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from droptune.sites import inspect_model
+from droptune.inspect import inspect_model
 from droptune.space import SearchSpace
 
 
