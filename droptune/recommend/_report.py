@@ -56,6 +56,11 @@ def report_study(
         log.warning("%s", note)
     # Not logged: whoever shows the recommendation shows its caveats (the end of `tune` prints them).
     notes += [str(c) for c in caveats([study], top=top)] if items is not None else []
+    if items is not None:
+        try:  # where users land: the runs table shows these as the parent run's columns
+            tracker.log_study_summary(parent_run_id, recommendation_metrics(items))
+        except Exception as err:  # noqa: BLE001  (the study is done: never fail it here)
+            log.warning("could not log the recommendation to MLflow run %s: %s", parent_run_id, err)
     try:
         with tempfile.TemporaryDirectory(prefix="droptune-report-") as tmp:
             folder = Path(tmp)
@@ -83,6 +88,26 @@ def report_study(
     except Exception as err:  # noqa: BLE001  (MLflow unreachable, disk full...: the study is done)
         log.warning("could not log the recommendation to MLflow run %s: %s: %s", parent_run_id, type(err).__name__, err)
     return items
+
+
+def recommendation_metrics(items: list[Recommendation]) -> dict[str, float]:
+    """The recommendation as flat metrics of the parent run: ``recommended.<type>`` and its evidence.
+
+    Example:
+        >>> rec = Recommendation("dense", 0.31, 0.25, 0.36, 0.29, 0.5, 0.42, 3, ("fc.1",))
+        >>> recommendation_metrics([rec])  # doctest: +NORMALIZE_WHITESPACE
+        {'recommended.dense': 0.31, 'recommended.dense.iqr_low': 0.25, 'recommended.dense.iqr_high': 0.36,
+         'recommended.dense.best': 0.29, 'recommended.dense.prior': 0.5, 'recommended.dense.n_trials': 3.0}
+    """
+    metrics: dict[str, float] = {}
+    for rec in items:
+        key = f"recommended.{rec.layer_type}"
+        metrics[key] = rec.recommended
+        metrics.update({
+            f"{key}.iqr_low": rec.low, f"{key}.iqr_high": rec.high, f"{key}.best": rec.best,
+            f"{key}.prior": rec.prior, f"{key}.n_trials": float(rec.n_trials),
+        })
+    return metrics
 
 
 def _html_report(study: optuna.Study, path: Path, top: float, tracker: Tracker, run_id: str) -> list[str]:

@@ -48,6 +48,11 @@ def test_report_logs_recommendations_json_and_plots(tracking_uri, make_study, ad
     }
     local = Path(tracker.client.download_artifacts(run, "recommendations.json", str(tmp_path)))
     assert json.loads(local.read_text()) == [r.to_dict() for r in items]
+    tracker.flush()
+    metrics = tracker.client.get_run(run).data.metrics
+    dense = next(r for r in items if r.layer_type == "dense")
+    assert metrics["recommended.dense"] == pytest.approx(dense.recommended)
+    assert metrics["recommended.dense.n_trials"] == 3 and metrics["recommended.input.prior"] == 0.1
     page = Path(tracker.client.download_artifacts(run, "report.html", str(tmp_path))).read_text()
     assert "droptune report: reported" in page and "from the best 3 of 6 complete trials" in page
     # the caveats go to the notes: here, that a type's rate is the mean of its sites (granularity site)
