@@ -31,7 +31,9 @@ def test_init_refuses_to_overwrite_and_lists_examples(tmp_path, monkeypatch, cap
 def test_error_text_is_printed_verbatim_brackets_included(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["init", "[bold]x[/bold]"]) == 2
-    assert "no example study named '[bold]x[/bold]'" in capsys.readouterr().err.replace("\n", "")
+    lines = capsys.readouterr().err.splitlines()
+    expected = f"no example study named '[bold]x[/bold]'; the examples are: {', '.join(example_names())}."
+    assert lines[0] == f"error: {expected}"  # markup left alone, and one line however long
 
 
 def test_version(capsys):
