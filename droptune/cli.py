@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         err.print("[bold red]error:[/] ", markup=True, highlight=False, end="")
-        err.print(str(error), markup=False, highlight=False)  # not markup: a message may hold "[...]"
+        # Verbatim: not markup (a message may hold "[...]"), and not re-wrapped (paths stay copyable).
+        err.print(str(error), markup=False, highlight=False, soft_wrap=True)
         err.print(f"(run `droptune {args.command} --help` for usage)", highlight=False)
         return 2
     except KeyboardInterrupt:
