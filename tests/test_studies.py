@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import optuna
@@ -40,7 +41,8 @@ def test_study_file_loads_and_model_has_its_sites(path):
 
 
 def test_builtin_study_runs_end_to_end(in_tmp):
-    study_file = Path(__file__).parents[1] / "studies" / "digits_cnn.yaml"
+    # A copy: the repository's own file keeps its stores in the repository (its project folder).
+    study_file = Path(shutil.copy(Path(__file__).parents[1] / "studies" / "digits_cnn.yaml", in_tmp))
     assert main(["tune", str(study_file), "--n-trials", "2", "--max-epochs", "2", "--accelerator", "cpu"]) == 0
     study = optuna.load_study(study_name="digits-cnn", storage="sqlite:///studies/droptune.db")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2

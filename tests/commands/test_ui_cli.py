@@ -116,7 +116,7 @@ def test_a_study_file_gives_the_name_and_tracking_uri(project, tmp_path, capsys)
         "tracking_uri: sqlite:///other/m.db\n"
     )
     assert main(["ui", "s.yaml", "--port", str(free_port())]) == 0
-    assert project == [("sqlite:///other/m.db", "digits")]
+    assert project == [(f"sqlite:///{Path('other/m.db').resolve()}", "digits")]  # the study's project folder
     assert FakeServer.calls[0][FakeServer.calls[0].index("--default-artifact-root") + 1] == (
         (tmp_path / "other" / "artifacts").as_uri()
     )
