@@ -34,9 +34,31 @@ from droptune._constraints import (
     message,
 )
 from droptune._io import read_text_file, safe_load_unique
+from droptune._project import (  # re-exported: the store paths are config's business
+    absolute_sqlite_url,
+    project_root,
+    require_sqlite_store,
+    resolve_sqlite_url,
+)
 from droptune._schema import build_dataclass
-from droptune.exceptions import ConfigError, StudyError
+from droptune.exceptions import ConfigError
 from droptune.sites import LAYER_TYPES
+
+__all__ = [
+    "OVERRIDES",
+    "PARAMETER_CONSTRAINTS",
+    "ClassSpec",
+    "ObjectiveSpec",
+    "SearchSpec",
+    "StudySpec",
+    "TrainerSpec",
+    "absolute_sqlite_url",
+    "load_config",
+    "project_root",
+    "require_sqlite_store",
+    "resolve_sqlite_url",
+    "spec_from_dict",
+]
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
@@ -44,8 +66,6 @@ GRANULARITIES = ("site", "type", "coarse-to-fine", "global")
 DIRECTIONS = ("minimize", "maximize")
 DEFAULT_STORAGE = "sqlite:///studies/droptune.db"
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
-# What marks a study's project folder, where its relative stores live.
-PROJECT_MARKERS = ("mlruns", "pyproject.toml", ".git")
 SEED_MAX = 2**32 - 1  # numpy's and Lightning's seeds are unsigned 32-bit
 
 
@@ -211,69 +231,6 @@ PARAMETER_CONSTRAINTS: dict[str, Rule | tuple[Rule, ...]] = {
     "tracking_uri": Rule(NonEmpty()),
     "seed": Rule(Interval(0, SEED_MAX, integer=True), fix="Seeds are unsigned 32-bit integers."),
 }
-
-
-def project_root(study_file: str | os.PathLike[str]) -> Path:
-    """The folder a study file's relative stores live in.
-
-    The nearest folder above the study file (its own included) holding ``mlruns/``,
-    ``pyproject.toml`` or ``.git``; else the study file's folder.
-
-    Example:
-        >>> import pathlib, tempfile
-        >>> root = pathlib.Path(tempfile.mkdtemp())
-        >>> (root / "mlruns").mkdir(); (root / "studies").mkdir()
-        >>> project_root(root / "studies" / "s.yaml") == root
-        True
-    """
-    folder = Path(study_file).resolve().parent
-    for candidate in (folder, *folder.parents):
-        if (candidate / "mlruns").is_dir() or any((candidate / m).exists() for m in PROJECT_MARKERS[1:]):
-            return candidate
-    return folder
-
-
-def resolve_sqlite_url(url: str, base: str | os.PathLike[str]) -> str:
-    """Make a relative SQLite URL absolute against folder ``base``; other URLs are unchanged.
-
-    Example:
-        >>> resolve_sqlite_url("sqlite:///studies/droptune.db", "/srv/project")
-        'sqlite:////srv/project/studies/droptune.db'
-        >>> resolve_sqlite_url("postgresql+psycopg://db/x", "/srv/project")
-        'postgresql+psycopg://db/x'
-    """
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-        return prefix + str(Path(base, url.removeprefix(prefix)).resolve())
-    return url
-
-
-def absolute_sqlite_url(url: str) -> str:
-    """Make a relative SQLite URL absolute against the current directory.
-
-    Relative store paths are relative to where the command runs. Resolving them once, up
-    front, matters because MLflow caches its stores by URI string: a relative URI reused
-    after a change of directory would silently write to the first directory's database.
-    """
-    return resolve_sqlite_url(url, Path.cwd())
-
-
-def require_sqlite_store(url: str, *, what: str, flag: str) -> None:
-    """Refuse a SQLite store that does not exist yet: only ``droptune tune`` creates stores.
-
-    Commands that read a study (recommend, export, ui, worker) would otherwise create an
-    empty database where the user mistyped a path.
-
-    Raises:
-        StudyError: Naming the store, where it was looked for, and the fix.
-    """
-    if url.startswith("sqlite:///"):
-        db = Path(url.removeprefix("sqlite:///"))
-        if not db.is_file():
-            raise StudyError(
-                f"no {what} at {url} ({flag}): {db} does not exist (relative to {Path.cwd()}). "
-                f"Run `droptune tune STUDY_FILE` here first, or point {flag} at the study's store."
-            )
 
 
 def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> StudySpec:
