@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 
 import optuna
-from rich.table import Table
 
 from droptune.commands._base import command, err, out
-from droptune.commands._progress import trial_progress
+from droptune.commands._progress import best_rates_table, trial_progress
 from droptune.config import StudySpec, load_config
-from droptune.record import RATES_ATTR, TYPES_ATTR
 from droptune.tracking import Tracker
 from droptune.tuning import count_trials, prepare_study
 
@@ -63,11 +61,7 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
         return
     best = study.best_trial
     out.print(f"best {spec.objective.metric}: {best.value:.5g} (trial {best.number})")
-    table = Table("site", "layer type", "rate", title="best rates")
-    types = best.user_attrs.get(TYPES_ATTR, {})
-    for name, rate in best.user_attrs.get(RATES_ATTR, {}).items():
-        table.add_row(name, types.get(name, "?"), f"{rate:.3f}")
-    out.print(table)
+    out.print(best_rates_table(best))  # sites tied to one rate share a row
     url = tracker.runs_url()
     if url is not None:
         out.print(
