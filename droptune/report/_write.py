@@ -16,10 +16,15 @@ from droptune.exceptions import ConfigError, StudyError
 from droptune.recommend import basis, caveats, compute, evidence, which_figure
 from droptune.recommend._recommend import Recommendation
 from droptune.report import _figures as figs
-from droptune.report._data import TrialRow, trial_rows
+from droptune.report._data import OVERFIT_RISE, TrialRow, trial_rows
 from droptune.report._html import counts_line, esc, figure, page, sites_table, table
 
 log = logging.getLogger(__name__)
+
+OVERFIT_MEANS = (
+    f"A trial overfits (red) when its objective ended at least {OVERFIT_RISE:.0%} worse than at its best epoch "
+    "while its gap (validation minus training loss, both with dropout off) widened."
+)
 
 
 def render_report(
@@ -137,7 +142,7 @@ def _study_section(study: optuna.Study, top: float, *, several: bool, found: Map
     ]
     makers = [
         ("parallel", "Rates, objective and gap of every complete trial", lambda: (figs.parallel_figure(rows, metric), [])),
-        ("gap", "Which trials overfit", lambda: (figs.gap_figure(rows, best), [])),
+        ("gap", "Which trials overfit", lambda: (figs.gap_figure(rows, best), [OVERFIT_MEANS])),
         ("importance", "Which rates matter, for the objective and for the gap", lambda: figs.importance_figure(study, metric)),
         ("history", "History, pruned trials included", lambda: (figs.history_figure(rows, metric, direction), [])),
         ("intermediate", "Per epoch: what pruning saw", lambda: (figs.intermediate_figure(study, metric), [])),
@@ -149,7 +154,7 @@ def _study_section(study: optuna.Study, top: float, *, several: bool, found: Map
         except Exception as err:  # a plot is a nice-to-have: a degenerate study still gets its page
             log.debug("report plot %s failed", key, exc_info=True)
             fig, notes = None, [f"left out: {type(err).__name__}: {err}"]
-        if fig is None and not notes:
+        if fig is None and key in ("gap", "intermediate"):
             notes = ["left out: the trials record no per-epoch curves."]
         html += [f'<p class="muted">{esc(n)}</p>' for n in notes]
         if fig is not None:

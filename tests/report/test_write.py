@@ -92,3 +92,17 @@ def test_bad_arguments_are_one_clear_error(study, tmp_path):
     with pytest.raises(ConfigError, match="cannot write report .*taken: it is a folder"):
         write_report(study, tmp_path / "taken")
     assert not list(tmp_path.glob("r.html*"))  # nothing half-written
+
+
+def test_trials_without_per_epoch_curves_get_a_page_without_those_plots():
+    from droptune import record
+
+    bare = optuna.create_study(study_name="bare")
+    for i in range(4):
+        rates = {"input_dropout": 0.05 * i, "fc.1": 0.1, "fc.4": 0.1}
+        attrs = record.start_attrs(rates, {"input_dropout": "input", "fc.1": "dense", "fc.4": "dense"})
+        bare.add_trial(optuna.trial.create_trial(value=1.0 + i, user_attrs=attrs))
+    page = render_report(bare)
+    assert text_of(page).count("left out: the trials record no per-epoch curves.") == 2  # gap and per-epoch
+    assert 'id="bare-gap"' not in page and 'id="bare-intermediate"' not in page
+    assert 'id="bare-parallel"' in page and 'id="bare-history"' in page
