@@ -7,12 +7,11 @@ from pathlib import Path
 
 import optuna
 
-from droptune.config import load_config, require_sqlite_store
+from droptune.config import DEFAULT_STORAGE, load_config, require_sqlite_store
 from droptune.exceptions import ConfigError, StudyError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STORAGE = "sqlite:///studies/droptune.db"
 
 
 def open_study(ref: str, *, storage: str | None = None) -> optuna.Study:
