@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 import optuna
 
@@ -53,8 +54,10 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
     """Best value, best rates per site and where to look in MLflow."""
     counts = count_trials(study)
     out.print(
-        f"\nstudy [bold]{spec.name}[/]: {counts.complete} complete, {counts.pruned} pruned, "
-        f"{counts.failed} failed (storage {spec.storage})"
+        f"\nstudy {spec.name}: {counts.complete} complete, {counts.pruned} pruned, "
+        f"{counts.failed} failed (storage {spec.storage})",
+        markup=False,  # a study name may hold "[...]"
+        highlight=False,
     )
     if not counts.complete:
         out.print("no trial completed yet: nothing to report.")
@@ -64,10 +67,11 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
     out.print(best_rates_table(best))  # sites tied to one rate share a row
     url = tracker.runs_url()
     if url is not None:
-        out.print(
-            f"MLflow: experiment [bold]{spec.name}[/] in {spec.tracking_uri}; "
-            f"`droptune ui --tracking-uri {spec.tracking_uri}` then open {url}"
-        )
+        # The command on a line of its own, so that it can be copied as it is.
+        study_arg = f"{shlex.quote(spec.source)} " if spec.source else ""
+        out.print(f"MLflow: experiment {spec.name} in {spec.tracking_uri}; to look at it, run", markup=False, highlight=False)
+        out.print(f"  droptune ui {study_arg}--tracking-uri {shlex.quote(spec.tracking_uri)}", markup=False, highlight=False)
+        out.print(f"and open {url}", markup=False, highlight=False)
 
 
 @command("tune", add_tune_arguments, help="run (or resume) a study described by a YAML file")

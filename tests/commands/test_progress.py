@@ -125,8 +125,11 @@ def test_a_real_tune_with_stderr_not_a_terminal_prints_trial_and_status_lines(tm
         "search: {n_trials: 3}\ntrainer: {max_epochs: 2, early_stopping_patience: null}\n"
     )
     assert main(["tune", "tiny.yaml"]) == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     lines = err.splitlines()
+    # the summary: the `ui` command on a line of its own, as it can be copied
+    assert f"  droptune ui tiny.yaml --tracking-uri sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}" in captured.out.splitlines()
     for number in range(3):
         assert any(line.startswith(f"trial {number} ") and "· 2 epochs ·" in line for line in lines), err
     assert any(line.startswith("tinyprog: 3/3 finished") and line.endswith("ETA 0:00") for line in lines), err
