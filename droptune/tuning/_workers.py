@@ -155,9 +155,12 @@ def wait_workers(workers: Sequence[WorkerProcess], study: optuna.Study, progress
 
 def stop_workers(workers: Sequence[WorkerProcess], grace: float = STOP_GRACE_S) -> None:
     """SIGINT every running worker, wait up to ``grace`` seconds in all, then SIGKILL the rest."""
+    from droptune._signals import terminated  # SIGTERM (Kubernetes: PID 1 only) is passed on
+
+    stop = signal.SIGTERM if terminated() else signal.SIGINT
     for worker in workers:
         if worker.process.poll() is None:
-            worker.process.send_signal(signal.SIGINT)
+            worker.process.send_signal(stop)
     end = time.monotonic() + grace
     try:
         for worker in workers:

@@ -191,3 +191,39 @@ def test_a_failed_start_on_an_existing_storage_removes_only_its_new_study(projec
     with pytest.raises(OSError), create_stores_locked(spec):
         prepare_study(spec)
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["other"]
+
+
+@pytest.mark.slow  # real droptune processes: tens of seconds on 2 cores
+def test_sigterm_to_the_launcher_reaches_its_workers(project, monkeypatch):
+    """Kubernetes signals only the container's PID 1: `droptune tune --workers 2` passes SIGTERM on."""
+    import threading
+
+    write(project, ARRAY.replace("n_trials: 2", "n_trials: 4"))
+    storage, tracking = stores(project)
+    for name, value in env(DROPTUNE_TEST_HANG="1").items():  # every trial of the workers hangs
+        monkeypatch.setenv(name, value)
+
+    def terminate() -> None:  # once both workers train, as the kubelet would
+        poll(lambda: _training(storage) == 2, timeout=WAIT_S, what="2 trials training")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    sender = threading.Thread(target=terminate, daemon=True)
+    sender.start()
+    assert main(["tune", "study.yaml", "--workers", "2"]) == 130
+    sender.join(5)
+    trials = assert_closed_and_matching("tiny", storage, tracking)
+    assert [t.state for t in trials] == [TrialState.FAIL] * 2
+    assert all(t.user_attrs["fail_reason"].startswith("terminated by SIGTERM") for t in trials)
+    parents, _ = mlflow_runs("tiny", tracking)
+    assert [p.info.status for p in parents] == ["KILLED"]
+
+
+def _training(storage: str) -> int:
+    """Trials RUNNING in the study (0 while the stores are being created)."""
+    with store_lock(storage):
+        if not sqlite_file(storage).exists():
+            return 0
+        try:
+            return sum(t.state == TrialState.RUNNING for t in load_trials("tiny", storage))
+        except KeyError:
+            return 0
