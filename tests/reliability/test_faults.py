@@ -227,3 +227,20 @@ def _training(storage: str) -> int:
             return sum(t.state == TrialState.RUNNING for t in load_trials("tiny", storage))
         except KeyError:
             return 0
+
+
+@pytest.mark.slow  # 4 worker processes, 64 trials: about a minute on 2 cores
+def test_four_workers_run_64_trials_none_lost_or_duplicated(project, monkeypatch):
+    write(project, VALID.replace("n_trials: 2", "n_trials: 64").replace(
+        "{class_path: droptune.testing.TinyDataModule}", "{class_path: droptune.testing.TinyDataModule, init_args: {n_train: 32, n_val: 16}}"
+    ))
+    storage, tracking = stores(project)
+    for name, value in env().items():
+        monkeypatch.setenv(name, value)
+    assert main(["tune", "study.yaml", "--workers", "4"]) == 0
+    trials = assert_closed_and_matching("tiny", storage, tracking)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 64
+    assert sorted(t.number for t in trials) == list(range(64))
+    assert len({t.user_attrs["worker"] for t in trials}) == 4
+    parents, _ = mlflow_runs("tiny", tracking)
+    assert [p.info.status for p in parents] == ["FINISHED"]
