@@ -66,8 +66,10 @@ def check_storage_url(
     try:
         dialect.import_dbapi()
     except ImportError as err:
-        extra = " (pip install 'droptune[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
-        raise ConfigError(f"{where}: its driver does not import{extra}: {err}.") from None
+        fix = ""
+        if parsed.get_backend_name() == "postgresql":
+            fix = " Use postgresql+psycopg://... (psycopg 3: pip install 'droptune[postgres]')."
+        raise ConfigError(f"{where}: its driver does not import: {err}.{fix}") from None
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite(parsed.database, where, what)
     else:
