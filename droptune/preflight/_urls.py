@@ -161,7 +161,7 @@ def _check_server(url: str, timeout: float, where: str, what: str) -> None:
             connection.execute(sqlalchemy.text("SELECT 1"))
     except sqlalchemy.exc.SQLAlchemyError as err:
         reason = str(getattr(err, "orig", None) or err).strip().splitlines()
-        host = f"{parsed.host or 'localhost'}:{parsed.port or 'default port'}"
+        host = (parsed.host or "localhost") + (f":{parsed.port}" if parsed.port else "")
         raise StudyError(
             f"{where}: the {what} at {host} does not answer within {timeout:g} s or refuses the connection "
             f"({reason[0] if reason else type(err).__name__}). Start the database server, or fix the host, port, "

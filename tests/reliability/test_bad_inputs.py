@@ -121,7 +121,7 @@ STORES = {
     "--storage foo://bar": (None, ["--storage", "foo://bar"], r"storage 'foo://bar' \(--storage\): unknown database 'foo'; use sqlite or postgresql"),
     "--storage without driver": (None, ["--storage", "mysql://u@h/db"], r"storage 'mysql://u@h/db' \(--storage\): its driver does not import"),
     "--storage unknown host": (None, ["--storage", "postgresql://u@no-such-host.invalid/db"],
-                               r"the Optuna storage at no-such-host\.invalid:default port does not answer .*no-such-host\.invalid"),
+                               r"the Optuna storage at no-such-host\.invalid does not answer .*no-such-host\.invalid"),
     "--storage PostgreSQL down": (None, ["--storage", "postgresql+psycopg://u:secret@127.0.0.1:{port}/db"],
                                   r"storage 'postgresql\+psycopg://u:\*\*\*@127\.0\.0\.1:\d+/db' \(--storage\): the Optuna storage at 127\.0\.0\.1:\d+ does not answer within 5 s or refuses the connection .*Start the database server"),
     "--storage under a file": (_blocker, ["--storage", "sqlite:///blocker/optuna.db"], r"cannot create .*blocker/optuna\.db: .*blocker is a file, not a folder"),
