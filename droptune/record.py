@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BEST_EPOCH_ATTR",
+    "CONFIRMED_ATTR",
+    "CONFIRM_INDEX_ATTR",
+    "CONFIRM_ORIGIN_ATTR",
+    "CONFIRM_SEED_ATTR",
     "CURVE_ATTR",
     "EPOCHS_ATTR",
     "EPOCH_METRICS",
@@ -60,6 +64,7 @@ __all__ = [
     "TrialResult",
     "WORKER_ATTR",
     "best_record",
+    "confirmed_finalists",
     "finish_attrs",
     "gap_constraint",
     "gap_curve",
@@ -92,6 +97,14 @@ PRIOR_ATTR = "prior"  # the enqueued textbook-prior trial
 PACK_ATTR = "pack"  # size of the population a packed trial was trained in
 WORKER_ATTR = "worker"  # "host:pid" of the process running the trial
 PROCESS_ATTR = "worker_process"  # "pid-namespace:start-time" of that process
+# Confirmation (droptune.tuning.confirm): trials of the derived study "<study>.confirm" carry
+# the search trial they retrain and the seed they trained with; the search study then holds
+# the finalists, best confirmed mean first: [{"trial", "n", "value_mean", "value_sd",
+# "gap_mean", "gap_sd"}, ...] under CONFIRMED_ATTR (with the confirm study's name, seeds).
+CONFIRM_ORIGIN_ATTR = "confirm_origin"
+CONFIRM_INDEX_ATTR = "confirm_index"  # which retrain of its configuration (0 .. seeds-1)
+CONFIRM_SEED_ATTR = "confirm_seed"
+CONFIRMED_ATTR = "confirmed"
 # Optuna study attribute: the MLflow parent run (its presence means "prepared, ready to join").
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 # Name of the Optuna trial constraint (best epoch's gap - max_gap; feasible when <= 0).
@@ -300,3 +313,19 @@ def model_types(trial: FrozenTrial) -> dict[str, str]:
 def gap_curve(trial: FrozenTrial) -> list[float]:
     """The trial's overfitting gap per epoch (empty if it recorded none)."""
     return [float(v) for v in (trial.user_attrs.get(CURVE_ATTR) or {}).get(GAP_ATTR, [])]
+
+
+def confirmed_finalists(study_attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A search study's confirmed finalists, best confirmed mean first (empty if unconfirmed).
+
+    Args:
+        study_attrs: The search study's ``user_attrs``.
+
+    Example:
+        >>> confirmed_finalists({"confirmed": {"finalists": [{"trial": 4, "n": 5, "value_mean": 0.3}]}})[0]["trial"]
+        4
+        >>> confirmed_finalists({})
+        []
+    """
+    found = study_attrs.get(CONFIRMED_ATTR) or {}
+    return [dict(f) for f in found.get("finalists", []) if isinstance(f, Mapping) and f.get("n")]

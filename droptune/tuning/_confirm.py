@@ -1,0 +1,274 @@
+"""Confirmed finalists: retrain a search's top configurations with fresh seeds.
+
+The best validation loss of one trial rewards a lucky seed. :func:`confirm` retrains the
+``top`` best configurations of a finished search ``seeds`` times each and ranks them by
+their mean objective, which is what a user keeps.
+
+A confirmation is a derived Optuna study, ``<study>.confirm`` in the same storage, run by
+the same scheduler and executors as any study (packed where the search was packed), with
+pruning off. Its plan (the configurations and the number of seeds) is a user attribute of
+that study, and :class:`PlanSampler` hands each new trial the next (configuration, seed)
+pair not yet complete or running. So it resumes like a study, and a trial that fails or
+is interrupted is redone with the same configuration: enqueuing the plan as waiting
+trials would not cover that, since the scheduler replaces failed trials by fresh asks.
+
+Each trial trains with seed ``confirm seed + trial number`` (the executors' rule), where the
+confirm seed is :data:`SEED_OFFSET` away from the study's: distinct from every seed the
+search used. The summary (mean ± sd of the objective and of the gap per configuration) is
+written to the search study (:data:`droptune.record.CONFIRMED_ATTR`), where ``export``
+and ``recommend`` read it through :func:`droptune.record.confirmed_finalists`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from droptune.config import SEED_MAX, StudySpec
+from droptune.exceptions import ConfigError, StudyError
+from droptune.record import (
+    CONFIRM_INDEX_ATTR,
+    CONFIRM_ORIGIN_ATTR,
+    CONFIRM_SEED_ATTR,
+    CONFIRMED_ATTR,
+    GAP_ATTR,
+    PARENT_RUN_ATTR,
+    site_rates,
+)
+from droptune.sites import LAYER_TYPES
+from droptune.tracking import Tracker
+from droptune.tuning._lifecycle import load_study, make_tracker, run_worker
+from droptune.tuning._scheduler import ProgressFn
+
+SUFFIX = ".confirm"
+PLAN_ATTR = "confirm_plan"  # [{"trial": n, "rates": {site: rate}}, ...] in rank order
+SEEDS_ATTR = "confirm_seeds"
+# A study never holds a million trials, so seeds seed+0.. (search) and seed+SEED_OFFSET..
+# (confirmation) never meet.
+SEED_OFFSET = 1_000_003
+DEFAULT_TOP = 3
+DEFAULT_SEEDS = 5
+# Rates are replayed as they were: the confirm study's variables span every legal rate.
+_ANY_RATE = (0.0, 0.999)
+
+
+@dataclasses.dataclass(frozen=True)
+class Finalist:
+    """One configuration of the search, retrained ``n`` times.
+
+    Attributes:
+        trial: Its trial number in the search study.
+        n: Complete retrains.
+        value_mean: Mean of their objective values.
+        value_sd: Sample standard deviation of those values (0.0 with one retrain).
+        gap_mean: Mean overfitting gap at their best epochs.
+        gap_sd: Its sample standard deviation.
+        search_value: The value of the search trial itself (one seed, the lucky one).
+    """
+
+    trial: int
+    n: int
+    value_mean: float
+    value_sd: float
+    gap_mean: float
+    gap_sd: float
+    search_value: float
+
+
+def confirm_seed(spec: StudySpec) -> int:
+    """The seed of the confirmation's trial 0 (trial k trains with this + k)."""
+    return spec.seed + SEED_OFFSET if spec.seed + 2 * SEED_OFFSET <= SEED_MAX else spec.seed - SEED_OFFSET
+
+
+def confirm_spec(spec: StudySpec, n_trials: int) -> StudySpec:
+    """The derived study: named ``<study>.confirm``, fresh seeds, no pruning, one variable per site."""
+    search = dataclasses.replace(
+        spec.search, granularity="site", pruner="none", n_trials=n_trials, timeout=None,
+        ranges={t: _ANY_RATE for t in LAYER_TYPES},
+    )
+    return dataclasses.replace(spec, name=spec.name + SUFFIX, seed=confirm_seed(spec), search=search)
+
+
+class PlanSampler(optuna.samplers.BaseSampler):
+    """Give each new trial of a confirmation the next (configuration, seed) pair of its plan.
+
+    A pair is taken while a trial holding it is complete, running or waiting (a retried
+    trial of a dead worker keeps its pair); a failed one frees it.
+
+    Args:
+        plan: ``[{"trial": n, "rates": {site: rate}}, ...]``.
+        seeds: Retrains per configuration.
+        seed: The confirmation's seed (recorded per trial, plus its number).
+    """
+
+    def __init__(self, plan: Sequence[dict[str, Any]], seeds: int, seed: int) -> None:
+        self.plan = list(plan)
+        self.seeds = seeds
+        self.seed = seed
+        self._rates: dict[int, dict[str, float]] = {}
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {}
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Called by Optuna as a trial starts: pick its pair (unless it was enqueued)."""
+        storage = study._storage
+        storage.set_trial_user_attr(trial._trial_id, CONFIRM_SEED_ATTR, self.seed + trial.number)
+        if "fixed_params" in trial.system_attrs:  # a retried trial: its pair and rates came with it
+            return
+        taken = {
+            (t.user_attrs.get(CONFIRM_ORIGIN_ATTR), t.user_attrs.get(CONFIRM_INDEX_ATTR))
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))
+            if t.number != trial.number
+        }
+        for index in range(self.seeds):  # seed-major: stopped early, every configuration has as many
+            for entry in self.plan:
+                if (entry["trial"], index) not in taken:
+                    storage.set_trial_user_attr(trial._trial_id, CONFIRM_ORIGIN_ATTR, entry["trial"])
+                    storage.set_trial_user_attr(trial._trial_id, CONFIRM_INDEX_ATTR, index)
+                    self._rates[trial._trial_id] = dict(entry["rates"])
+                    return
+        raise StudyError(f"confirmation {study.study_name!r}: every planned retrain is done or running.")
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        try:
+            return self._rates[trial._trial_id][param_name]
+        except KeyError:
+            raise StudyError(
+                f"confirmation {study.study_name!r}: the planned configuration has no site {param_name!r}; "
+                "was the model changed since the search?"
+            ) from None
+
+
+def _check(top: int, seeds: int) -> None:
+    if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+        raise ConfigError(f"--top must be an integer >= 1 (configurations to retrain); got {top!r}.")
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 2:
+        raise ConfigError(f"--seeds must be an integer >= 2 (a spread needs two retrains); got {seeds!r}.")
+
+
+def _plan(search: optuna.Study, stored: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
+    """The stored plan, extended to the search's ``top`` best complete trials."""
+    from droptune.recommend import rank_trials  # ranking rules (feasible first) live there
+
+    plan = list(stored)
+    known = {e["trial"] for e in plan}
+    for trial in rank_trials(search)[:top]:
+        if len(plan) >= max(top, len(stored)):
+            break
+        if trial.number not in known:
+            plan.append({"trial": trial.number, "rates": site_rates(trial)})
+    return plan
+
+
+def confirm(
+    spec: StudySpec,
+    *,
+    top: int = DEFAULT_TOP,
+    seeds: int = DEFAULT_SEEDS,
+    tracker: Tracker | None = None,
+    progress: ProgressFn | None = None,
+) -> list[Finalist]:
+    """Retrain the ``top`` best configurations of ``spec``'s study ``seeds`` times each.
+
+    Runs (or resumes) the study ``<name>.confirm`` in the same storage, then writes the
+    finalists to the search study (see :func:`droptune.record.confirmed_finalists`) and
+    to its MLflow parent run (``confirmed_*`` metrics). Asking for more ``top`` or ``seeds``
+    later extends the same confirmation.
+
+    Args:
+        spec: The search study (already run: ``droptune tune``).
+        top: Configurations to retrain, best first (default 3).
+        seeds: Retrains of each, with fresh seeds (default 5, at least 2).
+        tracker: Where runs go (default: the study's MLflow store).
+        progress: Called with the confirm study after each trial.
+
+    Returns:
+        The finalists, best confirmed mean first.
+
+    Raises:
+        ConfigError: If ``top`` < 1 or ``seeds`` < 2 (nothing is written then).
+        StudyError: If the search study does not exist or has no complete trial.
+    """
+    _check(top, seeds)
+    search = load_study(spec, create=False)
+    from droptune.recommend import best_trial
+
+    best_trial(search)  # a StudyError saying so when nothing is complete
+    cspec = confirm_spec(spec, n_trials=0)
+    study = load_study(cspec)
+    plan = _plan(search, study.user_attrs.get(PLAN_ATTR, []), top)
+    seeds = max(seeds, int(study.user_attrs.get(SEEDS_ATTR, 0)))
+    cspec = confirm_spec(spec, n_trials=len(plan) * seeds)
+    study.set_user_attr(PLAN_ATTR, plan)
+    study.set_user_attr(SEEDS_ATTR, seeds)
+    study.sampler = PlanSampler(plan, seeds, cspec.seed)
+    tracker = tracker or make_tracker(cspec)
+    parent = tracker.study_run(study.user_attrs.get(PARENT_RUN_ATTR))
+    study.set_user_attr(PARENT_RUN_ATTR, parent)
+    try:
+        run_worker(cspec, study=study, tracker=tracker, progress=progress)
+    except BaseException:
+        tracker.end_study(parent, status="KILLED")
+        raise
+    finalists = summarise(study, search)
+    summary = {f"confirmed_{k}": float(v) for k, v in dataclasses.asdict(finalists[0]).items()} if finalists else {}
+    tracker.end_study(parent)
+    record_finalists(search, finalists, study=study.study_name, seeds=seeds)
+    search_parent = search.user_attrs.get(PARENT_RUN_ATTR)
+    if summary and search_parent:  # the search's parent run shows what was kept
+        tracker.log_study_summary(search_parent, summary)
+    return finalists
+
+
+def summarise(confirmation: optuna.Study, search: optuna.Study) -> list[Finalist]:
+    """Mean ± sd per configuration of a confirmation's complete trials, best mean first."""
+    groups: dict[int, list[FrozenTrial]] = {}
+    for t in confirmation.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.value is not None and math.isfinite(t.value) and CONFIRM_ORIGIN_ATTR in t.user_attrs:
+            groups.setdefault(int(t.user_attrs[CONFIRM_ORIGIN_ATTR]), []).append(t)
+    values = {t.number: t.value for t in search.get_trials(deepcopy=False)}
+    finalists = []
+    for origin, trials in groups.items():
+        v = [float(t.value) for t in trials]  # type: ignore[arg-type]
+        g = [float(t.user_attrs[GAP_ATTR]) for t in trials if GAP_ATTR in t.user_attrs]
+        finalists.append(
+            Finalist(
+                trial=origin, n=len(v), value_mean=statistics.fmean(v), value_sd=_sd(v),
+                gap_mean=statistics.fmean(g) if g else math.nan, gap_sd=_sd(g),
+                search_value=float(values.get(origin) or math.nan),
+            )
+        )
+    sign = 1.0 if search.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
+    return sorted(finalists, key=lambda f: (sign * f.value_mean, f.trial))
+
+
+def record_finalists(search: optuna.Study, finalists: Sequence[Finalist], *, study: str, seeds: int) -> None:
+    """Write the finalists to the search study, where :func:`droptune.record.confirmed_finalists` reads them."""
+    search.set_user_attr(
+        CONFIRMED_ATTR,
+        {"study": study, "seeds": seeds, "finalists": [_plain(dataclasses.asdict(f)) for f in finalists]},
+    )
+
+
+def _sd(values: Sequence[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else (0.0 if values else math.nan)
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    # Optuna stores user attributes as JSON: NaN becomes None rather than invalid JSON.
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}

@@ -1,0 +1,144 @@
+"""Confirmed finalists: the top configurations retrained with fresh seeds, as a resumable study."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from droptune.config import load_config
+from droptune.exceptions import ConfigError, StudyError
+from droptune.recommend import rank_trials
+from droptune.record import (
+    CONFIRM_INDEX_ATTR,
+    CONFIRM_ORIGIN_ATTR,
+    CONFIRM_SEED_ATTR,
+    PACK_ATTR,
+    confirmed_finalists,
+    site_rates,
+)
+from droptune.tuning import FitExecutor, prepare_study
+from droptune.tuning._confirm import SUFFIX, confirm, confirm_seed
+
+STORAGE = "sqlite:///studies/droptune.db"
+
+
+def tiny_spec(folder: Path, n_trials: int = 4, pack: int = 1):
+    path = folder / "tiny.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            name: tiny
+            model: {{class_path: droptune.testing.TinyModule}}
+            data: {{class_path: droptune.testing.TinyDataModule}}
+            search: {{n_trials: {n_trials}, sampler: random, pruner: none, granularity: site, pack: {pack}}}
+            trainer: {{max_epochs: 2, early_stopping_patience: null, accelerator: cpu}}
+            tracking_uri: none
+            seed: 11
+            """
+        )
+    )
+    return load_config(path)
+
+
+def searched(folder: Path, **kwargs):
+    spec = tiny_spec(folder, **kwargs)
+    prepare_study(spec).tune()
+    return spec, optuna.load_study(study_name="tiny", storage=STORAGE)
+
+
+def confirm_trials(state: TrialState | None = TrialState.COMPLETE):
+    study = optuna.load_study(study_name="tiny" + SUFFIX, storage=STORAGE)
+    return [t for t in study.get_trials() if state is None or t.state == state]
+
+
+def test_confirm_retrains_the_top_configurations_with_fresh_distinct_seeds(in_tmp):
+    spec, search = searched(in_tmp)
+    finalists = confirm(spec, top=2, seeds=3)
+
+    done = confirm_trials()
+    top = [t.number for t in rank_trials(search)[:2]]
+    by_origin: dict[int, list] = {}
+    for t in done:
+        by_origin.setdefault(t.user_attrs[CONFIRM_ORIGIN_ATTR], []).append(t)
+    assert sorted(by_origin) == sorted(top)
+    for origin, trials in by_origin.items():
+        assert sorted(t.user_attrs[CONFIRM_INDEX_ATTR] for t in trials) == [0, 1, 2]
+        # the configuration is replayed exactly
+        assert all(site_rates(t) == site_rates(search.trials[origin]) for t in trials)
+        # fresh seeds give different outcomes of the same configuration
+        assert len({t.value for t in trials}) == 3
+    seeds = [t.user_attrs[CONFIRM_SEED_ATTR] for t in done]
+    assert len(set(seeds)) == 6
+    search_seeds = {spec.seed + t.number for t in search.trials}
+    assert not search_seeds & set(seeds)
+    assert set(seeds) == {confirm_seed(spec) + t.number for t in done}  # what the executor seeded with
+    # nothing pruned (pruning is off), and the summary is on the search study, best mean first
+    assert len(done) == 6 and not confirm_trials(TrialState.PRUNED)
+    recorded = confirmed_finalists(optuna.load_study(study_name="tiny", storage=STORAGE).user_attrs)
+    assert [f["trial"] for f in recorded] == [f.trial for f in finalists]
+    for f in finalists:
+        values = [t.value for t in by_origin[f.trial]]
+        assert f.n == 3 and math.isclose(f.value_mean, sum(values) / 3)
+        assert f.value_sd > 0 and f.gap_sd >= 0
+    assert finalists[0].value_mean <= finalists[1].value_mean
+
+
+def test_an_interrupted_confirmation_resumes_and_redoes_the_lost_retrain(in_tmp, monkeypatch):
+    spec, _ = searched(in_tmp, n_trials=3)
+    fit, calls = FitExecutor._fit, []
+
+    def ctrl_c_in_third_fit(self, trial, model, data):
+        calls.append(trial.number)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as Ctrl-C mid-training
+        return fit(self, trial, model, data)
+
+    monkeypatch.setattr(FitExecutor, "_fit", ctrl_c_in_third_fit)
+    with pytest.raises(KeyboardInterrupt):
+        confirm(spec, top=2, seeds=2)
+    before = confirm_trials(None)
+    lost = [t for t in before if t.state == TrialState.FAIL]
+    assert len(lost) == 1 and len(confirm_trials()) == 2
+    lost_pair = (lost[0].user_attrs[CONFIRM_ORIGIN_ATTR], lost[0].user_attrs[CONFIRM_INDEX_ATTR])
+
+    monkeypatch.setattr(FitExecutor, "_fit", fit)
+    confirm(spec, top=2, seeds=2)
+    done = confirm_trials()
+    pairs = sorted((t.user_attrs[CONFIRM_ORIGIN_ATTR], t.user_attrs[CONFIRM_INDEX_ATTR]) for t in done)
+    assert len(done) == 4 and len(set(pairs)) == 4  # every planned retrain exactly once
+    assert lost_pair in pairs  # the interrupted retrain was redone with its configuration
+    assert len({t.user_attrs[CONFIRM_SEED_ATTR] for t in done}) == 4
+
+
+def test_more_seeds_later_extend_the_same_confirmation(in_tmp):
+    spec, _ = searched(in_tmp, n_trials=3)
+    confirm(spec, top=1, seeds=2)
+    finalists = confirm(spec, top=1, seeds=3)
+    assert len(confirm_trials()) == 3 and finalists[0].n == 3
+
+
+def test_a_packed_search_is_confirmed_in_packed_populations(in_tmp):
+    spec, _ = searched(in_tmp, n_trials=3, pack=3)
+    finalists = confirm(spec, top=2, seeds=2)
+    done = confirm_trials()
+    assert len(done) == 4 and all(t.user_attrs.get(PACK_ATTR) for t in done)
+    assert {f.trial for f in finalists} == {t.user_attrs[CONFIRM_ORIGIN_ATTR] for t in done}
+
+
+@pytest.mark.parametrize(("top", "seeds", "match"), [(0, 3, "--top"), (2, 1, "--seeds"), (2, True, "--seeds")])
+def test_bad_arguments_are_refused_before_anything_is_written(in_tmp, top, seeds, match):
+    spec, _ = searched(in_tmp, n_trials=2)
+    with pytest.raises(ConfigError, match=match):
+        confirm(spec, top=top, seeds=seeds)
+    assert "tiny" + SUFFIX not in optuna.get_all_study_names(STORAGE)
+
+
+def test_a_study_never_run_cannot_be_confirmed(in_tmp):
+    spec = tiny_spec(in_tmp)
+    with pytest.raises(StudyError, match="droptune tune"):
+        confirm(spec)
