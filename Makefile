@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	touch $@
 
 demo: install
-	$(BIN)/droptune tune studies/digits_cnn.yaml --n-trials 12 --max-epochs 12
+	$(BIN)/droptune tune studies/digits_cnn.yaml --n-trials 12
 
 test: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --doctest-modules droptune tests

@@ -228,7 +228,7 @@ def _site_mean(best: FrozenTrial) -> tuple[str, str] | None:
     )
     listed = "; ".join(f"{t}: " + ", ".join(f"{x} {rates[x]:.3f}" for x in s) for t, s in spread.items())
     return "site_mean", (
-        f"the sites of a layer type have different rates ({why}), so a type's rate is the mean of its sites' "
+        f"the sites of a layer type have different rates, as {why}: a type's rate is the mean of its sites' "
         f"rates (best trial: {listed}). `droptune recommend --by site` shows them one by one; `droptune export` "
         "writes them."
     )

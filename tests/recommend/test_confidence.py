@@ -143,7 +143,7 @@ def test_says_a_types_rate_is_the_mean_of_its_sites_when_they_differ():
     differ = {"input_dropout": 0.1, "fc.1": 0.2, "fc.4": 0.4}
     (found,) = caveats(spread_study(15, granularity="site", rates=differ))
     assert found.kind == "site_mean" and "(best trial: dense: fc.1 0.200, fc.4 0.400)" in found.message
-    assert "tuned on its own (granularity site)" in found.message
+    assert "different rates, as each site was tuned on its own (granularity site): a type" in found.message
     (found,) = caveats(spread_study(15, granularity="type", rates=differ))  # a schedule kept under one variable
     assert found.kind == "site_mean" and "tied sites keep the model's own ratios" in found.message
 
