@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from droptune.recommend._recommend import MIN_TRIALS, _setters, n_kept
-from droptune.recommend._trials import rank_trials
+from droptune.recommend._trials import best_trial, rank_trials
 from droptune.record import BEST_EPOCH_ATTR, EPOCHS_ATTR, GAP_ATTR, site_rates, site_types
 
 # Study user attribute holding the number of classes of a classifier (for the chance check).
@@ -89,7 +89,7 @@ def caveats(
             _noise(ranked),
             _chance(study, ranked, n_classes or _int(study.user_attrs.get(N_CLASSES_ATTR))),
             _under_trained(ranked),
-            _site_mean(ranked[0]),
+            _site_mean(best_trial(study)),  # the trial export writes
         )
         found += [Caveat(kind, name, message) for kind, message in (c for c in checks if c)]
     return found

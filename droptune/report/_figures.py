@@ -14,9 +14,10 @@ from collections.abc import Sequence
 import optuna
 import plotly.graph_objects as go
 
+from droptune.exceptions import StudyError
 from droptune.recommend._importance import variable_importances
 from droptune.recommend._recommend import _setters
-from droptune.recommend._trials import rank_trials
+from droptune.recommend._trials import best_trial, rank_trials
 from droptune.record import site_types
 from droptune.report._data import GAP_ATTR, TrialRow
 from droptune.sites import LAYER_TYPES
@@ -131,9 +132,12 @@ def gap_figure(rows: Sequence[TrialRow], best: int | None) -> go.Figure | None:
 
 
 def best_number(study: optuna.Study) -> int | None:
-    """Number of the study's best complete trial (feasible first), or None."""
-    ranked = rank_trials(study)
-    return ranked[0].number if ranked else None
+    """Number of the study's best trial, the one ``export`` writes (see
+    :func:`droptune.recommend.best_trial`), or None before any trial completes."""
+    try:
+        return best_trial(study).number
+    except StudyError:
+        return None
 
 
 def _by_layer_type(study: optuna.Study, per_variable: dict[str, float]) -> dict[str, float]:
