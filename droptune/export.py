@@ -19,7 +19,7 @@ import yaml
 from droptune._io import atomic_write_text
 from droptune.exceptions import ConfigError
 from droptune.recommend import best_trial, find_trial
-from droptune.record import model_rates, model_types
+from droptune.record import confirmed_finalists, model_rates, model_types
 
 __all__ = ["EXPORT_FORMATS", "export_best", "format_from_path", "render_export", "write_export"]
 
@@ -36,14 +36,16 @@ def export_best(study: optuna.Study, *, trial: int | None = None) -> dict[str, A
 
     Returns:
         ``{"study", "trial", "value", "direction", "rates", "layer_types"}``: plain data
-        ready for YAML/JSON.
+        ready for YAML/JSON. In a confirmed study (``droptune confirm``) the best trial is
+        the finalist with the best mean over fresh seeds, and ``confirmed`` holds its
+        ``n``, ``value_mean``, ``value_sd``, ``gap_mean`` and ``gap_sd``.
 
     Raises:
         StudyError: If the study has no complete trial, or ``trial`` is not a complete
             trial of it (the message lists those that are).
     """
     chosen = best_trial(study) if trial is None else find_trial(study, trial)
-    return {
+    config = {
         "study": study.study_name,
         "trial": chosen.number,
         "value": float(chosen.value),  # type: ignore[arg-type]
@@ -53,6 +55,10 @@ def export_best(study: optuna.Study, *, trial: int | None = None) -> dict[str, A
         "rates": model_rates(chosen),
         "layer_types": model_types(chosen),
     }
+    for finalist in confirmed_finalists(study.user_attrs):
+        if finalist["trial"] == chosen.number:  # its value is one seed's; this is what to expect
+            config["confirmed"] = {k: finalist.get(k) for k in ("n", "value_mean", "value_sd", "gap_mean", "gap_sd")}
+    return config
 
 
 def render_export(config: dict[str, Any], fmt: str = "yaml") -> str:

@@ -44,4 +44,12 @@ def export_command(args: argparse.Namespace) -> int:
         highlight=False,
         markup=False,
     )
+    if "confirmed" in config:  # chosen by its mean over fresh seeds (droptune confirm): say so
+        c = config["confirmed"]
+        err.print(
+            f"confirmed over {c['n']} fresh seeds: mean {c['value_mean']:.5g} ± {c['value_sd']:.2g} (sd); "
+            "the single-seed value above is partly luck.",
+            highlight=False,
+            markup=False,
+        )
     return 0

@@ -22,6 +22,7 @@ from droptune.recommend import (
     recommendation_table,
     which_figure,
 )
+from droptune.recommend._confirmed import confirmed_note
 from droptune.recommend._table import FORMATS
 
 
@@ -71,6 +72,8 @@ def print_caveats(
     console: Console,
 ) -> None:
     """The warnings on a recommendation, then which figure goes in training code."""
+    for note in filter(None, map(confirmed_note, studies)):  # which configuration is kept, and its spread
+        console.print(note, markup=False, highlight=False)
     for caveat in caveats(studies, top=top):
         console.print(f"warning: {caveat}", markup=False, highlight=False)
     by_type = [i for i in items if isinstance(i, Recommendation)]

@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial
 
 from droptune.exceptions import ConfigError, StudyError
 from droptune.recommend._importance import variable_importances
-from droptune.recommend._trials import rank_trials, site_rates, site_types, type_rates
+from droptune.recommend._trials import best_trial, rank_trials, site_rates, site_types, type_rates
 from droptune.sites import LAYER_TYPES
 from droptune.space import GLOBAL_PARAM, PRIORS, SCALE_PREFIX
 
@@ -140,17 +140,18 @@ def compute(
     for study in studies:
         trials = ranked[study.study_name]
         kept = trials[: n_kept(len(trials), top)]
-        importance, note = _importances_by(study, trials[0], by)
+        first = best_trial(study)  # a confirmed study's best mean over fresh seeds, else trials[0]
+        importance, note = _importances_by(study, first, by)
         if note:
             notes.append(f"study {study.study_name!r}: {note}")
         for trial in kept:
             for key, rate in _rates(trial, by).items():
                 pool.setdefault(key, _Pool()).rates.append(rate)
-        for key, rate in _rates(trials[0], by).items():
+        for key, rate in _rates(first, by).items():
             entry = pool.setdefault(key, _Pool())
             entry.best.append(rate)
             entry.importance.append(importance.get(key))
-            for site, layer_type in _sites(trials[0], key, by).items():
+            for site, layer_type in _sites(first, key, by).items():
                 entry.sites.setdefault(site, layer_type)
     return [_make(key, pool[key], by) for key in _order(pool, by)], notes
 

@@ -20,6 +20,7 @@ from droptune.record import (
     RATES_ATTR,
     TYPE_RATES_ATTR,
     TYPES_ATTR,
+    confirmed_finalists,
     site_rates,
     site_types,
     type_rates,
@@ -96,6 +97,9 @@ def find_trial(study: optuna.Study, number: int) -> FrozenTrial:
 def best_trial(study: optuna.Study) -> FrozenTrial:
     """The study's best complete trial (see :func:`rank_trials`).
 
+    In a confirmed study (``droptune confirm``), the finalist with the best mean over fresh
+    seeds, rather than the trial with the best single (and partly lucky) value.
+
     Raises:
         StudyError: If no trial is complete.
     """
@@ -105,4 +109,6 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
             f"study {study.study_name!r} has no complete trial yet; run `droptune tune` "
             "(or let its workers finish) first."
         )
-    return ranked[0]
+    complete = {t.number: t for t in ranked}
+    confirmed = [complete[f["trial"]] for f in confirmed_finalists(study.user_attrs) if f["trial"] in complete]
+    return confirmed[0] if confirmed else ranked[0]

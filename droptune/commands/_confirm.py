@@ -1,0 +1,66 @@
+"""``droptune confirm``: retrain a study's best configurations with fresh seeds, rank them by mean."""
+
+from __future__ import annotations
+
+import argparse
+
+import optuna
+from rich.table import Table
+
+from droptune.commands._base import command, err, out
+from droptune.config import load_config
+from droptune.tuning._confirm import DEFAULT_SEEDS, DEFAULT_TOP, Finalist, confirm
+
+
+def add_confirm_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study_file", help="YAML study file of a study already run with `droptune tune`")
+    parser.add_argument(
+        "--top", type=int, default=DEFAULT_TOP, help=f"configurations to retrain, best first (default {DEFAULT_TOP})"
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=DEFAULT_SEEDS, help=f"retrains of each, with fresh seeds (default {DEFAULT_SEEDS})"
+    )
+    parser.add_argument("--storage", help="Optuna storage URL (default: the file's, sqlite:///studies/droptune.db)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)")
+    parser.add_argument("--accelerator", help="Lightning accelerator: auto, cpu, gpu, cuda...")
+
+
+@command(
+    "confirm",
+    add_confirm_arguments,
+    help="retrain the best configurations with fresh seeds; export and recommend then keep the best mean",
+)
+def confirm_command(args: argparse.Namespace) -> int:
+    keys = ("storage", "tracking_uri", "accelerator")
+    spec = load_config(args.study_file, {k: getattr(args, k) for k in keys})
+    done = []
+
+    def progress(study: optuna.Study) -> None:
+        done.append(1)
+        err.print(f"confirm {spec.name}: {len(done)} retrains finished in this run", highlight=False, markup=False)
+
+    finalists = confirm(spec, top=args.top, seeds=args.seeds, progress=progress)
+    out.print(finalists_table(finalists, metric=spec.objective.metric, name=spec.name))
+    if not finalists:
+        out.print("no retrain completed: nothing confirmed.")
+        return 1
+    out.print(
+        f"kept: trial {finalists[0].trial} (best mean). `droptune export {args.study_file}` and "
+        "`droptune recommend` now use it.",
+        markup=False,
+        highlight=False,
+    )
+    return 0
+
+
+def finalists_table(finalists: list[Finalist], *, metric: str, name: str) -> Table:
+    """The finalists, best confirmed mean first: the search's single value beside the mean ± sd."""
+    table = Table(title=f"confirmed finalists of {name} ({metric}, mean ± sd over fresh seeds)")
+    for column in ("trial", "search value (1 seed)", "confirmed mean ± sd", "gap mean ± sd", "retrains"):
+        table.add_column(column, justify="right")
+    for f in finalists:
+        table.add_row(
+            str(f.trial), f"{f.search_value:.4g}", f"{f.value_mean:.4g} ± {f.value_sd:.2g}",
+            f"{f.gap_mean:.3g} ± {f.gap_sd:.2g}", str(f.n),
+        )
+    return table

@@ -1,0 +1,63 @@
+"""``droptune confirm``, then ``export`` and ``recommend``, through droptune.cli.main."""
+
+from __future__ import annotations
+
+import textwrap
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from droptune.cli import main
+from droptune.record import confirmed_finalists
+
+STORAGE = "sqlite:///studies/droptune.db"
+
+
+def write_study(folder):
+    path = folder / "tiny.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            name: tiny
+            model: {class_path: droptune.testing.TinyModule}
+            data: {class_path: droptune.testing.TinyDataModule}
+            search: {n_trials: 4, sampler: random, pruner: none, granularity: site}
+            trainer: {max_epochs: 2, early_stopping_patience: null, accelerator: cpu}
+            """
+        )
+    )
+    return path
+
+
+def test_confirm_then_export_and_recommend_use_the_confirmed_best(in_tmp, capsys):
+    study_file = write_study(in_tmp)
+    assert main(["tune", str(study_file)]) == 0
+    capsys.readouterr()
+    assert main(["confirm", str(study_file), "--top", "2", "--seeds", "2"]) == 0
+    shown = capsys.readouterr().out
+    assert "confirmed finalists of tiny" in shown and "kept: trial" in shown
+
+    finalists = confirmed_finalists(optuna.load_study(study_name="tiny", storage=STORAGE).user_attrs)
+    assert len(finalists) == 2 and all(f["n"] == 2 for f in finalists)
+    assert main(["export", str(study_file), "-o", "best.yaml"]) == 0
+    exported = yaml.safe_load((in_tmp / "best.yaml").read_text())
+    assert exported["trial"] == finalists[0]["trial"] and exported["confirmed"]["n"] == 2
+    assert "confirmed over 2 fresh seeds" in capsys.readouterr().err
+    assert main(["recommend", str(study_file)]) == 0
+    assert f"the best trial is {finalists[0]['trial']}" in capsys.readouterr().out
+    # the search's MLflow parent run shows the kept configuration's mean; the confirmation has its own runs
+    client = MlflowClient(f"sqlite:///{in_tmp / 'mlruns' / 'mlflow.db'}")
+    parent = client.get_run(optuna.load_study(study_name="tiny", storage=STORAGE).user_attrs["mlflow_parent_run_id"])
+    assert parent.data.metrics["confirmed_value_mean"] == pytest.approx(finalists[0]["value_mean"])
+    confirm_runs = client.search_runs([client.get_experiment_by_name("tiny.confirm").experiment_id])
+    assert len([r for r in confirm_runs if r.data.tags.get("droptune.role") == "trial"]) == 4
+
+
+def test_bad_seeds_exit_2_with_one_message(in_tmp, capsys):
+    study_file = write_study(in_tmp)
+    assert main(["tune", str(study_file), "--n-trials", "2"]) == 0
+    assert main(["confirm", str(study_file), "--seeds", "1"]) == 2
+    assert "--seeds must be an integer >= 2" in capsys.readouterr().err
+    assert "tiny.confirm" not in optuna.get_all_study_names(STORAGE)
