@@ -96,7 +96,7 @@ class StudyLifecycle:
             summary["best_trial"] = self.study.best_trial.number
         self.tracker.log_study_summary(self.parent_run_id, summary)
         if status == "FINISHED":
-            report_study(self.study, self.tracker, self.parent_run_id, metric=self.spec.objective.metric)  # type: ignore[arg-type]
+            report_study(self.study, self.tracker, self.parent_run_id, metric=self.spec.objective.metric)
         self.tracker.end_study(self.parent_run_id, status=status)
         return counts
 
