@@ -42,7 +42,7 @@ def prune_decisions(
     pruner = study.pruner
     if isinstance(pruner, optuna.pruners.NopPruner):
         return [False] * len(trials)
-    if type(pruner) not in SNAPSHOT_PRUNERS:
+    if type(pruner) not in SNAPSHOT_PRUNERS and not getattr(pruner, "snapshot_safe", False):
         return [trial.should_prune() for trial in trials]
     snapshot: Any = _Snapshot(study, study.get_trials(deepcopy=False))  # duck-types the Study it reads
     return [

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from droptune.recommend._recommend import MIN_TRIALS, _setters, n_kept
 from droptune.recommend._trials import best_trial, rank_trials
@@ -27,6 +27,8 @@ CHANCE_TOLERANCE = 0.02
 GUESSED_CLASSES = range(2, 101)
 # Share of complete trials whose best epoch is their last above which the study is under-trained.
 UNDER_TRAINED_SHARE = 0.5
+# Fewer complete trials than this, and more pruned ones: the recommendation rests on a handful.
+FEW_COMPLETE = 10
 # A best epoch within the last 5 % of a trial's epochs (at least its last) counts as "at the end".
 LAST_EPOCHS_SHARE = 0.05
 
@@ -36,7 +38,7 @@ class Caveat:
     """One warning about a recommendation.
 
     Attributes:
-        kind: ``all_trials``, ``noise``, ``chance``, ``under_trained`` or ``site_mean``.
+        kind: ``all_trials``, ``noise``, ``chance``, ``under_trained``, ``site_mean`` or ``pruned``.
         study: The study it is about.
         message: What was found, what it means and what to do, in words.
     """
@@ -90,9 +92,23 @@ def caveats(
             _chance(study, ranked, n_classes or _int(study.user_attrs.get(N_CLASSES_ATTR))),
             _under_trained(ranked),
             _site_mean(best_trial(study)),  # the trial export writes
+            _pruned(study, ranked),
         )
         found += [Caveat(kind, name, message) for kind, message in (c for c in checks if c)]
     return found
+
+
+def _pruned(study: optuna.Study, ranked: list[FrozenTrial]) -> tuple[str, str] | None:
+    """Pruning ate most trials: the recommendation rests on a handful of complete ones."""
+    pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+    if len(ranked) >= FEW_COMPLETE or pruned <= len(ranked):
+        return None
+    return "pruned", (
+        f"the pruner stopped {pruned} of {pruned + len(ranked)} finished trials early, so the recommendation "
+        f"rests on only {len(ranked)} complete trials (the prior and the first random ones weigh the most). "
+        "Pruned trials are judged on their first epochs, before dropout shows its worth: run more trials, "
+        "or set search.pruner: none."
+    )
 
 
 def _all_trials(ranked: list[FrozenTrial], top: float) -> tuple[str, str] | None:

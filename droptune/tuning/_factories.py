@@ -11,6 +11,7 @@ from collections.abc import Callable
 import optuna
 
 from droptune.config import StudySpec
+from droptune.tuning._evidence import evidence_pruner, warmup_epochs
 
 
 def _tpe(seed: int) -> optuna.samplers.TPESampler:
@@ -36,8 +37,11 @@ SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
 }
 
 PRUNERS: dict[str, Callable[[StudySpec], optuna.pruners.BasePruner]] = {
-    "median": lambda spec: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
-    "hyperband": lambda spec: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.trainer.max_epochs),
-    "successive_halving": lambda spec: optuna.pruners.SuccessiveHalvingPruner(),
+    # Warm-up is a share of max_epochs, not a fixed 2 epochs; see droptune.tuning._evidence.
+    "median": evidence_pruner,
+    "hyperband": lambda spec: optuna.pruners.HyperbandPruner(
+        min_resource=warmup_epochs(spec), max_resource=spec.trainer.max_epochs
+    ),
+    "successive_halving": lambda spec: optuna.pruners.SuccessiveHalvingPruner(min_resource=warmup_epochs(spec)),
     "none": lambda spec: optuna.pruners.NopPruner(),
 }
