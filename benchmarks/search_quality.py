@@ -30,6 +30,7 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/search_quality.py --help
     .venv/bin/python benchmarks/search_quality.py            # full size (GPU machine)
     .venv/bin/python benchmarks/search_quality.py --seeds 3 --trials 30 --jobs 2 --trainer torch
+    .venv/bin/python benchmarks/search_quality.py --budget   # equal wall-clock budget: search_budget.py
 """
 
 from __future__ import annotations
@@ -785,12 +786,27 @@ def parser() -> argparse.ArgumentParser:
                    help="retrain vanilla's best configuration with N seeds to measure the trial noise (default 0: off)")
     p.add_argument("--reuse", type=Path, default=None,
                    help="a .jsonl log of an earlier run: its finished studies are not run again")
+    budget = p.add_argument_group("equal wall-clock budget (--budget; see benchmarks/search_budget.py)")
+    budget.add_argument("--budget", action="store_true",
+                        help="give every method the same seconds per task and seed; score the exported config")
+    budget.add_argument("--budget-s", type=float, default=None,
+                        help="seconds per study (default: what vanilla needs for --trials trials)")
+    budget.add_argument("--score-seeds", type=int, default=5, help="fresh-seed retrains scoring each export (default 5)")
+    budget.add_argument("--confirm-top", type=int, default=3, help="droptune: finalists confirmed at most (default 3)")
+    budget.add_argument("--confirm-seeds", type=int, default=3, help="droptune: retrains per finalist (default 3)")
+    budget.add_argument("--confirm-share", type=float, default=0.3,
+                        help="droptune: share of the budget kept for confirmation (default 0.3)")
+    budget.add_argument("--pack", type=int, default=1, help="droptune: trials per packed population (default 1)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.budget:
+        from search_budget import run_budget
+
+        return run_budget(args, argv)
     jobs = make_jobs(args)
     log_path = args.out / f"{args.prefix}.jsonl"
     done: list[dict[str, Any]] = []

@@ -1,0 +1,277 @@
+"""Search quality at equal wall-clock budget: ``search_quality.py --budget``.
+
+Per task and search seed, every method gets the same seconds: by default what vanilla
+Optuna needs for ``--trials`` trials (vanilla runs first and sets the budget), or a fixed
+``--budget-s``. Methods:
+
+- ``vanilla``: ``TPESampler(seed)``, ``suggest_float(site, 0, 0.8)`` per dropout layer,
+  ``MedianPruner()``, one process, the benchmark's own trial loop (as Optuna's docs write it);
+- ``random``: ``RandomSampler(seed)`` over the same space, same loop, same budget;
+- ``prior``: the textbook rates (one configuration, no search: it uses no budget);
+- ``droptune``: the real engine with a study file's defaults (SQLite storage, no MLflow,
+  ``--pack`` members per population), searching for ``1 - --confirm-share`` of the budget,
+  then ``droptune.tuning._confirm.confirm`` retraining the top configurations with
+  ``--confirm-seeds`` fresh seeds in what is left; it exports the best confirmed mean.
+
+Each method's score is the configuration it would export, retrained on the training split
+with ``--score-seeds`` fresh seeds (for the epochs its search trial found best) and scored
+on the test split, which no search sees. Written to ``<prefix>.json`` under
+``budget.tasks.<task>.<method>`` (``test_acc_mean``, ``test_acc_sd``, ``n_trials``,
+``budget_s``...) and as a table in ``<prefix>_budget.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from search_quality import (  # noqa: E402  (the benchmark's tasks and trainers)
+    TASKS,
+    TRAINERS,
+    Task,
+    UniformSpace,
+    _quiet,
+    load_data,
+    task_sites,
+    test_scores,
+)
+
+BUDGET_METHODS = ("prior", "vanilla", "random", "droptune")
+SEARCHED = {"vanilla": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+
+
+@dataclass(frozen=True)
+class BudgetJob:
+    """One study of one method under a wall-clock budget (None: vanilla sets it with ``trials``)."""
+
+    task: Task
+    method: str
+    seed: int
+    budget_s: float | None
+    trials: int
+    max_epochs: int
+    patience: int | None
+    trainer: str
+    score_seeds: int
+    confirm_top: int
+    confirm_seeds: int
+    confirm_share: float
+    pack: int
+
+
+def search_loop(job: BudgetJob, data: dict[str, Any]) -> dict[str, Any]:
+    """Vanilla or random search: trials until ``trials`` (no budget given) or the deadline."""
+    fit = TRAINERS[job.trainer]
+    sites = task_sites(job.task, data)
+    study = optuna.create_study(sampler=SEARCHED[job.method](seed=job.seed), pruner=optuna.pruners.MedianPruner())
+    space, started = UniformSpace(), time.monotonic()
+    best: dict[str, Any] | None = None
+    n = 0
+    while (n < job.trials) if job.budget_s is None else (time.monotonic() - started < job.budget_s):
+        trial = study.ask()
+        rates = space.suggest(trial, sites)
+        result, _ = fit(job.task, data, rates, seed=1000 * job.seed + n, max_epochs=job.max_epochs,
+                        patience=job.patience, trial=trial)
+        n += 1
+        if not math.isfinite(result.value):
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        elif result.pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, result.value)
+            if best is None or result.value < best["value"]:
+                best = {"value": result.value, "rates": rates, "best_epoch": result.best_epoch}
+    return {"n_trials": n, "seconds": time.monotonic() - started, "chosen": best,
+            "best_val_loss": best["value"] if best else None}
+
+
+def droptune_search(job: BudgetJob, folder: Path) -> dict[str, Any]:
+    """droptune's defaults through the real engine, then confirmation, within the budget."""
+    from droptune.config import spec_from_dict
+    from droptune.export import export_best
+    from droptune.record import BEST_EPOCH_ATTR
+    from droptune.tuning import count_trials, prepare_study
+    from droptune.tuning._confirm import confirm
+
+    assert job.budget_s is not None  # vanilla ran first and set it
+    started = time.monotonic()
+    search_s = job.budget_s * (1.0 - job.confirm_share)
+    spec = spec_from_dict({
+        "name": f"{job.task.name}-droptune-{job.seed}",
+        "model": {"class_path": job.task.model, "init_args": job.task.model_args},
+        "data": {"class_path": job.task.data, "init_args": job.task.data_args},
+        "search": {"n_trials": 100_000, "timeout": search_s, "pack": job.pack, "heartbeat_interval": None},
+        "trainer": {"max_epochs": job.max_epochs, "early_stopping_patience": job.patience,
+                    "accelerator": "cpu" if not torch.cuda.is_available() else "auto"},
+        "storage": f"sqlite:///{folder / 'droptune.db'}", "tracking_uri": "none", "seed": job.seed,
+    })
+    lifecycle = prepare_study(spec)  # creating the stores counts against the budget too
+    left = max(search_s - (time.monotonic() - started), 1e-3)
+    lifecycle.spec = replace(spec, search=replace(spec.search, timeout=left))
+    study = lifecycle.tune()
+    counts = count_trials(study)
+    if not counts.complete:  # as vanilla's loop, a search runs at least one trial, over budget if it must
+        once = replace(spec, search=replace(spec.search, n_trials=counts.finished + 1, timeout=None))
+        study = prepare_study(once).tune()
+        counts = count_trials(study)
+    done = [t for t in study.trials if t.state.name == "COMPLETE" and t.datetime_complete and t.datetime_start]
+    per_trial = statistics.fmean((t.datetime_complete - t.datetime_start).total_seconds() for t in done) if done else 0.0
+    left = job.budget_s - (time.monotonic() - started)
+    # As many finalists as the rest of the budget retrains (at least one: a confirmation of one
+    # configuration still replaces its lucky value by a mean).
+    top = max(1, min(job.confirm_top, int(left // max(per_trial * job.confirm_seeds, 1e-9))))
+    finalists = confirm(spec, top=top, seeds=job.confirm_seeds) if done else []
+    study = optuna.load_study(study_name=spec.name, storage=spec.storage)
+    chosen = None
+    if done:
+        config = export_best(study)
+        trial = study.trials[config["trial"]]
+        chosen = {"value": config["value"], "rates": config["rates"], "best_epoch": trial.user_attrs[BEST_EPOCH_ATTR]}
+    return {
+        "n_trials": counts.finished, "seconds": time.monotonic() - started, "chosen": chosen,
+        "best_val_loss": study.best_value if done else None, "confirm_top": top,
+        "confirm_trials": sum(f.n for f in finalists),
+        "confirmed_val_mean": finalists[0].value_mean if finalists else None,
+    }
+
+
+def run_budget_job(job: BudgetJob) -> dict[str, Any]:
+    """Search (or not, for the prior), then score the configuration the method would export."""
+    torch.set_num_threads(1)
+    _quiet()
+    data = load_data(job.task, job.trainer)
+    if job.method == "prior":
+        from droptune.space import SearchSpace
+
+        sites = SearchSpace().select(task_sites(job.task, data))
+        rates = SearchSpace().rates_from_params(SearchSpace().prior_params(sites), sites)
+        # One training with early stopping finds the epochs to retrain for, as a search trial does.
+        result, _ = TRAINERS[job.trainer](job.task, data, rates, seed=3 * 10**6 + job.seed,
+                                          max_epochs=job.max_epochs, patience=job.patience, trial=None)
+        out = {"n_trials": 1, "seconds": 0.0, "best_val_loss": result.value,
+               "chosen": {"rates": rates, "best_epoch": result.best_epoch}}
+    elif job.method == "droptune":
+        with tempfile.TemporaryDirectory() as folder:
+            out = droptune_search(job, Path(folder))
+    else:
+        out = search_loop(job, data)
+    out.update(task=job.task.name, method=job.method, seed=job.seed,
+               budget_s=job.budget_s if job.budget_s is not None else out["seconds"])
+    chosen = out["chosen"]
+    if chosen is not None:
+        fit = TRAINERS[job.trainer]
+        accuracies = []
+        for i in range(job.score_seeds):  # fresh seeds, none used by any search
+            _, model = fit(job.task, data, chosen["rates"], seed=2 * 10**6 + 1000 * job.seed + i,
+                           max_epochs=chosen["best_epoch"] + 1, patience=None, trial=None)
+            accuracies.append(test_scores(model, data)[0])
+        out["test_accs"] = accuracies
+    return out
+
+
+def summarize_budget(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per task and method: test accuracy of the exported config (mean ± sd over every retrain
+    of every search seed), trials run, best validation loss, budget (means over search seeds)."""
+    by: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in results:
+        by.setdefault(r["task"], {}).setdefault(r["method"], []).append(r)
+    tasks: dict[str, Any] = {}
+    for task, methods in by.items():
+        tasks[task] = {}
+        for method, runs in methods.items():
+            accs = [a for r in runs for a in r.get("test_accs", [])]
+            study_means = [statistics.fmean(r["test_accs"]) for r in runs if r.get("test_accs")]
+            vals = [r["best_val_loss"] for r in runs if r.get("best_val_loss") is not None]
+            tasks[task][method] = {
+                "test_acc_mean": statistics.fmean(accs) if accs else None,
+                "test_acc_sd": statistics.stdev(accs) if len(accs) > 1 else None,
+                "test_acc_sd_between_searches": statistics.stdev(study_means) if len(study_means) > 1 else None,
+                "n_trials": statistics.fmean(r["n_trials"] for r in runs),
+                "budget_s": statistics.fmean(r["budget_s"] for r in runs),
+                "seconds_used": statistics.fmean(r["seconds"] for r in runs),
+                "best_val_loss": statistics.fmean(vals) if vals else None,
+                "n_searches": len(runs),
+                "n_scores": len(accs),
+            }
+        tasks[task]["goal"] = goal(tasks[task])
+    return tasks
+
+
+def goal(methods: dict[str, Any]) -> dict[str, bool | None] | None:
+    """Issue 15's goal: droptune >= vanilla, and better by more than one sd (vanilla's)."""
+    dt, va = methods.get("droptune"), methods.get("vanilla")
+    if not dt or not va or dt["test_acc_mean"] is None or va["test_acc_mean"] is None:
+        return None
+    return {"at_least_vanilla": dt["test_acc_mean"] >= va["test_acc_mean"],
+            "better_by_one_sd": dt["test_acc_mean"] - va["test_acc_mean"] > (va["test_acc_sd"] or 0.0)}
+
+
+def budget_markdown(tasks: dict[str, Any]) -> str:
+    """The budget results as one markdown table."""
+    lines = ["| task | method | budget (s) | trials run | best val loss | test acc of the exported config |",
+             "|---|---|---|---|---|---|"]
+    for task, methods in tasks.items():
+        for name in BUDGET_METHODS:
+            m = methods.get(name)
+            if not m:
+                continue
+            val = "–" if m["best_val_loss"] is None else f"{m['best_val_loss']:.4f}"
+            acc = "–" if m["test_acc_mean"] is None else f"{m['test_acc_mean']:.4f} ± {m['test_acc_sd'] or 0:.4f}"
+            lines.append(f"| {task} | {name} | {m['budget_s']:.0f} | {m['n_trials']:.1f} | {val} | {acc} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_budget(args: Any, argv: Sequence[str] | None) -> int:
+    """``search_quality.py --budget``: vanilla first (it sets each seed's budget), then the others."""
+    methods = [m for m in args.methods if m in BUDGET_METHODS]
+    if args.budget_s is None and "vanilla" not in methods:
+        raise SystemExit("--budget without --budget-s needs the vanilla method: its run sets each seed's budget.")
+    started, results = time.monotonic(), []
+    for name in args.tasks:
+        task = TASKS[name]
+        if task.data.endswith("Mnist1dDataModule"):
+            task = task.with_train_size(args.mnist1d_train_size)
+        elif args.digits_train_size:
+            task = task.with_train_size(args.digits_train_size)
+        max_epochs = min(task.max_epochs, args.max_epochs) if args.max_epochs else task.max_epochs
+        patience = args.patience if args.patience is not None else task.patience
+        for seed in range(args.seeds):
+            budget = args.budget_s
+            for method in sorted(methods, key=lambda m: m != "vanilla"):  # vanilla first: it sets the budget
+                job = BudgetJob(task, method, seed, budget, args.trials, max_epochs, patience, args.trainer,
+                                args.score_seeds, args.confirm_top, args.confirm_seeds, args.confirm_share, args.pack)
+                result = run_budget_job(job)
+                result.pop("chosen", None)
+                results.append(result)
+                budget = budget if budget is not None else result["budget_s"]
+                print(f"[{time.monotonic() - started:7.0f}s] {name} {method} seed {seed}: {result['n_trials']} "
+                      f"trials in {result['seconds']:.0f}s, test acc {result.get('test_accs')}", file=sys.stderr)
+    wall = time.monotonic() - started
+    tasks = summarize_budget(results)
+    command = "python benchmarks/search_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    path = args.out / f"{args.prefix}.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    report["budget"] = {"command": command, "wall_seconds": round(wall, 1), "cpu": os.cpu_count(),
+                        "cuda": torch.cuda.is_available(), "load_average_at_end": os.getloadavg(),
+                        "tasks": tasks, "studies": results}
+    path.write_text(json.dumps(report, indent=1))
+    table = budget_markdown(tasks)
+    (args.out / f"{args.prefix}_budget.md").write_text(
+        f"# Search quality at equal wall-clock budget\n\nCommand: `{command}` ({wall / 60:.1f} min wall, "
+        f"{'GPU' if torch.cuda.is_available() else f'{os.cpu_count()}-core CPU'}, load average at the end "
+        f"{os.getloadavg()[0]:.1f})\n\n{table}")
+    print(table)
+    return 0

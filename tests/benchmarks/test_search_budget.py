@@ -1,0 +1,68 @@
+"""``search_quality.py --budget``: every method gets the same seconds; the exported config is scored."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def sq():
+    sys.path.insert(0, str(BENCHMARKS))  # search_quality imports search_budget by name, as a script does
+    spec = importlib.util.spec_from_file_location("search_quality", BENCHMARKS / "search_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["search_quality"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("search_quality", None)
+    sys.modules.pop("search_budget", None)
+    sys.path.remove(str(BENCHMARKS))
+
+
+def study(method, seed, accs, n_trials, budget, val=None):
+    return {"task": "t", "method": method, "seed": seed, "test_accs": accs, "n_trials": n_trials,
+            "budget_s": budget, "seconds": budget, "best_val_loss": val}
+
+
+def test_summary_pools_every_retrain_and_judges_the_goal(sq):
+    from search_budget import budget_markdown, summarize_budget
+
+    tasks = summarize_budget([
+        study("vanilla", 0, [0.80, 0.82], 60, 100.0, 0.5), study("vanilla", 1, [0.78, 0.80], 58, 110.0, 0.6),
+        study("droptune", 0, [0.90, 0.88], 90, 100.0, 0.4), study("droptune", 1, [0.86, 0.88], 95, 110.0, 0.45),
+    ])
+    va, dt = tasks["t"]["vanilla"], tasks["t"]["droptune"]
+    assert va["test_acc_mean"] == pytest.approx(0.80) and dt["test_acc_mean"] == pytest.approx(0.88)
+    assert va["test_acc_sd"] == pytest.approx(0.01632993, rel=1e-5)  # over all 4 retrains
+    assert dt["n_trials"] == 92.5 and dt["budget_s"] == 105.0 and va["best_val_loss"] == pytest.approx(0.55)
+    assert tasks["t"]["goal"] == {"at_least_vanilla": True, "better_by_one_sd": True}
+    assert "| t | droptune | 105 | 92.5 | 0.4250 | 0.8800 ± 0.0163 |" in budget_markdown(tasks)
+
+
+def test_a_tiny_budget_run_gives_every_method_vanillas_seconds(sq, tmp_path):
+    (tmp_path / "sq.json").write_text(json.dumps({"tasks": {"kept": True}}))  # the trial-count run's results stay
+    args = ["--budget", "--tasks", "digits-mlp", "--seeds", "1", "--trials", "5", "--max-epochs", "3",
+            "--digits-train-size", "80", "--trainer", "lightning", "--score-seeds", "2", "--confirm-seeds", "2",
+            "--out", str(tmp_path), "--prefix", "sq"]
+    assert sq.main(args) == 0
+
+    report = json.loads((tmp_path / "sq.json").read_text())
+    assert report["tasks"] == {"kept": True}
+    tasks = report["budget"]["tasks"]["digits-mlp"]
+    assert set(tasks) == {"prior", "vanilla", "random", "droptune", "goal"}
+    assert tasks["vanilla"]["n_trials"] == 5  # vanilla's run for --trials trials set the budget ...
+    budget = tasks["vanilla"]["budget_s"]
+    for name in ("random", "droptune"):  # ... that the others got
+        assert tasks[name]["budget_s"] == pytest.approx(budget) and tasks[name]["n_trials"] >= 1
+    for name in ("prior", "vanilla", "random", "droptune"):
+        m = tasks[name]
+        assert m["n_scores"] == 2 and 0.0 <= m["test_acc_mean"] <= 1.0 and m["test_acc_sd"] is not None
+    droptune = next(s for s in report["budget"]["studies"] if s["method"] == "droptune")
+    assert droptune["confirm_trials"] >= 2 and droptune["confirmed_val_mean"] is not None
+    assert "| digits-mlp | droptune |" in (tmp_path / "sq_budget.md").read_text()
