@@ -39,6 +39,10 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers-per-gpu", type=int, help="at most this many workers share one GPU (default: as many as needed)"
     )
+    parser.add_argument(
+        "--no-confirm", action="store_true",
+        help="skip the confirmation that follows a study of 40+ complete trials (its top 3 retrained with 3 fresh seeds)",
+    )
 
 
 def spec_from_args(args: argparse.Namespace) -> StudySpec:
@@ -92,6 +96,10 @@ def tune_command(args: argparse.Namespace) -> int:
             tune_parallel(spec, worker_args(args), progress=update, prepared=lifecycle)
         else:
             lifecycle.tune(progress=update)
+    if not getattr(args, "no_confirm", False):  # export and recommend then keep the best mean over fresh seeds
+        from droptune.tuning._confirm import confirm_by_default
+
+        confirm_by_default(spec, study)
     print_summary(spec, study, lifecycle.tracker)
     from droptune.commands._recommend import print_recommendation
 

@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from droptune.cli import main
 from droptune.record import confirmed_finalists
+from droptune.tuning import _confirm
 
 STORAGE = "sqlite:///studies/droptune.db"
 
@@ -34,6 +35,7 @@ def write_study(folder):
 def test_confirm_then_export_and_recommend_use_the_confirmed_best(in_tmp, capsys):
     study_file = write_study(in_tmp)
     assert main(["tune", str(study_file)]) == 0
+    assert "tiny.confirm" not in optuna.get_all_study_names(STORAGE)  # 4 trials: too few to confirm by default
     capsys.readouterr()
     assert main(["confirm", str(study_file), "--top", "2", "--seeds", "2"]) == 0
     shown = capsys.readouterr().out
@@ -61,3 +63,15 @@ def test_bad_seeds_exit_2_with_one_message(in_tmp, capsys):
     assert main(["confirm", str(study_file), "--seeds", "1"]) == 2
     assert "--seeds must be an integer >= 2" in capsys.readouterr().err
     assert "tiny.confirm" not in optuna.get_all_study_names(STORAGE)
+
+
+def test_tune_confirms_by_default_once_the_study_is_large_enough(in_tmp, monkeypatch, capsys):
+    monkeypatch.setattr(_confirm, "AUTO_MIN_COMPLETE", 4)  # the rule, at a size a test can run
+    monkeypatch.setattr(_confirm, "AUTO_SEEDS", 2)
+    study_file = write_study(in_tmp)
+    assert main(["tune", str(study_file), "--no-confirm"]) == 0
+    assert "tiny.confirm" not in optuna.get_all_study_names(STORAGE)
+    assert main(["tune", str(study_file)]) == 0  # resumed: nothing left to search, confirmed now
+    finalists = confirmed_finalists(optuna.load_study(study_name="tiny", storage=STORAGE).user_attrs)
+    assert len(finalists) == _confirm.DEFAULT_TOP and all(f["n"] == 2 for f in finalists)
+    assert "confirmed: the best trial is" in capsys.readouterr().out
