@@ -201,7 +201,7 @@ def _methods() -> dict[str, Method]:
         Method("dt-nopruner", _engine_sampler("tpe"), _engine_pruner("none"), _droptune_space, True,
                help="no pruner"),
         Method("dt-hyperband", _engine_sampler("tpe"), _engine_pruner("hyperband"), _droptune_space, True,
-               help="HyperbandPruner(min_resource=1, max_resource=max_epochs)"),
+               help="the engine's HyperbandPruner (min_resource: the warm-up, a quarter of max_epochs)"),
         Method("dt-warmup", _engine_sampler("tpe"),
                lambda spec: optuna.pruners.MedianPruner(n_startup_trials=5,
                                                         n_warmup_steps=max(2, spec.trainer.max_epochs // 4)),

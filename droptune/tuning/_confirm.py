@@ -22,6 +22,7 @@ and ``recommend`` read it through :func:`droptune.record.confirmed_finalists`.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import statistics
 from collections.abc import Sequence
@@ -46,6 +47,8 @@ from droptune.sites import LAYER_TYPES
 from droptune.tracking import Tracker
 from droptune.tuning._lifecycle import load_study, make_tracker, run_worker
 from droptune.tuning._scheduler import ProgressFn
+
+log = logging.getLogger(__name__)
 
 SUFFIX = ".confirm"
 PLAN_ATTR = "confirm_plan"  # [{"trial": n, "rates": {site: rate}}, ...] in rank order
@@ -224,6 +227,10 @@ def confirm(
     study.set_user_attr(PLAN_ATTR, plan)
     study.set_user_attr(SEEDS_ATTR, seeds)
     study.sampler = PlanSampler(plan, seeds, cspec.seed)
+    log.info(
+        "confirming study %r: its top %d configurations retrained with %d fresh seeds each (study %r)",
+        spec.name, len(plan), seeds, cspec.name,
+    )
     tracker = tracker or make_tracker(cspec)
     parent = tracker.study_run(study.user_attrs.get(PARENT_RUN_ATTR))
     study.set_user_attr(PARENT_RUN_ATTR, parent)
