@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, what: str = "f
     """Write ``text`` to ``path`` all at once: a temporary file beside it, then a rename.
 
     A full disk, a missing permission or a crash leaves ``path`` as it was (absent, or the
-    old content), never a truncated file. Missing parent folders are created.
+    old content), never a truncated file. Missing parent folders are created. The file gets
+    the permissions ``open(path, "w")`` would give it: a replaced file keeps its own, a new
+    one follows the umask.
 
     Args:
         path: The target file.
@@ -155,6 +158,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, what: str = "f
     except OSError as err:
         raise ConfigError(f"cannot write {what} {path}: {os_error_reason(err)}") from None
     try:
+        # mkstemp creates the file private (0600); the file replaced, or a new one, should have
+        # the mode that open(path, "w") would have left it with.
+        os.fchmod(fd, _mode_of(path))
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -165,6 +171,28 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, what: str = "f
             os.unlink(temp)
         raise ConfigError(f"cannot write {what} {path}: {os_error_reason(err)}") from None
     return path
+
+
+def _mode_of(path: Path) -> int:
+    """The permission bits ``open(path, "w")`` leaves: the existing file's, else 0666 less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:  # Linux: changing it, even briefly, would race with other threads creating files
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _mkdir(folder: Path, what: str) -> None:

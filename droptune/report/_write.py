@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -84,17 +83,7 @@ def write_report(
         ConfigError: If the arguments are invalid or the file cannot be written.
     """
     text = render_report(studies, top=top, sites=sites)
-    path = atomic_write_text(path, text, what="report")
-    # The temporary file was created private (0600); a report is meant to be opened and shared.
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o666 & ~_umask())
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    return atomic_write_text(path, text, what="report")
 
 
 def _recommendation_section(studies: list[optuna.Study], top: float) -> str:
