@@ -13,6 +13,7 @@ import optuna
 from droptune._io import atomic_write_text
 from droptune.exceptions import ConfigError, StudyError
 from droptune.recommend import basis, caveats, compute, evidence, which_figure
+from droptune.recommend._confirmed import confirmed_note
 from droptune.recommend._recommend import Recommendation
 from droptune.report import _figures as figs
 from droptune.report._data import OVERFIT_RISE, TrialRow, trial_rows
@@ -107,6 +108,8 @@ def _recommendation_section(studies: list[optuna.Study], top: float) -> str:
         *(f"<li>{esc(evidence(r, said))}</li>" for r in recs),
         "</ul>",
         f"<p>{esc(which_figure(recs))}</p>",
+        # droptune confirm: which configuration is kept, with its mean ± sd over fresh seeds
+        *(f'<div class="ok">{esc(note)}</div>' for note in filter(None, map(confirmed_note, studies))),
         "<h3>How sure</h3>",
     ]
     found = caveats(studies, top=top)
