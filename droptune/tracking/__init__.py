@@ -18,19 +18,24 @@ from droptune.tracking._stores import (
     prepare_store,
     sqlite_path,
 )
+from droptune.tracking._views import RUNS_VIEW, ensure_runs_view, study_experiments, study_objective
 
 __all__ = [
     "DEFAULT_STORAGE",
     "DEFAULT_TRACKING_URI",
+    "RUNS_VIEW",
     "Bookkeeper",
     "MlflowTracker",
     "NullTracker",
     "Tracker",
     "artifact_root",
     "enable_wal",
+    "ensure_runs_view",
     "experiment_id",
     "experiment_names",
     "make_storage",
     "prepare_store",
     "sqlite_path",
+    "study_experiments",
+    "study_objective",
 ]

@@ -27,6 +27,7 @@ import optuna
 import pytest
 
 from droptune.cli import main
+from droptune.commands._ui import runs_url
 from droptune.recommend import open_study, recommend
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,6 @@ pytestmark = pytest.mark.slow
 STUDY = "dash"
 N_TRIALS = 4
 EPOCHS = 3
-SERVER_READY_S = 120
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHROMIUM_FLAGS = [
@@ -76,31 +76,46 @@ def project(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(project: Path) -> Server:
-    """``droptune ui tiny.yaml`` on a free port, stopped (whole process group) at the end."""
+    """``droptune ui tiny.yaml`` on a free port, stopped (whole process group) at the end.
+
+    Its first line on stdout, the URL, is the sign that the server is ready: ``droptune ui``
+    prints it only once the server answers (or exits, having given up after its own timeout).
+    """
     port = _free_port()
     log_path = project / "ui.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "droptune", "ui", "tiny.yaml", "--port", str(port)],
+            [sys.executable, "-m", "droptune", "ui", "tiny.yaml", "--port", str(port), "--ready-timeout", "300"],
             cwd=project,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
             start_new_session=True,  # the mlflow server and its workers share this group
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(proc, base, log_path)
-        urls = [line for line in log_path.read_text().splitlines() if line.startswith("http://")]
-        assert urls, log_path.read_text()
-        yield Server(base=base, runs_url=urls[0], project=project)
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http://"):
+            pytest.fail(f"droptune ui printed no URL (exit {proc.wait()}):\n{log_path.read_text()[-3000:]}")
+        # Printed only once the server answers: the first request after it succeeds.
+        with urllib.request.urlopen(f"{base}/health", timeout=30) as response:
+            assert response.status == 200
+        yield Server(base=base, runs_url=url, project=project)
     finally:
         _stop(proc)
 
 
-def test_ui_prints_the_runs_url_of_the_study(server):
+def test_ui_prints_the_url_of_the_studys_runs_in_droptunes_view(server):
     experiment = _get(server.base, "experiments/get-by-name", experiment_name=STUDY)["experiment"]
-    expected = f"{server.base}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning"
+    expected = (
+        f"{server.base}/#/experiments/{experiment['experiment_id']}/runs"
+        "?viewStateShareKey=droptune&workflowType=machine_learning"
+    )
     assert server.runs_url == expected
+    tags = {t["key"]: t["value"] for t in experiment.get("tags", [])}
+    state = json.loads(json.loads(tags["mlflow.sharedViewState.droptune"])["state"])
+    assert state["orderByKey"] == "metrics.`best_val_loss`" and state["orderByAsc"] is True
 
 
 def test_rest_api_has_the_parent_run_and_one_child_run_per_trial(server):
@@ -167,20 +182,37 @@ def test_browser_renders_the_runs_page_with_the_study(server, chromium, tmp_path
     assert re.search(rf"\b{N_TRIALS + 1} matching runs", text), text[:2000]
 
 
-def test_browser_shows_every_trial_and_keeps_a_screenshot(server, chromium, tmp_path):
-    # Sorting by a metric un-nests the child runs, so every trial is a row of the table.
-    flat = server.runs_url + "&orderByKey=" + urllib.parse.quote("metrics.`best_val_loss`") + "&orderByAsc=true"
+def test_browser_shows_every_trial_best_first_with_droptunes_columns(server, chromium, tmp_path):
+    # The URL droptune ui printed, as is: its saved view sorts by the objective (which un-nests
+    # the child runs, so every trial is a row of the table) and picks the columns.
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard_runs.png"
     shot.unlink(missing_ok=True)
-    text = _page_text(_chromium(chromium, tmp_path, "--dump-dom", f"--screenshot={shot}", flat))
-    shown = list(dict.fromkeys(re.findall(r"\btrial-\d+\b", text)))
-    study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{server.project / 'studies' / 'droptune.db'}")
-    best_first = [f"trial-{t.number}" for t in sorted(study.trials, key=lambda t: (t.value, t.number))]
-    assert shown == best_first  # every trial, in the order of its value
-    data = shot.read_bytes()
-    assert data.startswith(PNG_MAGIC)
+    text = _page_text(_chromium(chromium, tmp_path, "--dump-dom", f"--screenshot={shot}", server.runs_url))
+    assert "Sort: best_val_loss" in text, text[:3000]
+    header = text[text.index("Run Name") : text.index("trial-")]
+    for column in ("best_val_loss", "best_overfit_gap", "best_epoch", "rate.input", "rate.dense"):
+        assert column in header, header
+    assert _trials_shown(text) == _best_first(server)  # every trial, in the order of its value
+    assert shot.read_bytes().startswith(PNG_MAGIC)
     assert _n_colours(shot) > 20  # a rendered page, not a blank one
+
+
+def test_browser_sorts_by_the_url_alone_when_no_view_is_saved(server, chromium, tmp_path):
+    experiment = _get(server.base, "experiments/get-by-name", experiment_name=STUDY)["experiment"]
+    port = int(urllib.parse.urlsplit(server.base).port or 0)
+    url = runs_url("127.0.0.1", port, experiment["experiment_id"], order_by="best_val_loss")
+    text = _page_text(_chromium(chromium, tmp_path, "--dump-dom", url))
+    assert _trials_shown(text) == _best_first(server)
+
+
+def _trials_shown(text: str) -> list[str]:
+    return list(dict.fromkeys(re.findall(r"\btrial-\d+\b", text)))
+
+
+def _best_first(server: Server) -> list[str]:
+    study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{server.project / 'studies' / 'droptune.db'}")
+    return [f"trial-{t.number}" for t in sorted(study.trials, key=lambda t: (t.value, t.number))]
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -190,21 +222,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _wait_ready(proc: subprocess.Popen, base: str, log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_READY_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"droptune ui exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)  # polling interval, bounded by the deadline above
-    pytest.fail(f"the MLflow server was not ready after {SERVER_READY_S} s:\n{log_path.read_text()[-3000:]}")
 
 
 def _stop(proc: subprocess.Popen) -> None:

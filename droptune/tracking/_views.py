@@ -1,0 +1,94 @@
+"""What ``droptune ui`` opens: the study's experiment, its objective, and a saved MLflow view.
+
+MLflow's runs table shows none of a run's metric or param columns by default, and its URL
+can carry the sort (``orderByKey``, ``orderByAsc``) but not the columns. A *saved view* can:
+MLflow 3.x keeps one per experiment tag ``mlflow.sharedViewState.<key>`` (a JSON envelope
+whose ``state`` is the table's JSON state) and opens it from ``?viewStateShareKey=<key>``.
+It cannot carry which parent rows are expanded (MLflow leaves that out of shared state);
+sorted by a metric, the table lists every trial as a row of its own anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from droptune.record import ROLE_TAG, STATE_TAG, TRIAL_TAG
+from droptune.sites import LAYER_TYPES
+
+__all__ = ["RUNS_VIEW", "ensure_runs_view", "study_experiments", "study_objective"]
+
+RUNS_VIEW = "droptune"  # the saved view's key and name, as MLflow's "Views" menu lists it
+_VIEW_TAG = "mlflow.sharedViewState."
+# A trial's summary metrics beside best_<objective metric> (see droptune.record.run_summary).
+_SUMMARY = ("best_overfit_gap", "best_epoch")
+
+
+def study_experiments(tracking_uri: str) -> dict[str, str]:
+    """Name to id of the experiments in ``tracking_uri`` that hold a droptune study's parent run."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = {}
+    for experiment in client.search_experiments():
+        studies = client.search_runs([experiment.experiment_id], f"tags.`{ROLE_TAG}` = 'study'", max_results=1)
+        if studies:
+            found[experiment.name] = experiment.experiment_id
+    return found
+
+
+def study_objective(tracking_uri: str, experiment_id: str) -> tuple[str, bool] | None:
+    """The metric that ranks a finished study's trials, and whether lower is better.
+
+    Read back from the parent run's ``best_value`` and ``best_trial``: the best trial's
+    ``best_*`` metric equal to ``best_value`` is the objective; it is minimised if no other
+    complete trial has a lower one. None while the study has no best trial yet.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    parents = client.search_runs([experiment_id], f"tags.`{ROLE_TAG}` = 'study'", max_results=1)
+    summary = parents[0].data.metrics if parents else {}
+    if "best_value" not in summary or "best_trial" not in summary:
+        return None
+    best_value, best_trial = summary["best_value"], int(summary["best_trial"])
+    trials = client.search_runs([experiment_id], f"tags.`{TRIAL_TAG}` = '{best_trial}'", max_results=1)
+    if not trials:
+        return None
+    metrics = trials[0].data.metrics
+    keys = [k for k in sorted(metrics) if k.startswith("best_") and k not in _SUMMARY]
+    key = next((k for k in keys if math.isclose(metrics[k], best_value, rel_tol=1e-9, abs_tol=1e-12)), None)
+    if key is None:
+        return None
+    complete = f"tags.`{STATE_TAG}` = 'complete'"
+    lower = client.search_runs([experiment_id], f"metrics.`{key}` < {best_value!r} and {complete}", max_results=1)
+    return key, not lower
+
+
+def ensure_runs_view(tracking_uri: str, experiment_id: str, *, metric: str, ascending: bool) -> str:
+    """Save droptune's view of the runs table in the experiment, unless one is there already.
+
+    The view sorts by ``metric`` and shows it, the trial's gap and best epoch, and the
+    per-layer-type rates. An existing view is left alone: the user may have changed it.
+
+    Args:
+        tracking_uri: The MLflow store.
+        experiment_id: The study's experiment.
+        metric: The run metric to sort by (``best_val_loss``).
+        ascending: True to list the lowest value first.
+
+    Returns:
+        The view's key, for ``?viewStateShareKey=`` in the runs page URL.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    if _VIEW_TAG + RUNS_VIEW in client.get_experiment(experiment_id).tags:
+        return RUNS_VIEW
+    columns = [f"metrics.`{m}`" for m in (metric, *_SUMMARY)] + [f"params.`rate.{t}`" for t in LAYER_TYPES]
+    state = {"orderByKey": f"metrics.`{metric}`", "orderByAsc": ascending, "selectedColumns": columns}
+    now = int(time.time() * 1000)
+    envelope = {"name": RUNS_VIEW, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+    client.set_experiment_tag(experiment_id, _VIEW_TAG + RUNS_VIEW, json.dumps(envelope))
+    return RUNS_VIEW
