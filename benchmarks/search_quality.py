@@ -208,6 +208,9 @@ def _methods() -> dict[str, Method]:
                _droptune_space, True, help="MedianPruner(n_startup_trials=5, n_warmup_steps=max_epochs // 4)"),
         Method("dt-noprior", _engine_sampler("tpe"), _engine_pruner("median"), _droptune_space, False,
                help="no prior trial"),
+        Method("dt-warmup2", _engine_sampler("tpe"),
+               lambda spec: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
+               _droptune_space, True, help="the median pruner before issue 15: a fixed 2-epoch warm-up"),
     ]
     return {m.name: m for m in methods}
 
