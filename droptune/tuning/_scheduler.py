@@ -197,7 +197,9 @@ def _start(
     deadline: float | None,
 ) -> Counts:
     """Start up to ``free`` trials; return the study's counts as seen under the lock."""
-    if not executor.running():  # nothing trains meanwhile: let pending tells land, count exactly
+    # Nothing trains meanwhile: let the pending outcomes land, so that the count is exact and
+    # the sampler knows every result so far (the next asks should learn from the last trials).
+    if not executor.running():
         recorder.drain()
     trials, counts = next_trials(study, spec, free, recorder, deadline)
     for trial in trials:
