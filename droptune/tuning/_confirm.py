@@ -38,6 +38,7 @@ from droptune.record import (
     CONFIRMED_ATTR,
     GAP_ATTR,
     PARENT_RUN_ATTR,
+    confirmed_finalists,
     site_rates,
 )
 from droptune.sites import LAYER_TYPES
@@ -112,17 +113,16 @@ def _check(top: int, seeds: int) -> None:
 
 
 def _plan(search: optuna.Study, stored: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
-    """The stored plan, extended to the search's ``top`` best complete trials."""
+    """The stored plan, plus those of the search's ``top`` best complete trials not in it yet.
+
+    A search resumed after its confirmation may have found better trials: they join the plan.
+    """
     from droptune.recommend import rank_trials  # ranking rules (feasible first) live there
 
-    plan = list(stored)
-    known = {e["trial"] for e in plan}
-    for trial in rank_trials(search)[:top]:
-        if len(plan) >= max(top, len(stored)):
-            break
-        if trial.number not in known:
-            plan.append({"trial": trial.number, "rates": site_rates(trial)})
-    return plan
+    known = {e["trial"] for e in stored}
+    return list(stored) + [
+        {"trial": t.number, "rates": site_rates(t)} for t in rank_trials(search)[:top] if t.number not in known
+    ]
 
 
 def confirm(
@@ -194,13 +194,18 @@ def confirm_by_default(spec: StudySpec, study: optuna.Study, *, progress: Progre
 
     It pays once the study holds :data:`AUTO_MIN_COMPLETE` complete trials (then
     :data:`DEFAULT_TOP` finalists x :data:`AUTO_SEEDS` seeds cost about a third more);
-    a study already confirmed is left as it is (``droptune confirm`` extends it).
+    a study whose top :data:`DEFAULT_TOP` trials are all confirmed already is left as it is.
+    A search resumed after its confirmation may have new top trials: they are confirmed.
 
     Returns:
         The finalists, or an empty list when nothing was run.
     """
+    from droptune.recommend import rank_trials
+
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    if complete < AUTO_MIN_COMPLETE or study.user_attrs.get(CONFIRMED_ATTR):
+    confirmed = {f["trial"] for f in confirmed_finalists(study.user_attrs)}
+    top = {t.number for t in rank_trials(study)[:DEFAULT_TOP]}
+    if complete < AUTO_MIN_COMPLETE or top <= confirmed:
         return []
     return confirm(spec, top=DEFAULT_TOP, seeds=AUTO_SEEDS, progress=progress)
 

@@ -21,6 +21,7 @@ from droptune.record import (
     confirmed_finalists,
     site_rates,
 )
+from droptune.testing import add_trial
 from droptune.tuning import FitExecutor, prepare_study
 from droptune.tuning._confirm import SUFFIX, confirm, confirm_seed
 
@@ -142,3 +143,13 @@ def test_a_study_never_run_cannot_be_confirmed(in_tmp):
     spec = tiny_spec(in_tmp)
     with pytest.raises(StudyError, match="droptune tune"):
         confirm(spec)
+
+
+def test_a_new_best_trial_of_a_resumed_search_joins_the_confirmation(in_tmp):
+    spec, search = searched(in_tmp, n_trials=3)
+    first = confirm(spec, top=1, seeds=2)
+    add_trial(search, {"input_dropout": 0.05, "dropout": 0.05}, -1.0,  # the resumed search's new best
+              layer_types={"input_dropout": "input", "dropout": "dense"})
+    finalists = confirm(spec, top=1, seeds=2)
+    assert {f.trial for f in finalists} == {first[0].trial, 3} and all(f.n == 2 for f in finalists)
+    assert len(confirm_trials()) == 4
