@@ -131,8 +131,10 @@ def droptune_search(job: BudgetJob, folder: Path) -> dict[str, Any]:
     per_trial = statistics.fmean((t.datetime_complete - t.datetime_start).total_seconds() for t in done) if done else 0.0
     left = job.budget_s - (time.monotonic() - started)
     # As many finalists as the rest of the budget retrains (at least one: a confirmation of one
-    # configuration still replaces its lucky value by a mean).
-    top = max(1, min(job.confirm_top, int(left // max(per_trial * job.confirm_seeds, 1e-9))))
+    # configuration still replaces its lucky value by a mean). A packed population trains its
+    # members together: a trial's duration is then that of a population of up to `pack` retrains.
+    top = max([1] + [k for k in range(1, job.confirm_top + 1)
+                     if per_trial * math.ceil(k * job.confirm_seeds / job.pack) <= left])
     finalists = confirm(spec, top=top, seeds=job.confirm_seeds) if done else []
     study = optuna.load_study(study_name=spec.name, storage=spec.storage)
     chosen = None
