@@ -186,7 +186,7 @@ def _lightning_accelerators() -> tuple[str, ...]:
 
 
 def _packed_precisions() -> tuple[str, ...]:
-    from droptune.packing._setup import PRECISIONS  # lazily: packing imports this module
+    from droptune._packed_tables import PRECISIONS  # lazily: it imports torch
 
     return tuple(PRECISIONS)
 
@@ -303,7 +303,7 @@ def _check(spec: StudySpec) -> None:
 
 
 def _check_loss(loss: str) -> None:
-    from droptune.packing._setup import LOSSES
+    from droptune._packed_tables import LOSSES  # lazily: it imports torch
 
     if loss in LOSSES:
         return

@@ -10,25 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from droptune._packed_tables import LOSSES, PRECISIONS
 from droptune.config import ClassSpec, TrainerSpec
 from droptune.exceptions import ConfigError, PackingError
 
 log = logging.getLogger(__name__)
 
-# `loss:` names of a study file -> functions (outputs, targets) -> scalar.
-LOSSES: dict[str, Callable[..., torch.Tensor]] = {
-    "cross_entropy": F.cross_entropy,
-    "mse": F.mse_loss,
-}
 _CLASSIFICATION = (F.cross_entropy, F.nll_loss)
 _CLASSIFICATION_MODULES = (nn.CrossEntropyLoss, nn.NLLLoss)
-
-# Lightning precision -> autocast dtype (None: plain float32).
-PRECISIONS: dict[str, torch.dtype | None] = {
-    "32-true": None,
-    "32": None,
-    "bf16-mixed": torch.bfloat16,
-}
 
 
 def resolve_device(trainer: TrainerSpec) -> torch.device:
