@@ -19,7 +19,6 @@ from droptune.recommend._recommend import (
     n_kept,
     recommend,
 )
-from droptune.recommend._report import report_study
 from droptune.recommend._studies import DEFAULT_STORAGE, open_study, study_names
 from droptune.recommend._table import (
     dump_recommendations,
@@ -53,7 +52,6 @@ __all__ = [
     "recommend",
     "recommendation_data",
     "recommendation_table",
-    "report_study",
     "save_plots",
     "study_names",
     "variable_importances",

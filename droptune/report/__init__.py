@@ -9,6 +9,16 @@ Example:
 from __future__ import annotations
 
 from droptune.report._data import TrialRow, overfits, trial_curves, trial_rows
+from droptune.report._parent_run import recommendation_metrics, report_study
 from droptune.report._write import render_report, write_report
 
-__all__ = ["TrialRow", "overfits", "render_report", "trial_curves", "trial_rows", "write_report"]
+__all__ = [
+    "TrialRow",
+    "overfits",
+    "recommendation_metrics",
+    "render_report",
+    "report_study",
+    "trial_curves",
+    "trial_rows",
+    "write_report",
+]

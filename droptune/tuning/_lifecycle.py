@@ -17,8 +17,8 @@ import optuna
 
 from droptune.config import StudySpec
 from droptune.exceptions import StudyError
-from droptune.recommend import report_study
 from droptune.record import PARENT_RUN_ATTR, PRIOR_ATTR
+from droptune.report import report_study
 from droptune.space import SearchSpace
 from droptune.tracking import MlflowTracker, NullTracker, Tracker, enable_wal, make_storage
 from droptune.tracking._recorder import TrialRecorder

@@ -1,4 +1,8 @@
-"""Log a study's recommendation, its caveats, plots and HTML report to its MLflow parent run."""
+"""Log a study's recommendation, its caveats, plots and HTML report to its parent run.
+
+Called once by the study's lifecycle when a study ends; it lives with the report (not in
+recommend/) because it writes the report, and recommend/ must not import report/.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,15 @@ from typing import TYPE_CHECKING
 import optuna
 
 from droptune.exceptions import StudyError
-from droptune.recommend._confidence import caveats
-from droptune.recommend._importance import variable_importances
-from droptune.recommend._plots import save_plots
-from droptune.recommend._recommend import Recommendation, compute
-from droptune.recommend._table import recommendation_data
+from droptune.recommend import (
+    Recommendation,
+    caveats,
+    compute,
+    recommendation_data,
+    save_plots,
+    variable_importances,
+)
+from droptune.report._write import write_report
 
 if TYPE_CHECKING:
     from droptune.tracking import Tracker
@@ -112,8 +120,6 @@ def recommendation_metrics(items: list[Recommendation]) -> dict[str, float]:
 
 def _html_report(study: optuna.Study, path: Path, top: float, tracker: Tracker, run_id: str) -> list[str]:
     """Write and log the HTML report; a note instead if it cannot be made."""
-    from droptune.report import write_report  # droptune.report imports this package
-
     try:
         write_report(study, path, top=top)
     except Exception as err:  # noqa: BLE001  (the report is a nice-to-have: the study is done)

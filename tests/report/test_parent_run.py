@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
+import optuna
 import pytest
 
-from droptune.recommend import recommend, report_study
+from droptune import testing
+from droptune.recommend import recommend
+from droptune.report import report_study
 from droptune.tracking import MlflowTracker
+
+TYPES = {"input_dropout": "input", "fc.1": "dense", "fc.4": "dense"}
+
+
+@pytest.fixture
+def make_study():
+    return lambda name="s", direction="minimize": optuna.create_study(study_name=name, direction=direction)
+
+
+@pytest.fixture
+def add_trial():
+    return functools.partial(testing.add_trial, layer_types=TYPES)
 
 
 @pytest.fixture(scope="module")
