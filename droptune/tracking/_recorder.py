@@ -88,9 +88,11 @@ class TrialRecorder:
         if constraint is not None:
             _optuna_write(trial.set_constraint, GAP_CONSTRAINT, constraint)
         run = self._runs.pop(trial.number, None)
-        if run is not None:
-            summary = run_summary(result, metric, direction)
-            self.tracker.end_trial(run.result(), result.state, summary=summary, reason=result.reason)
+        # A trial stopped before its run was opened (Ctrl-C or SIGTERM while its model was being
+        # built) still gets a run, closed with the reason: every trial is tracked.
+        run_id = run.result() if run is not None else self.tracker.start_trial(self.parent_run_id, trial.number, {})
+        summary = run_summary(result, metric, direction)
+        self.tracker.end_trial(run_id, result.state, summary=summary, reason=result.reason)
         tell(self.study, trial, result)
 
     def abort(self, trials: list[optuna.Trial], reason: str) -> None:

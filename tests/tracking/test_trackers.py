@@ -99,3 +99,17 @@ def test_an_aborted_trial_ends_failed_with_its_epochs_written(tracking_uri: str,
     runs = {int(r.data.tags["droptune.trial_number"]): r for r in found}
     assert runs[0].info.status == "FINISHED" and runs[1].info.status == "FAILED"
     assert _history(client, runs[1].info.run_id, "val_loss") == [(0, 1.0)]  # flushed on the way out
+
+
+def test_a_trial_aborted_before_its_run_opened_still_gets_a_failed_run(tracking_uri: str, tmp_path: Path) -> None:
+    # SIGTERM while the trial's model is still being built: the trial was asked, its run not yet opened.
+    tracker = MlflowTracker(tracking_uri=tracking_uri, experiment="aborted-early")
+    client = MlflowClient(tracking_uri=tracking_uri)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    recorder = TrialRecorder(study=study, tracker=tracker, parent_run_id=tracker.study_run(), objective=ObjectiveSpec())
+    recorder.abort([study.ask()], "terminated by SIGTERM")
+    recorder.shutdown()
+    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.FAIL]
+    (run,) = client.search_runs([tracker.experiment_id], filter_string="tags.`droptune.role` = 'trial'")
+    assert run.info.status == "FAILED"
+    assert run.data.tags["droptune.trial_number"] == "0" and run.data.tags["droptune.reason"] == "terminated by SIGTERM"
