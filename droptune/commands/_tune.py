@@ -81,12 +81,7 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
 @command("tune", add_tune_arguments, help="run (or resume) a study described by a YAML file")
 def tune_command(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
-    from droptune._store_guard import create_stores_locked
-    from droptune.preflight import preflight
-
-    preflight(spec)  # stores and model checked before anything is created
-    with create_stores_locked(spec):  # simultaneous first starts; nothing half made if this fails
-        lifecycle = prepare_study(spec)
+    lifecycle = prepare_study(spec)  # pre-flight first; stores created under a lock
     study = lifecycle.study
     with trial_progress(spec.name, spec.search.n_trials, study, console=err, metric=spec.objective.metric) as update:
         if spec.search.workers > 1:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from droptune.recommend._confidence import Caveat, basis, caveats
+from droptune.recommend._confidence import N_CLASSES_ATTR, Caveat, basis, caveats
 from droptune.recommend._importance import variable_importances
 from droptune.recommend._plots import (
     gap_figure,
@@ -29,6 +29,7 @@ from droptune.recommend._trials import best_trial, complete_trials, find_trial, 
 from droptune.recommend._wording import evidence, which_figure
 
 __all__ = [
+    "N_CLASSES_ATTR",
     "Caveat",
     "DEFAULT_STORAGE",
     "MIN_TRIALS",

@@ -9,23 +9,32 @@ before any worker starts, because fresh SQLite databases race in their schema mi
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
+import lightning.pytorch as pl
 import optuna
 
+from droptune._store_guard import create_stores_locked
 from droptune.config import StudySpec
 from droptune.exceptions import StudyError
+from droptune.inspect import inspect_model
+from droptune.preflight import preflight
+from droptune.recommend import N_CLASSES_ATTR
 from droptune.record import PARENT_RUN_ATTR, PRIOR_ATTR
 from droptune.report import report_study
 from droptune.space import SearchSpace
 from droptune.tracking import MlflowTracker, NullTracker, Tracker, enable_wal, make_storage
 from droptune.tracking._recorder import TrialRecorder
-from droptune.tuning._build import build, model_sites
+from droptune.tuning._build import build, example_input, model_sites
 from droptune.tuning._factories import PRUNERS, SAMPLERS
 from droptune.tuning._scheduler import EXECUTORS, Counts, ProgressFn, count_trials, executor_kind, schedule
 
+SITES_TEXT, SITES_JSON = "sites.txt", "sites.json"  # the parent run's site table (droptune inspect)
 NO_TRACKING = "none"  # tracking_uri that logs nothing (a NullTracker)
 
 
@@ -117,16 +126,29 @@ class StudyLifecycle:
 
 
 def prepare_study(spec: StudySpec, *, tracker: Tracker | None = None) -> StudyLifecycle:
-    """Check the model, then create (or reopen) the study, experiment, parent run and prior trial.
+    """Check the study, then create (or reopen) the study, experiment, parent run and prior trial.
+
+    The pre-flight (:func:`droptune.preflight.preflight`: store URLs, one training and one
+    validation batch) runs before anything is created, and the stores are created under
+    :func:`~droptune._store_guard.create_stores_locked`, so that simultaneous first starts do
+    not race and a failed start leaves no half-made store.
 
     Args:
         spec: The study.
         tracker: Where runs go (default: :func:`make_tracker`).
 
     Raises:
-        ConfigError: If the model has no dropout site to tune (nothing is created then).
-        StudyError: If the stored study was created with another direction.
+        ConfigError: If the model has no dropout site to tune, a URL is malformed, a metric is
+            never logged... (nothing is created then).
+        StudyError: If the stored study was created with another direction, or a store cannot
+            be reached or written.
     """
+    preflight(spec)
+    with create_stores_locked(spec):
+        return _prepare(spec, tracker)
+
+
+def _prepare(spec: StudySpec, tracker: Tracker | None) -> StudyLifecycle:
     model, data = build(spec)
     space = space_of(spec)
     sites = space.select(model_sites(spec, model, data))
@@ -142,8 +164,12 @@ def prepare_study(spec: StudySpec, *, tracker: Tracker | None = None) -> StudyLi
     parent = tracker.study_run(study.user_attrs.get(PARENT_RUN_ATTR))
     if not study.get_trials(deepcopy=False):
         study.enqueue_trial(space.prior_params(sites), user_attrs={PRIOR_ATTR: True})
+        n_classes = getattr(data, "num_classes", None)
+        if isinstance(n_classes, int):  # the recommendation's chance check
+            study.set_user_attr(N_CLASSES_ATTR, n_classes)
         if spec.source:
             tracker.log_artifact(parent, spec.source)
+        _log_site_table(spec, model, data, space, tracker, parent)
     # optuna-dashboard and Optuna's plots name the objective after it.
     if study.metric_names != [spec.objective.metric]:
         with warnings.catch_warnings():  # "experimental" in Optuna 5.0
@@ -152,6 +178,23 @@ def prepare_study(spec: StudySpec, *, tracker: Tracker | None = None) -> StudyLi
     # Last: `droptune worker` takes this attribute as the sign that the study is ready to join.
     study.set_user_attr(PARENT_RUN_ATTR, parent)
     return StudyLifecycle(spec=spec, study=study, tracker=tracker, parent_run_id=parent)
+
+
+def _log_site_table(
+    spec: StudySpec,
+    model: pl.LightningModule,
+    data: pl.LightningDataModule,
+    space: SearchSpace,
+    tracker: Tracker,
+    parent: str,
+) -> None:
+    """Log what ``droptune inspect`` shows (sites, types and why, liveness, advice) on the parent run."""
+    report = inspect_model(model, example_input(model, data), layer_types=spec.search.layer_types, space=space)
+    with tempfile.TemporaryDirectory(prefix="droptune-sites-") as tmp:
+        for name, text in ((SITES_TEXT, report.to_text()), (SITES_JSON, json.dumps(report.as_dict(), indent=2))):
+            path = Path(tmp) / name
+            path.write_text(text + "\n")
+            tracker.log_artifact(parent, path)
 
 
 def run_worker(

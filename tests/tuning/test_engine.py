@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import math
 import textwrap
 from pathlib import Path
@@ -87,7 +89,15 @@ def test_tune_fills_optuna_and_mlflow(in_tmp):
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["n_complete"] == 3 and parent.data.metrics["n_failed"] == 0
     assert parent.data.metrics["best_value"] == pytest.approx(min(t.value for t in done))
-    assert "tiny.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+    logged = [a.path for a in client.list_artifacts(parent.info.run_id)]
+    assert {"tiny.yaml", "sites.txt", "sites.json"} <= set(logged)
+    # The site table droptune inspect shows, as data: every site with its type and liveness.
+    sites = json.loads(Path(client.download_artifacts(parent.info.run_id, "sites.json", str(in_tmp))).read_text())
+    assert {(r["name"], r["layer_type"], r["live"]) for r in sites["sites"]} == {
+        ("input_dropout", "input", True), ("dropout", "dense", True)
+    }
+    # The number of classes, for the recommendation's "sits at chance" check.
+    assert optuna.load_study(study_name="tiny", storage=STORAGE).user_attrs["n_classes"] == 3
     assert (in_tmp / "mlruns" / "artifacts").is_dir() and not (in_tmp / "mlartifacts").exists()
 
     assert sorted(int(r.data.tags["droptune.trial_number"]) for r in children) == [0, 1, 2]
