@@ -75,7 +75,9 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
         study_arg = f"{shlex.quote(spec.source)} " if spec.source else ""
         out.print(f"MLflow: experiment {spec.name} in {spec.tracking_uri}; to look at it, run", markup=False, highlight=False)
         out.print(f"  droptune ui {study_arg}--tracking-uri {shlex.quote(spec.tracking_uri)}", markup=False, highlight=False)
-        out.print(f"and open {url}", markup=False, highlight=False)
+        # Not the URL itself: `droptune ui` prints it once the server answers, with the study's
+        # saved view (sorted by the objective, droptune's columns), on the port it really got.
+        out.print("and open the URL it prints (the study's runs, best first)", markup=False, highlight=False)
 
 
 @command("tune", add_tune_arguments, help="run (or resume) a study described by a YAML file")
