@@ -118,7 +118,27 @@ class Keys:
     values: tuple[str, ...]
 
 
-Constraint = Interval | Options | NonEmpty | Pair
+@dataclass(frozen=True)
+class AnyOf:
+    """Any one of several constraints (``search.pack``: an integer >= 1 or "auto")."""
+
+    options: tuple[Interval | Options | NonEmpty | Pair, ...]
+
+    def ok(self, value: Any) -> bool:
+        return any(option.ok(value) for option in self.options)
+
+    def describe(self) -> str:
+        return " or ".join(_one(option) for option in self.options)
+
+
+def _one(option: Interval | Options | NonEmpty | Pair) -> str:
+    """A one-word option by its name ("auto"), not as "one of: auto"."""
+    if isinstance(option, Options) and len(option.choices()) == 1:
+        return f'"{option.choices()[0]}"'
+    return option.describe()
+
+
+Constraint = Interval | Options | NonEmpty | Pair | AnyOf
 
 
 @dataclass(frozen=True)

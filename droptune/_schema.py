@@ -61,8 +61,10 @@ def _convert(hint: Any, value: Any, key: str, short: Mapping[type, str]) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(inner, value, key, short)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) > 1:  # e.g. int | Literal["auto"]: checked by droptune.config.PARAMETER_CONSTRAINTS
+            return value
+        return _convert(inner[0], value, key, short)
     if origin is Literal:  # the choices are checked by droptune.config.PARAMETER_CONSTRAINTS
         return value
     if origin is dict:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from droptune._constraints import (
+    AnyOf,
     Interval,
     InvalidValue,
     Keys,
@@ -111,7 +112,7 @@ class SearchSpec:
     pruner: Literal["median", "hyperband", "successive_halving", "none"] = "median"
     n_trials: int = 40
     timeout: float | None = None
-    pack: int = 1
+    pack: int | Literal["auto"] = 1
     workers: int = 1
     workers_per_gpu: int | None = None
     heartbeat_interval: int | None = 60
@@ -170,7 +171,8 @@ OVERRIDES = {
 
 
 def _packed(spec: StudySpec) -> bool:
-    return spec.search.pack > 1
+    """Packs for sure (``auto`` falls back to unpacked instead of refusing the study)."""
+    return isinstance(spec.search.pack, int) and spec.search.pack > 1
 
 
 def _lightning_precisions() -> tuple[str, ...]:
@@ -206,7 +208,10 @@ PARAMETER_CONSTRAINTS: dict[str, Rule | tuple[Rule, ...]] = {
     "search.pruner": Rule(Options(PRUNERS)),
     "search.n_trials": Rule(Interval(1, integer=True)),
     "search.timeout": Rule(Interval(0, low_open=True), allow_none=True, fix="Seconds; null means no time limit."),
-    "search.pack": Rule(Interval(1, integer=True)),
+    "search.pack": Rule(
+        AnyOf((Interval(1, integer=True), Options(("auto",)))),
+        fix='"auto" packs as many trials as the GPU memory holds (1 without a GPU or when the model does not pack).',
+    ),
     "search.workers": Rule(Interval(1, integer=True)),
     "search.workers_per_gpu": Rule(Interval(1, integer=True), allow_none=True),
     "search.heartbeat_interval": Rule(

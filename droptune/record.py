@@ -95,6 +95,9 @@ EPOCHS_ATTR = "epochs"
 REASON_ATTR = "fail_reason"
 PRIOR_ATTR = "prior"  # the enqueued textbook-prior trial
 PACK_ATTR = "pack"  # size of the population a packed trial was trained in
+# Optuna study attribute for `search.pack: auto`: {"pack": K, "reason": why, "worker": host:pid}
+# as the last worker to resolve it chose.
+PACK_AUTO_ATTR = "pack_auto"
 WORKER_ATTR = "worker"  # "host:pid" of the process running the trial
 PROCESS_ATTR = "worker_process"  # "pid-namespace:start-time" of that process
 # Confirmation (droptune.tuning.confirm): trials of the derived study "<study>.confirm" carry

@@ -23,13 +23,27 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)")
     parser.add_argument("--max-epochs", type=int, help="epochs per trial at most")
     parser.add_argument("--accelerator", help="Lightning accelerator: auto, cpu, gpu, cuda...")
-    parser.add_argument("--pack", type=int, help="train this many trials at once as one vectorised population")
+    parser.add_argument(
+        "--pack",
+        type=_pack,
+        help="train this many trials at once as one vectorised population; auto: as many as the GPU's memory holds",
+    )
     parser.add_argument(
         "--heartbeat-interval",
         type=int,
         metavar="SECONDS",
         help="running trials beat this often; a trial silent for 4 beats is failed and retried (default 60, 0: off)",
     )
+
+
+def _pack(text: str) -> int | str:
+    """``--pack``: an integer, or ``auto`` (the range is checked with the study file's values)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or auto; got {text!r}") from None
 
 
 def add_tune_arguments(parser: argparse.ArgumentParser) -> None:

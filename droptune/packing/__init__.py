@@ -10,6 +10,7 @@ member's state apart. See :class:`PackedExecutor`.
 from __future__ import annotations
 
 from droptune.packing._attention import RateMultiheadAttention
+from droptune.packing._auto import resolve_pack
 from droptune.packing._convert import check_packable, packable_copy
 from droptune.packing._data import PackedData
 from droptune.packing._dropout import (
@@ -41,4 +42,5 @@ __all__ = [
     "packable_copy",
     "packed_optimizer",
     "resolve_loss",
+    "resolve_pack",
 ]

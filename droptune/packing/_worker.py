@@ -65,6 +65,8 @@ class PackedExecutor:
         sites: list[DropoutSite],
     ) -> None:
         self.spec, self.space, self.recorder = spec, space, recorder
+        if not isinstance(spec.search.pack, int):  # the scheduler resolves "auto" first
+            raise ConfigError(f"search.pack {spec.search.pack!r} must be resolved to an integer (resolve_pack).")
         self.capacity = spec.search.pack
         self.sites = sites
         self.layer_types = {s.name: s.layer_type for s in sites}

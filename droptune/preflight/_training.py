@@ -41,7 +41,7 @@ def check_training(spec: StudySpec) -> None:
     model = _build(spec, "model")
     data = _build(spec, "data")
     _check_sites(spec, model, data, source)
-    if spec.search.pack > 1:
+    if isinstance(spec.search.pack, int) and spec.search.pack > 1:  # auto falls back to unpacked instead
         from droptune.packing import check_packable
         from droptune.packing._setup import resolve_loss
 

@@ -8,7 +8,9 @@ executor's business, chosen by lookup in :data:`EXECUTORS`:
 
 - ``fit``: one Lightning ``Trainer.fit`` per trial (:class:`~droptune.tuning._fit.FitExecutor`);
 - ``packed``: K trials trained at once as one vectorised population
-  (:class:`~droptune.packing.PackedExecutor`), refilled as members finish.
+  (:class:`~droptune.packing.PackedExecutor`), refilled as members finish;
+- ``auto`` (``search.pack: auto``): K from a memory probe of the worker's GPU
+  (:func:`~droptune.packing.resolve_pack`), then ``packed``, or ``fit`` when K is 1.
 
 An executor takes trials (:meth:`Executor.start`), trains (:meth:`Executor.step`) and hands
 back those that ended with their :class:`~droptune.record.TrialResult`; the scheduler records
@@ -26,7 +28,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import optuna
@@ -34,12 +36,18 @@ from optuna.trial import TrialState
 
 from droptune.config import StudySpec
 from droptune.exceptions import StudyError
-from droptune.record import TrialResult
+from droptune.record import PACK_AUTO_ATTR, TrialResult
 from droptune.space import SearchSpace
 from droptune.tracking._recorder import TrialRecorder
 from droptune.tuning._build import build, model_sites
 from droptune.tuning._fit import FitExecutor
-from droptune.tuning._heartbeat import Heartbeat, heartbeat_interval, reap_dead_trials, worker_attrs
+from droptune.tuning._heartbeat import (
+    Heartbeat,
+    heartbeat_interval,
+    reap_dead_trials,
+    worker_attrs,
+    worker_id,
+)
 from droptune.tuning._lock import study_lock
 
 log = logging.getLogger(__name__)
@@ -111,14 +119,29 @@ def _packed(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> Exe
     return PackedExecutor(spec=spec, space=space, recorder=recorder, template=model, datamodule=data, sites=sites)
 
 
+def _auto(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> Executor:
+    """``search.pack: auto``: probe this worker's device, say what it chose, then build that executor."""
+    from droptune.packing import resolve_pack  # the probe needs torch.func only on a GPU
+
+    model, data = build(spec)
+    pack, reason = resolve_pack(spec, model, data, space.select(model_sites(spec, model, data)))
+    log.info("search.pack auto: %d trial%s at once (%s)", pack, "" if pack == 1 else "s", reason)
+    recorder.study.set_user_attr(PACK_AUTO_ATTR, {"pack": pack, "reason": reason, "worker": worker_id()})
+    resolved = replace(spec, search=replace(spec.search, pack=pack))
+    return EXECUTORS[executor_kind(resolved)](resolved, space, recorder)
+
+
 EXECUTORS: dict[str, Callable[[StudySpec, SearchSpace, TrialRecorder], Executor]] = {
     "fit": FitExecutor,
     "packed": _packed,
+    "auto": _auto,
 }
 
 
 def executor_kind(spec: StudySpec) -> str:
     """The key of :data:`EXECUTORS` that runs ``spec``'s trials."""
+    if spec.search.pack == "auto":
+        return "auto"
     return "packed" if spec.search.pack > 1 else "fit"
 
 

@@ -99,7 +99,7 @@ FLAGS = {
     "--timeout nan": (["--timeout", "nan"], r"--timeout \(overrides study\.yaml\): search\.timeout must be a finite number > 0 or null; got nan"),
     "--timeout -1": (["--timeout", "-1"], r"--timeout .*; got -1\."),
     "--max-epochs 0": (["--max-epochs", "0"], r"--max-epochs \(overrides study\.yaml\): trainer\.max_epochs must be an integer >= 1"),
-    "--pack 0": (["--pack", "0"], r"--pack \(overrides study\.yaml\): search\.pack must be an integer >= 1; got 0\."),
+    "--pack 0": (["--pack", "0"], r'--pack \(overrides study\.yaml\): search\.pack must be an integer >= 1 or "auto"; got 0\.'),
     "--workers 0": (["--workers", "0"], r"--workers \(overrides study\.yaml\): search\.workers must be an integer >= 1"),
     "--workers-per-gpu 0": (["--workers-per-gpu", "0"], r"--workers-per-gpu .*search\.workers_per_gpu must be an integer >= 1 or null"),
     "--accelerator abacus": (["--accelerator", "abacus"], r"--accelerator .*trainer\.accelerator must be one of: auto, gpu"),
