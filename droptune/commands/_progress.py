@@ -28,7 +28,9 @@ from rich.text import Text
 from droptune.record import EPOCHS_ATTR, GAP_ATTR, REASON_ATTR, site_rates, site_types, type_rates
 
 PERIOD_S = 30.0
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+ENDED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # each gets a line
+# What counts toward n_trials: a failed trial is redone, so it is not one of them.
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class TrialProgress:
@@ -68,10 +70,11 @@ class TrialProgress:
     def start(self, study: optuna.Study) -> None:
         """Count the trials finished before this run (a resumed study) and open the bar."""
         with self._lock:
-            done = [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
-            self._seen = {t.number for t in done}
-            self._finished_before = len(done)
+            ended = [t for t in study.get_trials(deepcopy=False) if t.state in ENDED]
+            self._seen = {t.number for t in ended}
+            done = [t for t in ended if t.state in FINISHED]
             self._refresh_counts(study)
+            self._finished_before = self._counts[0]
             if done:
                 self._print(f"{self.name}: resuming, {len(done)} of {self.total} trials already finished")
             if self.console.is_terminal:
@@ -92,7 +95,7 @@ class TrialProgress:
     def update(self, study: optuna.Study) -> None:
         """Print a line per trial finished since the last call; move the bar (or print a status)."""
         with self._lock:
-            new = [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED and t.number not in self._seen]
+            new = [t for t in study.get_trials(deepcopy=False) if t.state in ENDED and t.number not in self._seen]
             for trial in sorted(new, key=lambda t: t.number):
                 self._seen.add(trial.number)
                 self._print(trial_line(trial, self.metric))
@@ -137,10 +140,9 @@ class TrialProgress:
                 self._bar = None
 
     def _refresh_counts(self, study: optuna.Study) -> None:
-        trials = study.get_trials(deepcopy=False, states=FINISHED)
-        states = [t.state for t in trials]
+        states = [t.state for t in study.get_trials(deepcopy=False, states=ENDED)]
         complete, pruned = states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED)
-        self._counts = (len(trials), complete, pruned, states.count(TrialState.FAIL))
+        self._counts = (complete + pruned, complete, pruned, states.count(TrialState.FAIL))
         if complete:
             self._best = f"{study.best_value:.4g}"
 

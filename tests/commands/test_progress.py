@@ -81,6 +81,21 @@ def test_status_lines_carry_counts_best_elapsed_and_eta():
     assert buffer.getvalue().splitlines()[-1].endswith("elapsed 1:10 · ETA 0:23")
 
 
+def test_a_failed_trial_gets_its_line_but_does_not_count_toward_n_trials():
+    # Failed trials are redone, so "4/4 finished" must not be reached by failures.
+    study = optuna.create_study(study_name="s")
+    progress, buffer, clock = plain(total=4)
+    progress.start(study)
+    clock.now += 60
+    finish(study, 0.5)
+    for _ in range(3):
+        finish(study, None, state=TrialState.FAIL, reason="RuntimeError: flaky")
+    progress.update(study)
+    assert sum(line.startswith("trial ") for line in buffer.getvalue().splitlines()) == 4
+    assert progress.status().startswith("s: 1/4 finished (0 pruned, 3 failed)")
+    assert progress.eta() == "3:00"  # one trial counted in 60 s, three left
+
+
 def test_a_resumed_study_does_not_reprint_old_trials_and_its_eta_counts_this_run_only():
     study = optuna.create_study(study_name="s")
     finish(study, 0.5)
