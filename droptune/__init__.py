@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "load_config": "droptune.config",
-    "tune": "droptune.tuning",
+    "tune": "droptune.notebook",
     "recommend": "droptune.recommend",
     "Recommendation": "droptune.recommend",
     "export_best": "droptune.export",

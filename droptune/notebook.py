@@ -1,4 +1,4 @@
-"""Tune from a notebook: pass the model (a class, a factory or an instance) and the datamodule.
+"""``droptune.tune``: pass the model (a class, a factory or an instance) and the datamodule, or a study file.
 
 A study file names its model and data by importable class paths, so that worker processes
 and other machines can build them. In a notebook the objects are at hand: :func:`tune`
@@ -17,7 +17,9 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 import lightning.pytorch as pl
 import optuna
 
-from droptune.config import StudySpec, spec_from_dict
+from droptune.config import StudySpec, load_config, spec_from_dict
 from droptune.exceptions import ConfigError, StudyError
 from droptune.recommend import Caveat, Recommendation, caveats, compute
 
@@ -52,22 +54,31 @@ class TuneResult:
 
 
 def tune(
+    study: StudySpec | str | os.PathLike[str] | None = None,
+    /,
     *,
-    model: type[pl.LightningModule] | Callable[..., pl.LightningModule] | pl.LightningModule,
-    datamodule: pl.LightningDataModule | type[pl.LightningDataModule],
+    model: type[pl.LightningModule] | Callable[..., pl.LightningModule] | pl.LightningModule | None = None,
+    datamodule: pl.LightningDataModule | type[pl.LightningDataModule] | None = None,
     name: str | None = None,
-    n_trials: int = 40,
+    n_trials: int | None = None,
     **options: Any,
 ) -> TuneResult:
-    """Run (or resume) a study of ``model`` on ``datamodule``, in this process.
+    """Run (or resume) a study in this process: ``droptune.tune``.
+
+    Either pass the objects at hand (``model=``, ``datamodule=``, options as keywords), or a
+    study file (or a loaded :class:`~droptune.config.StudySpec`): the YAML path is this same
+    call, with the objects named by class paths.
 
     Args:
+        study: A study file's path or a loaded spec; None to build the study from ``model``
+            and ``datamodule``.
         model: A LightningModule class (built with ``model_args``), a function returning a
             fresh model, or a model instance (deep-copied for each trial).
         datamodule: A LightningDataModule instance (shared by the trials) or class.
         name: The study's name (default: the model's class name); the same name and
             stores resume the study.
-        n_trials: Finished trials the study should hold.
+        n_trials: Finished trials the study should hold (default 40, or the study file's;
+            given with a study file, it overrides the file's as ``--n-trials`` does).
         **options: Anything a study file holds besides ``model`` and ``data``: ``search``,
             ``objective``, ``trainer`` (dicts), ``storage``, ``tracking_uri``, ``seed``,
             ``loss``; and ``model_args`` (keyword arguments for a model class or factory).
@@ -76,17 +87,42 @@ def tune(
         The study, its recommendation and the caveats on it.
 
     Raises:
-        ConfigError: If an option is invalid, or more than one worker process is asked for.
+        ConfigError: If an option is invalid, more than one worker process is asked for, or
+            both a study file and objects (or neither) are given.
     """
-    spec = study_spec(model=model, datamodule=datamodule, name=name, n_trials=n_trials, **options)
+    spec = _spec(study, model=model, datamodule=datamodule, name=name, n_trials=n_trials, **options)
     from droptune.tuning import tune as run  # the engine imports MLflow and Lightning's trainer
 
-    study = run(spec)
+    done = run(spec)
     try:
-        items, _ = compute(study)
+        items, _ = compute(done)
     except StudyError:
-        return TuneResult(study=study, recommendations=None)
-    return TuneResult(study=study, recommendations=items, caveats=caveats(study))
+        return TuneResult(study=done, recommendations=None)
+    return TuneResult(study=done, recommendations=items, caveats=caveats(done))
+
+
+def _spec(study: StudySpec | str | os.PathLike[str] | None, *, n_trials: int | None, **given: Any) -> StudySpec:
+    """The spec :func:`tune` runs: from a study file or spec, or from objects."""
+    objects = {k: v for k, v in given.items() if v is not None}
+    if study is None:
+        if given.get("model") is None or given.get("datamodule") is None:
+            raise ConfigError(
+                "tune() needs a study file (or a loaded StudySpec), or model= and datamodule=; "
+                f"got {'neither' if not objects else ', '.join(sorted(objects)) + ' only'}."
+            )
+        return study_spec(n_trials=40 if n_trials is None else n_trials, **objects)
+    if objects:
+        raise ConfigError(
+            f"tune(): a study file or StudySpec already names the model, data and options; got also "
+            f"{', '.join(sorted(objects))}. Pass one or the other (n_trials= may override the file's)."
+        )
+    if isinstance(study, StudySpec):
+        if n_trials is None:
+            return study
+        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+            raise ConfigError(f"tune(): n_trials must be an integer >= 1; got {n_trials!r}.")
+        return dataclasses.replace(study, search=dataclasses.replace(study.search, n_trials=n_trials))
+    return load_config(study, {"n_trials": n_trials})
 
 
 def study_spec(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
+import droptune
 from droptune.exceptions import ConfigError
 from droptune.notebook import study_spec, tune
 from droptune.testing import TinyDataModule, TinyModule
@@ -54,3 +55,20 @@ def test_bad_objects_are_one_clear_error():
         study_spec(model=TinyModule, datamodule=[1, 2])
     with pytest.raises(ConfigError, match="trainer"):
         study_spec(model=TinyModule, datamodule=TinyDataModule(), trainer={"max_epoch": 3})
+
+
+def test_droptune_tune_takes_a_study_file_too_and_refuses_a_mix(stores, tmp_path):
+    study_file = tmp_path / "tiny.yaml"
+    study_file.write_text(
+        "name: from-file\nmodel: {class_path: droptune.testing.TinyModule}\n"
+        "data: {class_path: droptune.testing.TinyDataModule}\n"
+        f"storage: {stores['storage']}\ntracking_uri: {stores['tracking_uri']}\n"
+        "search: {n_trials: 5}\ntrainer: {max_epochs: 1, early_stopping_patience: null}\n"
+    )
+    result = droptune.tune(study_file, n_trials=2)  # the YAML path: the same call, n_trials overriding the file's
+    assert result.study.study_name == "from-file"
+    assert len([t for t in result.study.trials if t.state.is_finished()]) == 2
+    with pytest.raises(ConfigError, match="a study file or StudySpec already names"):
+        droptune.tune(study_file, model=TinyModule)
+    with pytest.raises(ConfigError, match="needs a study file .* or model= and datamodule="):
+        droptune.tune(model=TinyModule)
