@@ -42,3 +42,21 @@ def command(name: str, setup: Callable[[argparse.ArgumentParser], None], help: s
         return Command(name=name, setup=setup, help=help, handler=handler)
 
     return describe
+
+
+def add_studies_arguments(parser: argparse.ArgumentParser) -> None:
+    """The finished studies a command reads (``recommend``, ``report``): files or names, pooled."""
+    parser.add_argument(
+        "studies",
+        nargs="+",
+        metavar="STUDY_FILE|STUDY_NAME",
+        help="study files, or study names in --storage; several are pooled (e.g. several models)",
+    )
+    parser.add_argument("--storage", help="Optuna storage URL (default: the file's, or sqlite:///studies/droptune.db)")
+    parser.add_argument(
+        "--top",
+        type=float,
+        default=0.2,
+        metavar="Q",
+        help="fraction of each study's complete trials, best first, to draw from (default 0.2; at least 3 trials)",
+    )

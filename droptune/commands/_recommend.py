@@ -8,7 +8,7 @@ import sys
 import optuna
 from rich.console import Console
 
-from droptune.commands._base import command, err, out
+from droptune.commands._base import add_studies_arguments, command, err, out
 from droptune.exceptions import StudyError
 from droptune.recommend import (
     Recommendation,
@@ -27,21 +27,8 @@ from droptune.recommend._table import FORMATS
 
 
 def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "studies",
-        nargs="+",
-        metavar="STUDY_FILE|STUDY_NAME",
-        help="study files, or study names in --storage; several are pooled (e.g. several models)",
-    )
-    parser.add_argument("--storage", help="Optuna storage URL (default: the file's, or sqlite:///studies/droptune.db)")
+    add_studies_arguments(parser)
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    parser.add_argument(
-        "--top",
-        type=float,
-        default=0.2,
-        metavar="Q",
-        help="fraction of each study's complete trials, best first, to draw from (default 0.2; at least 3 trials)",
-    )
     parser.add_argument(
         "--by", choices=("type", "site"), default="type", help="one recommendation per layer type or per site"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from droptune.commands._base import command, err
+from droptune.commands._base import add_studies_arguments, command, err
 from droptune.commands._inspect import site_report
 from droptune.exceptions import DroptuneError
 from droptune.recommend import open_study
@@ -13,22 +13,9 @@ from droptune.report import write_report
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "studies",
-        nargs="+",
-        metavar="STUDY_FILE|STUDY_NAME",
-        help="study files, or study names in --storage; several are pooled (e.g. several models)",
-    )
-    parser.add_argument("--storage", help="Optuna storage URL (default: the file's, or sqlite:///studies/droptune.db)")
+    add_studies_arguments(parser)
     parser.add_argument(
         "-o", "--output", default="report.html", metavar="FILE", help="the HTML file to write (default report.html)"
-    )
-    parser.add_argument(
-        "--top",
-        type=float,
-        default=0.2,
-        metavar="Q",
-        help="fraction of each study's complete trials, best first, to draw from (default 0.2; at least 3 trials)",
     )
 
 
