@@ -136,6 +136,7 @@ class TrainerSpec:
     accelerator: str = "auto"
     devices: int = 1
     precision: str = "32-true"
+    gap_subset: int | float | None = None  # rows (int) or fraction of the validation set (float); None: all
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,12 @@ PARAMETER_CONSTRAINTS: dict[str, Rule | tuple[Rule, ...]] = {
         Rule(Options(("auto", "cpu", "gpu", "cuda")), when=_packed, fix=_PACKED_FIX),
     ),
     "trainer.devices": Rule(Interval(1, integer=True)),
+    "trainer.gap_subset": Rule(
+        AnyOf((Interval(1, integer=True), Interval(0.0, 1.0, low_open=True))),
+        allow_none=True,
+        fix="Training rows on which the gap is measured: a count, a fraction of the validation set, or null "
+        "(as many as the validation set).",
+    ),
     "trainer.precision": (
         Rule(Options(_lightning_precisions)),
         Rule(Options(_packed_precisions), when=_packed, fix=_PACKED_FIX),

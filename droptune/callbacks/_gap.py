@@ -2,10 +2,11 @@
 
 The loss a module logs while training is inflated by dropout itself, so it says little
 about overfitting. At the end of each validation, this callback runs the module's own
-``validation_step`` (eval mode, no grad) over a fixed subset of the training data as large
-as the validation set, and captures the ``val_loss`` it logs: that is ``train_loss_eval``,
-and ``overfit_gap = val_loss - train_loss_eval``. Using the module's own validation logic
-means a user's module needs nothing droptune-specific.
+``validation_step`` (eval mode, no grad) over a fixed subset of the training data (as large
+as the validation set unless ``trainer.gap_subset`` says otherwise: see
+:func:`gap_subset_size`), and captures the ``val_loss`` it logs: that is
+``train_loss_eval``, and ``overfit_gap = val_loss - train_loss_eval``. Using the module's
+own validation logic means a user's module needs nothing droptune-specific.
 """
 
 from __future__ import annotations
@@ -23,6 +24,36 @@ from droptune.exceptions import ConfigError
 EpochRecord = dict[str, float]
 
 
+def gap_subset_size(n_train: int, n_val: int, subset: int | float | None = None) -> int:
+    """Rows of the training subset on which ``train_loss_eval`` is measured.
+
+    A smaller subset measures the same quantity (the eval-mode loss on training rows, an
+    unbiased estimate of it over the whole training set) with more noise, for less time:
+    on a model whose validation set is large, this pass costs as much as validation.
+
+    Args:
+        n_train: Rows of the training set.
+        n_val: Rows of the validation set (0 when unknown: the training set's size is used).
+        subset: ``None`` (default): as many rows as the validation set; an int >= 1: that
+            many rows; a float in (0, 1]: that fraction of the validation set's rows.
+
+    Returns:
+        The number of rows, in ``[1, n_train]`` (0 for an empty training set).
+
+    Example:
+        >>> gap_subset_size(50_000, 10_000), gap_subset_size(50_000, 10_000, 0.1), gap_subset_size(50_000, 10_000, 512)
+        (10000, 1000, 512)
+    """
+    base = n_val or n_train
+    if subset is None:
+        rows = base
+    elif isinstance(subset, int):
+        rows = subset
+    else:
+        rows = math.ceil(subset * base)
+    return min(n_train, max(rows, 1))
+
+
 class GapCallback(pl.Callback):
     """Measure ``train_loss``, ``train_loss_eval``, ``val_loss`` and ``overfit_gap`` each epoch.
 
@@ -30,6 +61,8 @@ class GapCallback(pl.Callback):
         metrics: Extra validation metrics to record from ``trainer.callback_metrics``
             (``val_acc`` and the objective metric, say) when the module logs them.
         seed: Seed of the fixed training subset.
+        subset: Its size (``trainer.gap_subset``): see :func:`gap_subset_size`. Default:
+            as large as the validation set.
 
     Place it before the callbacks that read its records (pruning, tracking): Lightning
     calls callbacks in list order.
@@ -44,9 +77,11 @@ class GapCallback(pl.Callback):
         *,
         metrics: tuple[str, ...] = ("val_acc",),
         seed: int = 0,
+        subset: int | float | None = None,
     ) -> None:
         self.metrics = metrics
         self.seed = seed
+        self.subset = subset
         self.history: list[EpochRecord] = []
         self.non_finite: str | None = None
         self._subset: DataLoader | None = None
@@ -138,7 +173,7 @@ class GapCallback(pl.Callback):
         val = val[0] if isinstance(val, (list, tuple)) else val
         n_val = len(val.dataset) if hasattr(val.dataset, "__len__") else 0
         dataset = train.dataset
-        n = min(len(dataset), n_val or len(dataset))
+        n = gap_subset_size(len(dataset), n_val, self.subset)
         order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed))
         self._subset = DataLoader(
             Subset(dataset, order[:n].tolist()),

@@ -169,7 +169,7 @@ def _gpu_probe(
 
     loss_fn, classify = resolve_loss(spec.loss, model)
     device = device or torch.device("cuda")
-    packed_data = PackedData.from_datamodule(data, device=device, seed=spec.seed)
+    packed_data = PackedData.from_datamodule(data, device=device, seed=spec.seed, gap_subset=spec.trainer.gap_subset)
     rates = {site.name: 0.1 for site in sites}
 
     def population() -> Population:

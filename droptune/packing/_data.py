@@ -11,6 +11,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
+from droptune.callbacks import gap_subset_size
 from droptune.exceptions import PackingError
 
 # Keep the training set on the device when it takes at most this share of free memory.
@@ -28,7 +29,8 @@ class PackedData:
     Attributes:
         x_train, y_train: The training set (on ``store`` device).
         x_val, y_val: The validation set (on the training device).
-        x_fit, y_fit: The fixed training subset, as large as the validation set, on which
+        x_fit, y_fit: The fixed training subset (as large as the validation set unless
+            ``trainer.gap_subset`` says otherwise), on which
             ``train_loss_eval`` is measured (the rows :class:`~droptune.callbacks.GapCallback`
             picks for the same seed).
         eval_batch_size: Rows per evaluation batch (the validation loader's).
@@ -50,8 +52,18 @@ class PackedData:
     _generator: torch.Generator | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def from_datamodule(cls, data: pl.LightningDataModule, *, device: torch.device, seed: int) -> PackedData:
+    def from_datamodule(
+        cls,
+        data: pl.LightningDataModule,
+        *,
+        device: torch.device,
+        seed: int,
+        gap_subset: int | float | None = None,
+    ) -> PackedData:
         """Read a datamodule's train and validation sets into tensors.
+
+        ``gap_subset`` sizes the fixed training subset (``x_fit``) as the unpacked gap
+        callback does (:func:`~droptune.callbacks.gap_subset_size`), drawn in the same order.
 
         Raises:
             PackingError: If a batch is not an ``(inputs, targets)`` pair of tensors.
@@ -63,7 +75,7 @@ class PackedData:
         val = val[0] if isinstance(val, (list, tuple)) else val
         x_train, y_train = _tensors(train, "training")
         x_val, y_val = _tensors(val, "validation")
-        n_fit = min(len(x_train), len(x_val) or len(x_train))
+        n_fit = gap_subset_size(len(x_train), len(x_val), gap_subset)
         order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed))[:n_fit]
         store = device if _fits(device, x_train.nbytes + y_train.nbytes) else torch.device("cpu")
         map_style = not isinstance(train.dataset, IterableDataset) and train.batch_sampler is not None

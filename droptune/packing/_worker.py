@@ -83,7 +83,9 @@ class PackedExecutor:
                 f"objective.metric {spec.objective.metric!r} is not measured by packed training; choose one of: "
                 f"{', '.join(record_metrics(classify))}, or run unpacked (search.pack: 1)."
             )
-        self.data = PackedData.from_datamodule(datamodule, device=device, seed=spec.seed)
+        self.data = PackedData.from_datamodule(
+            datamodule, device=device, seed=spec.seed, gap_subset=spec.trainer.gap_subset
+        )
         self.population = Population(
             base=base,
             rate_buffers=rate_buffers,

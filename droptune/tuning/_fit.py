@@ -98,7 +98,7 @@ class FitExecutor:
 
     def _fit(self, trial: optuna.Trial, model: pl.LightningModule, data: pl.LightningDataModule) -> TrialResult:
         spec, objective = self.spec, self.spec.objective
-        gap = GapCallback(metrics=(objective.metric, "val_acc"), seed=spec.seed)
+        gap = GapCallback(metrics=(objective.metric, "val_acc"), seed=spec.seed, subset=spec.trainer.gap_subset)
         pruning = PruningCallback(trial, gap, objective.metric)
         tracking = TrackingCallback(self.recorder.tracker, self.recorder.run_id(trial), gap)
         callbacks: list[pl.Callback] = [gap, pruning, tracking]
