@@ -18,7 +18,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from droptune.config import StudySpec
@@ -173,15 +173,23 @@ def _file_lock(database: Path) -> Iterator[None]:
 def _advisory_lock(url: str) -> Iterator[None]:
     import sqlalchemy
 
-    key = CREATE_LOCK_KEY
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
-        with engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            try:
-                yield
-            finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
+        with advisory_lock(engine, CREATE_LOCK_KEY):
+            yield
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def advisory_lock(engine: Any, key: int) -> Iterator[None]:
+    """Hold PostgreSQL's session advisory lock ``key`` on a connection of ``engine`` (a SQLAlchemy engine)."""
+    import sqlalchemy
+
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import optuna
 
+from droptune._store_guard import advisory_lock
+
 log = logging.getLogger(__name__)
 
 
@@ -63,16 +65,8 @@ def _file_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator
 
 @contextlib.contextmanager
 def _advisory_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
-    import sqlalchemy
-
-    key = lock_key(study_name)
-    with storage.engine.connect() as connection:
-        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-        try:
-            yield
-        finally:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            connection.commit()
+    with advisory_lock(storage.engine, lock_key(study_name)):
+        yield
 
 
 @contextlib.contextmanager

@@ -165,14 +165,14 @@ def test_two_first_starts_at_once_share_one_study(project, spawn):
 def test_a_failed_first_start_leaves_no_half_made_store(project):
     from droptune._store_guard import create_stores_locked
     from droptune.config import load_config
-    from droptune.tuning import prepare_study
+    from droptune.tuning._lifecycle import _prepare  # the creation step, past the pre-flight
 
     (project / "blocker").write_text("in the way of the MLflow folder")
     before = snapshot(project.parent)
     # The Optuna storage is created, then the MLflow store cannot be: the whole start is undone.
     spec = load_config(project / "study.yaml", {"tracking_uri": "sqlite:///blocker/mlruns/mlflow.db"})
     with pytest.raises(OSError), create_stores_locked(spec):
-        prepare_study(spec)
+        _prepare(spec, None)
     assert snapshot(project.parent) == before  # no studies/, no 0-byte database
 
 
@@ -181,7 +181,7 @@ def test_a_failed_start_on_an_existing_storage_removes_only_its_new_study(projec
 
     from droptune._store_guard import create_stores_locked
     from droptune.config import load_config
-    from droptune.tuning import prepare_study
+    from droptune.tuning._lifecycle import _prepare  # the creation step, past the pre-flight
 
     storage, _ = stores(project)
     (project / "studies").mkdir()
@@ -189,7 +189,7 @@ def test_a_failed_start_on_an_existing_storage_removes_only_its_new_study(projec
     (project / "blocker").write_text("in the way of the MLflow folder")
     spec = load_config(project / "study.yaml", {"tracking_uri": "sqlite:///blocker/mlruns/mlflow.db"})
     with pytest.raises(OSError), create_stores_locked(spec):
-        prepare_study(spec)
+        _prepare(spec, None)
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["other"]
 
 

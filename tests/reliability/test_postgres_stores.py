@@ -50,7 +50,9 @@ def test_store_creation_holds_an_advisory_lock_other_sessions_wait_for(postgres_
 
 
 def test_a_failed_start_removes_the_study_it_created_in_postgres(postgres_url, tmp_path):
-    from droptune.tuning import prepare_study
+    # prepare_study's pre-flight would refuse this tracking URI before creating anything; the
+    # creation step itself is what must clean up when a store fails half way.
+    from droptune.tuning._lifecycle import _prepare
 
     (tmp_path / "blocker").write_text("in the way of the MLflow folder")
     spec = load_config(
@@ -58,5 +60,5 @@ def test_a_failed_start_removes_the_study_it_created_in_postgres(postgres_url, t
         {"storage": postgres_url, "tracking_uri": f"sqlite:///{tmp_path}/blocker/mlruns/mlflow.db"},
     )
     with pytest.raises(OSError), create_stores_locked(spec):
-        prepare_study(spec)
+        _prepare(spec, None)
     assert "half-made" not in [s.study_name for s in optuna.get_all_study_summaries(postgres_url)]
