@@ -67,6 +67,7 @@ GRANULARITIES = ("site", "type", "coarse-to-fine", "global")
 DIRECTIONS = ("minimize", "maximize")
 DEFAULT_STORAGE = "sqlite:///studies/droptune.db"
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+NO_TRACKING = "none"  # tracking_uri that logs to no MLflow store (a null tracker)
 SEED_MAX = 2**32 - 1  # numpy's and Lightning's seeds are unsigned 32-bit
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from droptune._io import os_error_reason
+from droptune.config import NO_TRACKING
 from droptune.exceptions import ConfigError, StudyError
 
 __all__ = ["DEFAULT_TIMEOUT_S", "TRACKING_SCHEMES", "check_storage_url", "check_tracking_uri"]
@@ -93,6 +94,8 @@ def check_tracking_uri(uri: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         ...
         droptune.exceptions.ConfigError: tracking_uri 'foo://bar' (--tracking-uri): unsupported scheme 'foo'; ...
     """
+    if uri == NO_TRACKING:  # no MLflow at all: nothing to reach
+        return
     where = f"tracking_uri {_hide_password(uri)!r} (--tracking-uri)"
     scheme = urlsplit(uri).scheme.lower()
     backend = scheme.split("+")[0]

@@ -20,7 +20,7 @@ import lightning.pytorch as pl
 import optuna
 
 from droptune._store_guard import create_stores_locked
-from droptune.config import StudySpec
+from droptune.config import NO_TRACKING, StudySpec
 from droptune.exceptions import StudyError
 from droptune.inspect import inspect_model
 from droptune.preflight import preflight
@@ -35,7 +35,6 @@ from droptune.tuning._factories import PRUNERS, SAMPLERS
 from droptune.tuning._scheduler import EXECUTORS, Counts, ProgressFn, count_trials, executor_kind, schedule
 
 SITES_TEXT, SITES_JSON = "sites.txt", "sites.json"  # the parent run's site table (droptune inspect)
-NO_TRACKING = "none"  # tracking_uri that logs nothing (a NullTracker)
 
 
 def space_of(spec: StudySpec) -> SearchSpace:

@@ -377,3 +377,10 @@ def test_bad_coarse_trials_is_one_clear_error(in_tmp, capsys):
     path.write_text(path.read_text().replace("granularity: site}", "granularity: site, coarse_trials: -1}"))
     assert main(["tune", str(path)]) != 0
     assert "search.coarse_trials must be an integer >= 0; got -1" in " ".join(capsys.readouterr().err.split())
+
+
+def test_tracking_uri_none_runs_the_study_without_any_mlflow_store(in_tmp):
+    study_file = write_study(in_tmp, search="n_trials: 2, sampler: random, pruner: none")
+    assert main(["tune", str(study_file), "--tracking-uri", "none", "--no-confirm"]) == 0
+    assert [t.state for t in trials()] == [TrialState.COMPLETE] * 2
+    assert not (in_tmp / "mlruns").exists()  # nothing written for MLflow
