@@ -84,6 +84,8 @@ class Workload:
     wide_val: int = 4096
     wide_batch: int = 2048
     wide_epochs: int = 5
+    # trainer.gap_subset of the GPU-bound check's droptune side (None: as large as validation).
+    wide_gap_subset: int | float | None = None
 
 
 FULL = Workload()
@@ -544,7 +546,8 @@ def run_gpu_bound(w: Workload, folder: Path) -> dict[str, Any]:
             model: {{class_path: droptune.models.MLP, init_args: {json.dumps(model_args)}}}
             data: {{class_path: throughput.SyntheticDataModule, init_args: {json.dumps(data_args)}}}
             search: {{n_trials: 1, pruner: none}}
-            trainer: {{max_epochs: {w.wide_epochs}, early_stopping_patience: null, accelerator: auto}}
+            trainer: {{max_epochs: {w.wide_epochs}, early_stopping_patience: null, accelerator: auto,
+                       gap_subset: {json.dumps(w.wide_gap_subset)}}}
             """
         )
     )
@@ -752,6 +755,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packs", help="comma-separated population sizes, e.g. 8,32,128")
     parser.add_argument("--workers", type=int, help="worker processes of configuration (c)")
     parser.add_argument("--profile", action="store_true", help="cProfile the largest packed run")
+    parser.add_argument(
+        "--gap-subset",
+        type=lambda text: float(text) if "." in text else int(text),
+        help="trainer.gap_subset of the gpu_bound check's droptune side (rows, or a fraction with a '.')",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder of throughput.json/.md")
     parser.add_argument("--note", action="append", default=[], help="a line added to the report")
     parser.add_argument("--render", type=Path, help="only rewrite the markdown of this results JSON")
@@ -776,6 +784,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["packs"] = tuple(int(k) for k in args.packs.split(","))
     if args.workers:
         overrides["workers"] = args.workers
+    if args.gap_subset is not None:
+        overrides["wide_gap_subset"] = args.gap_subset
     w = replace(w, **overrides)
 
     if args.bookkeeping:
@@ -820,6 +830,7 @@ def main(argv: list[str] | None = None) -> int:
             ("--max-epochs", args.max_epochs),
             ("--packs", args.packs),
             ("--workers", args.workers),
+            ("--gap-subset", args.gap_subset),
         ):
             if value:
                 command += [flag, str(value)]

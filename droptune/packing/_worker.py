@@ -9,7 +9,6 @@ finished or failed). Each trial is recorded as an unpacked one is, through the s
 
 from __future__ import annotations
 
-import gc
 import logging
 import traceback
 
@@ -17,6 +16,7 @@ import lightning.pytorch as pl
 import optuna
 import torch
 
+from droptune._memory import release_trial_memory
 from droptune.config import StudySpec
 from droptune.exceptions import ConfigError, DroptuneError, PackingError
 from droptune.packing._bookkeeping import SNAPSHOT_PRUNERS, prune_decisions
@@ -129,7 +129,7 @@ class PackedExecutor:
             reason = _failure_reason(err, len(self.members))
             for member in self.members:
                 member.failed = reason
-            _release_memory()
+            release_trial_memory()
         else:
             for member, record in zip(self.members, records):
                 value = member.observe(record, self.spec.objective, self.spec.trainer)
@@ -143,7 +143,7 @@ class PackedExecutor:
 
     def close(self) -> None:
         self.members = []
-        _release_memory()
+        release_trial_memory()
 
     def _train_and_measure(self) -> list[dict[str, float]]:
         population, data = self.population, self.data
@@ -175,12 +175,6 @@ class PackedExecutor:
         for member, prune in zip(judged, decisions):
             if prune:
                 member.pruned_at = len(member.history) - 1
-
-
-def _release_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _failure_reason(err: Exception, size: int) -> str:

@@ -6,7 +6,6 @@ tracking); the scheduler records and tells the outcome.
 
 from __future__ import annotations
 
-import gc
 import logging
 import traceback
 import warnings
@@ -16,6 +15,7 @@ import optuna
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
+from droptune._memory import release_trial_memory
 from droptune.callbacks import GapCallback, PruningCallback
 from droptune.config import StudySpec
 from droptune.exceptions import DroptuneError
@@ -64,7 +64,7 @@ class FitExecutor:
         return [(trial, result)]
 
     def close(self) -> None:
-        release_memory()
+        release_trial_memory()
 
     def _run(self, trial: optuna.Trial) -> TrialResult:
         spec = self.spec
@@ -94,7 +94,7 @@ class FitExecutor:
             return TrialResult(state="failed", reason=f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-3)}")
         finally:
             del model, data
-            release_memory()
+            release_trial_memory()
 
     def _fit(self, trial: optuna.Trial, model: pl.LightningModule, data: pl.LightningDataModule) -> TrialResult:
         spec, objective = self.spec, self.spec.objective
@@ -132,9 +132,3 @@ class FitExecutor:
             gap.history, objective.metric, objective.direction, failed=gap.non_finite or None, pruned_at=pruning.pruned_at
         )
 
-
-def release_memory() -> None:
-    """Free what a finished trial left on the device before the next one starts."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

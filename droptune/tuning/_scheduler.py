@@ -34,6 +34,7 @@ from typing import Protocol
 import optuna
 from optuna.trial import TrialState
 
+from droptune._memory import hold_startup_objects, let_go_startup_objects
 from droptune.config import StudySpec
 from droptune.exceptions import StudyError
 from droptune.record import PACK_AUTO_ATTR, TrialResult
@@ -168,6 +169,7 @@ def schedule(
         StudyError: After :data:`MAX_CONSECUTIVE_FAILURES` failed trials in a row.
     """
     failures, waited = 0, False
+    hold_startup_objects()  # the collection after each trial then walks only what the study made
     try:
         with Heartbeat(study._storage, heartbeat_interval(study)) as beat:
             while True:
@@ -208,6 +210,7 @@ def schedule(
     finally:
         executor.close()
         recorder.shutdown()
+        let_go_startup_objects()
 
 
 def _start(
