@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check in one call: the throughput workload (recipe, unpacked, 4 workers on the GPU,
-# packed 32 / 128 / 512), the GPU-bound overhead check and the `gpu`-marked tests, with
+# packed 32 / 128 / 512 / auto), the GPU-bound overhead check and the `gpu`-marked tests, with
 # results under $OUT. (The compute-free bookkeeping study is CPU work: benchmarks/bookkeeping.py.)
 #
 # Meant for the measurement machine (one GPU, Python 3.12 with torch, lightning and
@@ -27,10 +27,10 @@ log() { echo "[gpu_check $(date +%H:%M:%S)] $*" >&2; }
 if [ "$TINY" = "--tiny" ]; then
   # Every step at toy sizes: checks that the script and the benchmark run end to end.
   sizes=(--quick --n-trials 2 --max-epochs 1 --packs 2,4 --workers 2)
-  configs=recipe,droptune,workers_2,packed_2,packed_4,gpu_bound
+  configs=recipe,droptune,workers_2,packed_2,packed_4,packed_auto,gpu_bound
 else
   sizes=(--packs 32,128,512 --workers 4)
-  configs=recipe,droptune,workers_4,packed_32,packed_128,packed_512,gpu_bound
+  configs=recipe,droptune,workers_4,packed_32,packed_128,packed_512,packed_auto,gpu_bound
 fi
 
 log "device: $($PY -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")')"

@@ -278,7 +278,7 @@ def peak_memory(children: bool = False) -> dict[str, Any]:
     }
 
 
-def study_yaml(w: Workload, *, name: str, n_trials: int, pack: int = 1) -> str:
+def study_yaml(w: Workload, *, name: str, n_trials: int, pack: int | str = 1) -> str:
     return textwrap.dedent(
         f"""
         name: {name}
@@ -425,7 +425,7 @@ def run_recipe(w: Workload, folder: Path) -> dict[str, Any]:
     }
 
 
-def run_droptune(w: Workload, folder: Path, *, pack: int = 1, profile: bool = False) -> dict[str, Any]:
+def run_droptune(w: Workload, folder: Path, *, pack: int | str = 1, profile: bool = False) -> dict[str, Any]:
     """``droptune tune`` in this process (unpacked or packed); the trial loop is timed.
 
     Creating the stores before and the recommendation report after are once per study,
@@ -434,7 +434,7 @@ def run_droptune(w: Workload, folder: Path, *, pack: int = 1, profile: bool = Fa
     from droptune.config import load_config
     from droptune.tuning import prepare_study, run_worker
 
-    n_trials = max(w.n_trials, pack) if pack > 1 else w.n_trials
+    n_trials = max(w.n_trials, pack) if isinstance(pack, int) and pack > 1 else w.n_trials
     path = folder / "study.yaml"
     path.write_text(study_yaml(w, name="bench", n_trials=n_trials, pack=pack))
     os.chdir(folder)
@@ -450,6 +450,10 @@ def run_droptune(w: Workload, folder: Path, *, pack: int = 1, profile: bool = Fa
     wall = time.perf_counter() - start
     lifecycle.finish()
     result = {"wall_s": wall, **study_results(spec.storage, spec.name, w.n_trials), **peak_memory()}
+    if pack == "auto":  # what the memory probe chose, and why
+        from droptune.record import PACK_AUTO_ATTR
+
+        result["pack_auto"] = lifecycle.study.user_attrs.get(PACK_AUTO_ATTR)
     if profiler:
         result["profile"] = profile_summary(profiler, wall)
     return result
@@ -624,7 +628,8 @@ def child(name: str, w: Workload, out: Path, profile: bool) -> None:
         elif name.startswith("workers_"):
             result = run_workers(w, folder, int(name.split("_")[1]))
         elif name.startswith("packed_"):
-            result = run_droptune(w, folder, pack=int(name.split("_")[1]), profile=profile)
+            size = name.split("_")[1]
+            result = run_droptune(w, folder, pack=size if size == "auto" else int(size), profile=profile)
         elif name == "gpu_bound":
             result = run_gpu_bound(w, folder)
         else:
