@@ -119,6 +119,8 @@ RATE_PARAM = "rate."  # rate.<site> per site, rate.<layer type> per type
 TYPE_PARAM = "type."  # type.<site>
 # Per-epoch metrics (step = epoch): as trained, both losses in eval mode, and their gap.
 EPOCH_METRICS = ("train_loss", "train_loss_eval", "val_loss", "val_acc", "overfit_gap")
+# Computed by droptune's gap pass, not logged by the module: valid objectives all the same.
+GAP_METRICS = ("train_loss_eval", "overfit_gap")
 ROLE_TAG = "droptune.role"  # "study" (parent run) or "trial" (child run)
 STUDY_TAG = "droptune.study"
 TRIAL_TAG = "droptune.trial_number"

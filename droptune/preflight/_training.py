@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 from typing_extensions import override
 
 from droptune.exceptions import ConfigError, DroptuneError, StudyError
+from droptune.record import GAP_METRICS
 
 if TYPE_CHECKING:
     from droptune.config import StudySpec
@@ -126,6 +127,8 @@ def _check_metrics(spec: StudySpec, logged: dict[str, Any], model_name: str, sou
     names = sorted(logged)
     found = f"it logs {', '.join(names)}" if names else "it logs nothing"
     for metric, key in (("val_loss", None), (spec.objective.metric, "objective.metric")):
+        if metric in GAP_METRICS:  # droptune measures these itself, after each validation
+            continue
         if metric not in logged:
             if key is None:
                 raise ConfigError(

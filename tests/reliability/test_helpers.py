@@ -96,3 +96,13 @@ def test_wait_for_a_study_returns_once_it_is_prepared(tmp_path, monkeypatch):
     study = write(tmp_path, VALID)
     prepare_study(load_config(study))
     assert preflight_main(["wait", str(study), "--timeout", "10", "--poll", "0.05"]) == 0
+
+
+@pytest.mark.parametrize("metric", ["overfit_gap", "train_loss_eval"])
+def test_preflight_accepts_the_gap_metrics_droptune_measures_itself(tmp_path, metric):
+    # The module never logs them: droptune's gap pass does, after each validation.
+    from droptune.config import load_config
+    from droptune.preflight import check_training
+
+    study = write(tmp_path, VALID + f"objective: {{metric: {metric}, direction: minimize}}\n")
+    check_training(load_config(study))  # no error
