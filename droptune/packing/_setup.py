@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from droptune._packed_tables import LOSSES, PRECISIONS
 from droptune.config import ClassSpec, TrainerSpec
+from droptune.config._packed_tables import LOSSES, PRECISIONS
 from droptune.exceptions import ConfigError, PackingError
 
 log = logging.getLogger(__name__)

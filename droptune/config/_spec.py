@@ -1,16 +1,4 @@
-"""Study files: YAML parsed into frozen dataclasses, validated once at load.
-
-Every key is optional except ``name``, ``model`` and ``data``. Unknown keys, repeated keys,
-wrong types, bad ranges and unknown names raise one :class:`~droptune.exceptions.ConfigError`
-naming the file (or the command-line flag) and the key path; nothing is created on disk
-before a study file has passed. Every value check is declared in one table,
-:data:`PARAMETER_CONSTRAINTS`, and worded by one template.
-
-Relative SQLite stores in a study file (and the defaults) live in the study's *project
-folder*: the nearest folder above the study file holding ``mlruns/``, ``pyproject.toml`` or
-``.git``, else the study file's own folder. So the same study file resumes the same study
-from any working directory. Stores given as flags are relative to the working directory.
-"""
+"""The study-file spec: frozen dataclasses, the constraint table they are checked by, and ``load_config``."""
 
 from __future__ import annotations
 
@@ -22,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from droptune._constraints import (
+from droptune._io import read_text_file, safe_load_unique
+from droptune.config._constraints import (
     AnyOf,
     Interval,
     InvalidValue,
@@ -34,32 +23,13 @@ from droptune._constraints import (
     check_rules,
     message,
 )
-from droptune._io import read_text_file, safe_load_unique
-from droptune._project import (  # re-exported: the store paths are config's business
-    absolute_sqlite_url,
+from droptune.config._project import (
     project_root,
-    require_sqlite_store,
     resolve_sqlite_url,
 )
-from droptune._schema import build_dataclass
+from droptune.config._schema import build_dataclass
 from droptune.exceptions import ConfigError
 from droptune.sites import LAYER_TYPES
-
-__all__ = [
-    "OVERRIDES",
-    "PARAMETER_CONSTRAINTS",
-    "ClassSpec",
-    "ObjectiveSpec",
-    "SearchSpec",
-    "StudySpec",
-    "TrainerSpec",
-    "absolute_sqlite_url",
-    "load_config",
-    "project_root",
-    "require_sqlite_store",
-    "resolve_sqlite_url",
-    "spec_from_dict",
-]
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
@@ -190,7 +160,7 @@ def _lightning_accelerators() -> tuple[str, ...]:
 
 
 def _packed_precisions() -> tuple[str, ...]:
-    from droptune._packed_tables import PRECISIONS  # lazily: it imports torch
+    from droptune.config._packed_tables import PRECISIONS  # lazily: it imports torch
 
     return tuple(PRECISIONS)
 
@@ -316,7 +286,7 @@ def _check(spec: StudySpec) -> None:
 
 
 def _check_loss(loss: str) -> None:
-    from droptune._packed_tables import LOSSES  # lazily: it imports torch
+    from droptune.config._packed_tables import LOSSES  # lazily: it imports torch
 
     if loss in LOSSES:
         return

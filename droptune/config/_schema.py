@@ -13,7 +13,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, Union, get_args, get_origin
 
-from droptune._constraints import InvalidValue, message
+from droptune.config._constraints import InvalidValue, message
 from droptune.exceptions import ConfigError
 
 __all__ = ["build_dataclass"]
