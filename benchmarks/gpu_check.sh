@@ -5,7 +5,7 @@
 #
 # Meant for the measurement machine (one GPU, Python 3.12 with torch, lightning and
 # scikit-learn but no optuna or mlflow, no network): build the missing wheels here first with
-#   bash ../shared/tools/device-wheels.sh          (writes .whl/, carried to the machine)
+#   bash ../shared/tools/device-wheels.sh plotly   (writes .whl/, carried to the machine; plotly: the report)
 # then run, from the repository root on that machine:
 #   OUT=/some/folder bash benchmarks/gpu_check.sh            # full sizes; meant to fit 8 minutes, not yet timed on a GPU
 #   OUT=/tmp/dry PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh --tiny   # tiny sizes: a CPU dry run (5 min here)
