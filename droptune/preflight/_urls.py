@@ -26,7 +26,6 @@ DEFAULT_TIMEOUT_S = 5.0
 # Tracking URIs MLflow 3 serves: a database (SQLAlchemy store) or a tracking server.
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 TRACKING_SCHEMES = (*DATABASE_SCHEMES, "http", "https", "databricks")
-_SQLITE_HEADER = b"SQLite format 3\x00"
 _EXAMPLES = "e.g. sqlite:///studies/droptune.db or postgresql+psycopg://user:password@host:5432/droptune"
 
 
@@ -119,9 +118,7 @@ def _check_sqlite(database: str | None, where: str, what: str) -> None:
     if path.exists():
         if not path.is_file():
             raise StudyError(f"{where}: {path} is a folder, not a database file. Name a file, e.g. {path}/droptune.db.")
-        with path.open("rb") as handle:
-            header = handle.read(len(_SQLITE_HEADER))
-        if header and header != _SQLITE_HEADER:
+        if not _is_sqlite(path):
             raise StudyError(f"{where}: {path} exists but is not a SQLite database. Point {what} at another file.")
         if not os.access(path, os.R_OK | os.W_OK):
             raise StudyError(f"{where}: {path} is not readable and writable by this user.")
@@ -133,6 +130,26 @@ def _check_sqlite(database: str | None, where: str, what: str) -> None:
             "or move that file away."
         )
     _probe_writable(existing, where, what)
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Whether an existing file is a SQLite database (or empty), asked of SQLite itself.
+
+    Never ``open()`` and close the file here: closing any descriptor of a database drops the
+    POSIX locks that this process's connections hold on it (a second ``tune`` in one process,
+    a notebook), and another process may then checkpoint and delete the write-ahead log under
+    them, which corrupts the database. SQLite keeps its own descriptors open while it holds locks.
+    """
+    import sqlite3
+
+    connection = sqlite3.connect(path, timeout=DEFAULT_TIMEOUT_S)
+    try:
+        connection.execute("PRAGMA schema_version").fetchone()  # reads and checks the header
+    except sqlite3.DatabaseError as err:
+        return "not a database" not in str(err)  # busy or locked: a database all the same
+    finally:
+        connection.close()
+    return True
 
 
 def _probe_writable(folder: Path, where: str, what: str) -> None:
