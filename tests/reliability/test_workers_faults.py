@@ -112,7 +112,7 @@ def test_kill_9_of_the_launcher_loses_nothing_and_the_same_command_finishes(proj
             os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.slow  # 8 worker processes (each imports torch and Lightning), 64 trials: tens of seconds on 2 cores
+@pytest.mark.slow  # 8 workers, each importing torch, Lightning and MLflow (~8 CPU-s): 80 s on 2 cores beside another job
 def test_eight_workers_on_postgres_run_64_trials_none_lost_or_duplicated(project, spawn, postgres_url):
     n_trials, n_workers = 64, 8
     name = "eight-workers"  # the server lives for the session: a study name of this test's own
