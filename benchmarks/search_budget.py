@@ -39,12 +39,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_quality import (  # noqa: E402  (the benchmark's tasks and trainers)
-    TASKS,
     TRAINERS,
     Task,
     UniformSpace,
     _quiet,
     load_data,
+    task_settings,
     task_sites,
     test_scores,
 )
@@ -243,13 +243,7 @@ def run_budget(args: Any, argv: Sequence[str] | None) -> int:
         raise SystemExit("--budget without --budget-s needs the vanilla method: its run sets each seed's budget.")
     started, results = time.monotonic(), []
     for name in args.tasks:
-        task = TASKS[name]
-        if task.data.endswith("Mnist1dDataModule"):
-            task = task.with_train_size(args.mnist1d_train_size)
-        elif args.digits_train_size:
-            task = task.with_train_size(args.digits_train_size)
-        max_epochs = min(task.max_epochs, args.max_epochs) if args.max_epochs else task.max_epochs
-        patience = args.patience if args.patience is not None else task.patience
+        task, max_epochs, patience = task_settings(args, name)
         for seed in range(args.seeds):
             budget = args.budget_s
             for method in sorted(methods, key=lambda m: m != "vanilla"):  # vanilla first: it sets the budget

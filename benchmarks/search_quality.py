@@ -753,16 +753,22 @@ def plot(summary: dict[str, Any], trials: int, methods: Sequence[str], path: Pat
 # ----------------------------------------------------------------------------- CLI
 
 
+def task_settings(args: argparse.Namespace, name: str) -> tuple[Task, int, int | None]:
+    """Task ``name`` at the command line's sizes, with its epochs and patience."""
+    task = TASKS[name]
+    if task.data.endswith("Mnist1dDataModule"):
+        task = task.with_train_size(args.mnist1d_train_size)
+    elif args.digits_train_size:
+        task = task.with_train_size(args.digits_train_size)
+    max_epochs = min(task.max_epochs, args.max_epochs) if args.max_epochs else task.max_epochs
+    patience = args.patience if args.patience is not None else task.patience
+    return task, max_epochs, patience
+
+
 def make_jobs(args: argparse.Namespace) -> list[Job]:
     jobs = []
     for name in args.tasks:
-        task = TASKS[name]
-        if task.data.endswith("Mnist1dDataModule"):
-            task = task.with_train_size(args.mnist1d_train_size)
-        elif args.digits_train_size:
-            task = task.with_train_size(args.digits_train_size)
-        max_epochs = min(task.max_epochs, args.max_epochs) if args.max_epochs else task.max_epochs
-        patience = args.patience if args.patience is not None else task.patience
+        task, max_epochs, patience = task_settings(args, name)
         for method in args.methods:
             for seed in range(args.seeds):
                 jobs.append(Job(task, method, seed, args.trials, max_epochs, patience, args.trainer))

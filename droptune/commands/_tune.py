@@ -10,6 +10,7 @@ import optuna
 from droptune.commands._base import command, err, out
 from droptune.commands._progress import best_rates_table, trial_progress
 from droptune.config import StudySpec, load_config
+from droptune.recommend import best_trial
 from droptune.tracking import Tracker
 from droptune.tuning import count_trials, prepare_study
 
@@ -80,7 +81,7 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
     if not counts.complete:
         out.print("no trial completed yet: nothing to report.")
         return
-    best = study.best_trial
+    best = best_trial(study)  # the trial `droptune export` writes (a confirmed study: the best mean)
     out.print(f"best {spec.objective.metric}: {best.value:.5g} (trial {best.number})")
     out.print(best_rates_table(best))  # sites tied to one rate share a row
     url = tracker.runs_url()
