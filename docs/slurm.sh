@@ -24,7 +24,6 @@ STUDY_FILE=${1:?usage: sbatch --array=0-N docs/slurm.sh STUDY_FILE}
 : "${DROPTUNE_STORAGE:=postgresql+psycopg://droptune:password@dbhost:5432/droptune}"
 : "${DROPTUNE_TRACKING_URI:=http://mlflowhost:5000}"
 : "${DROPTUNE:=droptune}"          # the command; e.g. "python -m droptune" in a virtual environment
-: "${PYTHON:=python}"
 TASK=${SLURM_ARRAY_TASK_ID:-0}
 STORES=(--storage "$DROPTUNE_STORAGE" --tracking-uri "$DROPTUNE_TRACKING_URI")
 
@@ -33,5 +32,5 @@ if [ "$TASK" = 0 ]; then
     exec $DROPTUNE tune "$STUDY_FILE" "${STORES[@]}"
 fi
 # Workers start with task 0: wait (at most 10 minutes) until it has prepared the study.
-$PYTHON -m droptune.preflight wait "$STUDY_FILE" --storage "$DROPTUNE_STORAGE" --timeout 600 --poll "${DROPTUNE_POLL:-5}"
+$DROPTUNE wait "$STUDY_FILE" --storage "$DROPTUNE_STORAGE" --timeout 600 --poll "${DROPTUNE_POLL:-5}"
 exec $DROPTUNE worker "$STUDY_FILE" "${STORES[@]}"

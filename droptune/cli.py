@@ -19,7 +19,18 @@ import sys
 import warnings
 
 from droptune import __version__
-from droptune.commands import _confirm, _export, _init, _inspect, _recommend, _report, _tune, _ui, _worker
+from droptune.commands import (
+    _confirm,
+    _export,
+    _init,
+    _inspect,
+    _recommend,
+    _report,
+    _tune,
+    _ui,
+    _wait,
+    _worker,
+)
 from droptune.commands._base import Command, err
 from droptune.exceptions import DroptuneError
 
@@ -28,6 +39,7 @@ COMMANDS: dict[str, Command] = {
     for c in (
         _tune.tune_command,
         _worker.worker_command,
+        _wait.wait_command,
         _confirm.confirm_command,
         _ui.ui_command,
         _recommend.recommend_command,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from droptune.preflight._ready import wait_until_ready
 from droptune.preflight._training import check_training
 from droptune.preflight._urls import (
     DEFAULT_TIMEOUT_S,
@@ -22,7 +23,7 @@ from droptune.preflight._urls import (
 if TYPE_CHECKING:
     from droptune.config import StudySpec
 
-__all__ = ["DEFAULT_TIMEOUT_S", "TRACKING_SCHEMES", "check_storage_url", "check_tracking_uri", "check_training", "preflight"]
+__all__ = ["DEFAULT_TIMEOUT_S", "TRACKING_SCHEMES", "check_storage_url", "check_tracking_uri", "check_training", "preflight", "wait_until_ready"]
 
 
 def preflight(spec: StudySpec, *, timeout: float = DEFAULT_TIMEOUT_S, train: bool = True) -> None:

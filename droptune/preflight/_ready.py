@@ -2,7 +2,7 @@
 
 A job array (Slurm) or an indexed Job (Kubernetes) starts ``droptune tune`` in one task and
 ``droptune worker`` in the others, all at once; a worker refuses a study that ``droptune
-tune`` has not prepared yet. ``python -m droptune.preflight wait STUDY_FILE [--storage URL]
+tune`` has not prepared yet. ``droptune wait STUDY_FILE [--storage URL]
 [--timeout S]`` polls the storage until the study and its MLflow parent run exist, then
 exits 0 (1 on timeout), so the job script can ``exec droptune worker`` after it.
 """

@@ -13,9 +13,9 @@ import pytest
 from _reliability_kit import VALID, write
 
 from droptune._signals import TERMINATED_REASON, Terminated, handle_sigterm, interrupt_reason, terminated
+from droptune.cli import main as droptune_main
 from droptune.exceptions import StudyError
 from droptune.preflight import check_tracking_uri
-from droptune.preflight.__main__ import main as preflight_main
 
 
 @pytest.fixture
@@ -80,11 +80,11 @@ def test_tracking_server_that_answers_passes_and_one_failing_is_named(health_ser
 
 def test_wait_for_a_study_times_out_on_no_study_and_refuses_a_bad_file(tmp_path, capsys):
     study = write(tmp_path, VALID)
-    assert preflight_main(["wait", str(study), "--timeout", "0.2", "--poll", "0.05"]) == 1
+    assert droptune_main(["wait", str(study), "--timeout", "0.2", "--poll", "0.05"]) == 1
     assert "study 'tiny' not prepared in sqlite:///" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]  # waiting never creates a store
     write(tmp_path, VALID.replace("n_trials: 2", "n_trials: 0"))
-    assert preflight_main(["wait", str(study)]) == 2
+    assert droptune_main(["wait", str(study)]) == 2
     assert "search.n_trials must be an integer >= 1; got 0." in capsys.readouterr().err
 
 
@@ -95,7 +95,7 @@ def test_wait_for_a_study_returns_once_it_is_prepared(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     study = write(tmp_path, VALID)
     prepare_study(load_config(study))
-    assert preflight_main(["wait", str(study), "--timeout", "10", "--poll", "0.05"]) == 0
+    assert droptune_main(["wait", str(study), "--timeout", "10", "--poll", "0.05"]) == 0
 
 
 @pytest.mark.parametrize("metric", ["overfit_gap", "train_loss_eval"])
