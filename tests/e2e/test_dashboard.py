@@ -12,12 +12,10 @@ import html
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -37,19 +35,7 @@ N_TRIALS = 4
 EPOCHS = 3
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--window-size=1600,1000",
-    "--virtual-time-budget=60000",
-    "--run-all-compositor-stages-before-draw",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+VIEW_FLAGS = ("--window-size=1600,1000", "--virtual-time-budget=60000")  # MLflow's charts need the time
 
 
 @dataclass
@@ -168,16 +154,8 @@ def test_ui_for_an_unknown_study_lists_the_experiments(server, monkeypatch, caps
     assert "no MLflow experiment named 'nope'" in err and f"experiments there: '{STUDY}'" in err
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-    if found is None:
-        pytest.skip("headless browser check needs Chromium: apt-get install -y chromium")
-    return found
-
-
 def test_browser_renders_the_runs_page_with_the_study(server, chromium, tmp_path):
-    text = _page_text(_chromium(chromium, tmp_path, "--dump-dom", server.runs_url))
+    text = _page_text(chromium.run(tmp_path, *VIEW_FLAGS, "--dump-dom", server.runs_url))
     assert STUDY in text  # the parent run (its trials are nested, collapsed, under it)
     assert re.search(rf"\b{N_TRIALS + 1} matching runs", text), text[:2000]
 
@@ -188,7 +166,7 @@ def test_browser_shows_every_trial_best_first_with_droptunes_columns(server, chr
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard_runs.png"
     shot.unlink(missing_ok=True)
-    text = _page_text(_chromium(chromium, tmp_path, "--dump-dom", f"--screenshot={shot}", server.runs_url))
+    text = _page_text(chromium.run(tmp_path, *VIEW_FLAGS, "--dump-dom", f"--screenshot={shot}", server.runs_url))
     assert "Sort: best_val_loss" in text, text[:3000]
     header = text[text.index("Run Name") : text.index("trial-")]
     for column in ("best_val_loss", "best_overfit_gap", "best_epoch", "rate.input", "rate.dense"):
@@ -202,7 +180,7 @@ def test_browser_sorts_by_the_url_alone_when_no_view_is_saved(server, chromium, 
     experiment = _get(server.base, "experiments/get-by-name", experiment_name=STUDY)["experiment"]
     port = int(urllib.parse.urlsplit(server.base).port or 0)
     url = runs_url("127.0.0.1", port, experiment["experiment_id"], order_by="best_val_loss")
-    text = _page_text(_chromium(chromium, tmp_path, "--dump-dom", url))
+    text = _page_text(chromium.run(tmp_path, *VIEW_FLAGS, "--dump-dom", url))
     assert _trials_shown(text) == _best_first(server)
 
 
@@ -272,20 +250,6 @@ def _runs(base: str) -> tuple[dict, list[dict]]:
     parent = parents[0]
     children = [r for r in runs if _tags(r).get("mlflow.parentRunId") == parent["info"]["run_id"]]
     return parent, children
-
-
-def _chromium(binary: str, tmp_path: Path, *actions_then_url: str) -> str:
-    """Run headless Chromium on a fresh profile; ``--dump-dom`` output is returned."""
-    profile = tmp_path / f"profile-{time.monotonic_ns()}"
-    result = subprocess.run(
-        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *actions_then_url],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
 
 
 def _page_text(dom: str) -> str:

@@ -7,10 +7,7 @@ screenshot is kept in tests/artifacts/ for a person to look at.
 from __future__ import annotations
 
 import html
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,47 +18,18 @@ pytestmark = pytest.mark.slow
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
+PAGE_FLAGS = (
     "--window-size=1400,3000",
     "--virtual-time-budget=30000",
-    "--run-all-compositor-stages-before-draw",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
     # No network: the page must draw from what it carries.
     "--proxy-server=127.0.0.1:9",
     "--proxy-bypass-list=<-loopback>",
-]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-    if found is None:
-        pytest.skip("headless browser check needs Chromium: apt-get install -y chromium")
-    return found
-
-
-def run(binary: str, tmp_path: Path, *args: str) -> str:
-    result = subprocess.run(
-        [binary, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+)
 
 
 def test_the_report_renders_its_plots_offline(study, chromium, tmp_path):
     page = write_report(study, tmp_path / "report.html").resolve()
-    dom = run(chromium, tmp_path, "--dump-dom", page.as_uri())
+    dom = chromium.run(tmp_path, *PAGE_FLAGS, "--dump-dom", page.as_uri())
     # plotly.js ran: each figure's <div> now holds the SVG it drew, titles and axes as text.
     for key in ("parallel", "gap", "importance", "history", "intermediate"):
         drawn = re.search(rf'<div id="toy-{key}"[^>]*class="[^"]*js-plotly-plot', dom)
@@ -77,7 +45,7 @@ def test_the_report_screenshot_is_a_rendered_page(study, chromium, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
-    run(chromium, tmp_path, f"--screenshot={shot}", page.as_uri())
+    chromium.run(tmp_path, *PAGE_FLAGS, f"--screenshot={shot}", page.as_uri())
     assert shot.read_bytes().startswith(PNG_MAGIC)
     import matplotlib.image
     import numpy as np
