@@ -119,7 +119,7 @@ def test_job_array_script_with_one_task_terminated_loses_and_duplicates_nothing(
     barrier.mkdir()
     common = {
         "DROPTUNE_STORAGE": storage, "DROPTUNE_TRACKING_URI": tracking, "DROPTUNE": f"{sys.executable} -m droptune",
-        "PYTHON": sys.executable, "DROPTUNE_POLL": "0.2", "DROPTUNE_TEST_BARRIER": str(barrier),
+        "DROPTUNE_POLL": "0.2", "DROPTUNE_TEST_BARRIER": str(barrier),
         "DROPTUNE_TEST_BARRIER_N": "3",
     }
     tasks = []
