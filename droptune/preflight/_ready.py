@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,14 +30,15 @@ def study_ready(spec: StudySpec) -> bool:
     """
     import optuna
 
-    from droptune._store_guard import store_lock
+    from droptune._store_guard import sqlite_file, store_lock
     from droptune.record import PARENT_RUN_ATTR
 
     try:
         # Under the creation lock: opening a database that `droptune tune` is creating races
         # in its schema migration (and makes the creator fail).
         with store_lock(spec.storage):
-            if spec.storage.startswith("sqlite:///") and not Path(spec.storage.removeprefix("sqlite:///")).is_file():
+            database = sqlite_file(spec.storage)
+            if database is not None and not database.is_file():
                 return False  # never create the database: that is `droptune tune`'s job
             study = optuna.load_study(study_name=spec.name, storage=spec.storage)
     except KeyError:

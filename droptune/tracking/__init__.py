@@ -16,7 +16,6 @@ from droptune.tracking._stores import (
     enable_wal,
     make_storage,
     prepare_store,
-    sqlite_path,
 )
 from droptune.tracking._views import RUNS_VIEW, ensure_runs_view, study_experiments, study_objective
 
@@ -35,7 +34,6 @@ __all__ = [
     "experiment_names",
     "make_storage",
     "prepare_store",
-    "sqlite_path",
     "study_experiments",
     "study_objective",
 ]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from droptune._store_guard import sqlite_file
 from droptune.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute_sqlite_url
 from droptune.exceptions import ConfigError
 
@@ -30,22 +30,10 @@ __all__ = [
     "fast_commits",
     "make_storage",
     "prepare_store",
-    "sqlite_path",
 ]
 
-SQLITE = "sqlite:///"
 # Several processes write one SQLite file: wait for the lock rather than fail at once.
 SQLITE_TIMEOUT_S = 60
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a SQLite URL, None for other URLs.
-
-    Example:
-        >>> sqlite_path("sqlite:////tmp/s.db"), sqlite_path("postgresql://db/s")
-        (PosixPath('/tmp/s.db'), None)
-    """
-    return Path(url.removeprefix(SQLITE)) if url.startswith(SQLITE) else None
 
 
 def make_storage(url: str, *, heartbeat_interval: int | None = None) -> optuna.storages.RDBStorage:
@@ -60,7 +48,7 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None) -> optuna.s
     fast_commits()
     url = absolute_sqlite_url(url)
     engine_kwargs: dict[str, Any] = {}
-    path = sqlite_path(url)
+    path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
@@ -127,7 +115,7 @@ def enable_wal(url: str) -> bool:
     Returns:
         Whether the mode was switched now.
     """
-    path = sqlite_path(url)
+    path = sqlite_file(url)
     if path is None or not path.is_file():
         return False
     import sqlite3
@@ -146,7 +134,7 @@ def enable_wal(url: str) -> bool:
 
 def artifact_root(tracking_uri: str) -> str | None:
     """Where artifacts go: ``artifacts/`` beside a SQLite store; the server's choice otherwise."""
-    path = sqlite_path(tracking_uri)
+    path = sqlite_file(tracking_uri)
     return (path.parent.resolve() / "artifacts").as_uri() if path is not None else None
 
 
@@ -156,7 +144,7 @@ def prepare_store(tracking_uri: str) -> None:
     Raises:
         ConfigError: For MLflow's old file store, which MLflow 3 refuses.
     """
-    path = sqlite_path(tracking_uri)
+    path = sqlite_file(tracking_uri)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     elif tracking_uri.startswith("file:") or "://" not in tracking_uri:

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import optuna
 
+from droptune._store_guard import sqlite_file
 from droptune.config import StudySpec
 from droptune.exceptions import ConfigError, StudyError
-from droptune.tracking import sqlite_path
 from droptune.tuning._heartbeat import reap_dead_trials
 from droptune.tuning._lifecycle import StudyLifecycle, prepare_study
 from droptune.tuning._scheduler import Counts, count_trials
@@ -107,7 +107,7 @@ def worker_env(device: str | None, n_workers: int) -> dict[str, str]:
 
 def log_dir(spec: StudySpec) -> Path:
     """Where workers write their logs: beside a SQLite storage, else ``logs/<study>``."""
-    database = sqlite_path(spec.storage)
+    database = sqlite_file(spec.storage)
     base = database.parent if database is not None else Path()
     return base / "logs" / "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.name)
 
