@@ -38,17 +38,14 @@ def site_report(target: str) -> SiteReport:
     path = Path(target)
     if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
         from droptune.config import load_config
-        from droptune.space import SearchSpace
+        from droptune.tuning import space_of
         from droptune.tuning._build import build, example_input
 
         spec = load_config(path)
         model, data = build(spec)
-        s = spec.search
-        space = SearchSpace(
-            granularity=s.granularity, ranges=s.ranges, include=s.include, exclude=s.exclude,
-            coarse_trials=s.coarse_trials,
+        return inspect_model(
+            model, example_input(model, data), layer_types=spec.search.layer_types, space=space_of(spec)
         )
-        return inspect_model(model, example_input(model, data), layer_types=s.layer_types, space=space)
     from droptune.config import ClassSpec
 
     cls = ClassSpec(class_path=target).resolve()

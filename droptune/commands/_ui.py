@@ -26,13 +26,12 @@ from typing import IO
 
 from droptune import tracking
 from droptune.commands._base import command, err, out
-from droptune.config import load_config, require_sqlite_store
+from droptune.config import DEFAULT_TRACKING_URI, load_config, require_sqlite_store
 from droptune.exceptions import ConfigError, DroptuneError, StudyError
 from droptune.tracking import artifact_root
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 # The model-training view: without it, opening a run can switch MLflow into its GenAI view.
 WORKFLOW = "machine_learning"
 # MLflow 3's server also starts a job runner and ~7 huey worker processes for its GenAI
