@@ -63,6 +63,7 @@ class TrialProgress:
         self._finished_before = 0
         self._counts = (0, 0, 0, 0)  # finished, complete, pruned, failed
         self._best = "-"
+        self._maximize = False
         self._last_status = self._started
         self._bar: Progress | None = None
         self._task: TaskID | None = None
@@ -70,10 +71,11 @@ class TrialProgress:
     def start(self, study: optuna.Study) -> None:
         """Count the trials finished before this run (a resumed study) and open the bar."""
         with self._lock:
-            ended = [t for t in study.get_trials(deepcopy=False) if t.state in ENDED]
+            self._maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+            ended = study.get_trials(deepcopy=False, states=ENDED)
             self._seen = {t.number for t in ended}
             done = [t for t in ended if t.state in FINISHED]
-            self._refresh_counts(study)
+            self._count(ended)
             self._finished_before = self._counts[0]
             if done:
                 self._print(f"{self.name}: resuming, {len(done)} of {self.total} trials already finished")
@@ -95,12 +97,14 @@ class TrialProgress:
     def update(self, study: optuna.Study) -> None:
         """Print a line per trial finished since the last call; move the bar (or print a status)."""
         with self._lock:
-            new = [t for t in study.get_trials(deepcopy=False) if t.state in ENDED and t.number not in self._seen]
-            for trial in sorted(new, key=lambda t: t.number):
+            # One read of the study: each read re-fetches every running trial from the storage.
+            ended = study.get_trials(deepcopy=False, states=ENDED)
+            new = [t for t in ended if t.number not in self._seen]
+            for trial in new:  # get_trials sorts by number
                 self._seen.add(trial.number)
                 self._print(trial_line(trial, self.metric))
             if new:
-                self._refresh_counts(study)
+                self._count(ended)
             self._show()
             if self._bar is None and new and self.clock() - self._last_status >= self.period_s:
                 self.tick()
@@ -139,12 +143,13 @@ class TrialProgress:
                 self._bar.stop()
                 self._bar = None
 
-    def _refresh_counts(self, study: optuna.Study) -> None:
-        states = [t.state for t in study.get_trials(deepcopy=False, states=ENDED)]
+    def _count(self, ended: list[FrozenTrial]) -> None:
+        states = [t.state for t in ended]
         complete, pruned = states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED)
         self._counts = (complete + pruned, complete, pruned, states.count(TrialState.FAIL))
-        if complete:
-            self._best = f"{study.best_value:.4g}"
+        values = [t.value for t in ended if t.state == TrialState.COMPLETE and t.value is not None]
+        if values:
+            self._best = f"{(max if self._maximize else min)(values):.4g}"
 
     def _show(self) -> None:
         if self._bar is not None and self._task is not None:

@@ -176,14 +176,15 @@ def schedule(
                 free = executor.capacity - len(executor.running())
                 counts = _start(spec, study, recorder, executor, beat, free, deadline) if free > 0 else None
                 if executor.running():
-                    last_failure = None
+                    last_failure, ended = None, False
                     for trial, result in executor.step():  # every ended trial is recorded, then judged
                         recorder.books.submit(beat.discard, trial._trial_id)  # after its add: in order
                         recorder.close(trial, result)
-                        if progress is not None:
-                            recorder.books.submit(progress, study)
+                        ended = True
                         failures = failures + 1 if result.state == "failed" else 0
                         last_failure = result.reason if result.state == "failed" else last_failure
+                    if ended and progress is not None:  # once per step: a population ends many trials at once
+                        recorder.books.submit(progress, study)
                     if failures >= MAX_CONSECUTIVE_FAILURES:
                         recorder.drain()
                         raise StudyError(
