@@ -12,11 +12,25 @@ stopping patience are scaled by ``4000 / size`` (capped): every size gets about 
 number of optimiser steps, and small sets are not under-trained (which would favour low
 rates and bias the sweep).
 
+With ``--confirm`` each study, after its search, gets the engine's confirmation
+(:mod:`droptune.tuning._confirm`): its top K complete trials (ranked as
+``droptune.recommend.rank_trials`` ranks them) are retrained S times each with fresh seeds
+(no pruning, the search's epoch budget and patience, the same trainer as the search; seeds
+``study seed + SEED_OFFSET + k``, seed-major, as the engine's PlanSampler hands them out)
+and ranked by their mean. The confirmed recommendation of a study (one seed, not pooled)
+is, per layer type, the rate of the best finalist by mean: what ``droptune.recommend``
+reports as ``best`` (``best_trial``) for a confirmed study. The engine's own reader is
+asked too (the finalists written with its ``record_finalists`` on a copy of the search)
+and must agree. The sweep trains in its own in-memory ask/tell loop, not through the
+engine's scheduler, so ``confirm()`` itself cannot run here: the retrains go through the
+sweep's trainer, as the search's trials do.
+
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/datasize_sweep.py --help
     .venv/bin/python benchmarks/datasize_sweep.py             # full size (GPU machine)
     .venv/bin/python benchmarks/datasize_sweep.py --seeds 1 --trials 16 --max-epochs 20 --jobs 2
+    .venv/bin/python benchmarks/datasize_sweep.py --confirm 3 5 ...   # top 3 retrained 5 times each
 """
 
 from __future__ import annotations
@@ -24,9 +38,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +50,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import search_quality as sq  # noqa: E402
+
+from droptune.tuning._confirm import DEFAULT_SEEDS, DEFAULT_TOP, SEED_OFFSET  # noqa: E402
 
 SIZES = (250, 500, 1000, 2000, 4000)
 MODELS = ("mnist1d-mlp", "mnist1d-cnn")
@@ -77,6 +95,229 @@ def spearman(x: list[float], y: list[float]) -> float | None:
     return float(spearmanr(x, y).statistic)
 
 
+# ----------------------------------------------------------------------------- confirmation
+
+
+def rank_complete(trials: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """A logged study's complete trials, best first (value, then trial number).
+
+    The order of ``droptune.recommend.rank_trials`` for a study without constraints.
+
+    Args:
+        trials: The ``trials`` of one study's result (``state``, ``value``, ``number``).
+
+    Returns:
+        The complete trials, lowest value first.
+    """
+    done = [t for t in trials if t["state"] == "complete" and t["value"] is not None and math.isfinite(t["value"])]
+    return sorted(done, key=lambda t: (t["value"], t["number"]))
+
+
+def confirm_schedule(n_configs: int, seeds: int, base_seed: int) -> list[tuple[int, int, int]]:
+    """``(configuration index, retrain index, seed)`` per retrain, in the engine's order.
+
+    Seed-major, as ``PlanSampler`` hands out pairs; retrain ``k`` trains with
+    ``base_seed + k`` (the executors' rule for the confirmation study's trial ``k``).
+
+    Example:
+        >>> confirm_schedule(2, 2, 100)
+        [(0, 0, 100), (1, 0, 101), (0, 1, 102), (1, 1, 103)]
+    """
+    return [(k % n_configs, k // n_configs, base_seed + k) for k in range(n_configs * seeds)]
+
+
+def summarise_finalists(
+    values: Mapping[int, Sequence[float]], search_values: Mapping[int, float]
+) -> list[dict[str, Any]]:
+    """Mean ± sd per retrained configuration, best mean first (ties: lower trial number).
+
+    Mirrors ``droptune.tuning._confirm.summarise`` for a minimised objective; non-finite
+    retrains (diverged) are left out, and a configuration with none is dropped.
+
+    Args:
+        values: Retrain values per search trial number.
+        search_values: The search trial's own (single-seed) value per trial number.
+
+    Returns:
+        ``[{"trial", "n", "value_mean", "value_sd", "search_value", "values"}, ...]``.
+    """
+    out = []
+    for trial, vals in values.items():
+        finite = [float(v) for v in vals if math.isfinite(v)]
+        if not finite:
+            continue
+        out.append({"trial": trial, "n": len(finite), "value_mean": statistics.fmean(finite),
+                    "value_sd": statistics.stdev(finite) if len(finite) > 1 else 0.0,
+                    "search_value": search_values.get(trial), "values": finite})
+    return sorted(out, key=lambda f: (f["value_mean"], f["trial"]))
+
+
+def confirmed_recommendation(
+    finalists: Sequence[Mapping[str, Any]], rates: Mapping[int, Mapping[str, float]], layer_types: Mapping[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Per layer type, the rate of the best finalist by confirmed mean.
+
+    Args:
+        finalists: As :func:`summarise_finalists` returns them (best mean first).
+        rates: ``{site: rate}`` per search trial number.
+        layer_types: ``{site: layer type}`` of the study.
+
+    Returns:
+        ``{layer type: {"rate", "trial", "n", "value_mean", "value_sd", "search_value"}}``
+        (the mean rate of the type's sites); empty when no finalist has a retrain.
+    """
+    from droptune.record import rates_by_type
+
+    if not finalists:
+        return {}
+    best = finalists[0]
+    keep = ("trial", "n", "value_mean", "value_sd", "search_value")
+    return {t: {"rate": r, **{k: best[k] for k in keep}}
+            for t, r in rates_by_type(rates[best["trial"]], layer_types).items()}
+
+
+def engine_best(result: Mapping[str, Any], finalists: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """What ``droptune.recommend`` keeps as the best trial of this study once confirmed.
+
+    The logged trials are replayed into an in-memory Optuna study, the finalists are
+    written with the engine's ``record_finalists``, and ``droptune.recommend.best_trial``
+    picks the trial whose rates per layer type are returned.
+    """
+    import optuna
+
+    from droptune.recommend import best_trial
+    from droptune.record import RATES_ATTR, TYPE_RATES_ATTR, TYPES_ATTR, rates_by_type, type_rates
+    from droptune.tuning._confirm import Finalist, record_finalists
+
+    study = optuna.create_study(direction="minimize")
+    for t in result["trials"]:
+        if t["state"] != "complete":
+            continue
+        attrs = {RATES_ATTR: t["rates"], TYPES_ATTR: result["layer_types"],
+                 TYPE_RATES_ATTR: rates_by_type(t["rates"], result["layer_types"])}
+        study.add_trial(optuna.trial.create_trial(value=t["value"], user_attrs=attrs))
+    record_finalists(study, [Finalist(trial=f["trial"], n=f["n"], value_mean=f["value_mean"], value_sd=f["value_sd"],
+                                      gap_mean=math.nan, gap_sd=math.nan, search_value=f["search_value"])
+                             for f in finalists], study="replay.confirm", seeds=max(f["n"] for f in finalists))
+    return type_rates(best_trial(study))
+
+
+def confirm_study(job: sq.Job, result: Mapping[str, Any], *, top: int, seeds: int) -> dict[str, Any]:
+    """Retrain a searched study's ``top`` best configurations ``seeds`` times each (no pruning).
+
+    Args:
+        job: The study's job (task, trainer, epoch budget, patience, seed).
+        result: Its logged search (``sq.run_job``'s result).
+        top: Configurations to retrain, best first.
+        seeds: Retrains of each.
+
+    Returns:
+        ``{"top", "seeds", "base_seed", "finalists", "recommendation", "engine_best", "seconds"}``.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    sq._quiet()
+    started = time.monotonic()
+    plan = rank_complete(result["trials"])[:top]
+    data = sq.load_data(job.task, job.trainer)
+    fit = sq.TRAINERS[job.trainer]
+    base = job.seed + SEED_OFFSET  # the engine's confirm_seed for a small study seed
+    values: dict[int, list[float]] = {t["number"]: [] for t in plan}
+    for index, _, seed in confirm_schedule(len(plan), seeds, base):
+        trial = plan[index]
+        out, _ = fit(job.task, data, trial["rates"], seed=seed, max_epochs=job.max_epochs, patience=job.patience,
+                     trial=None)
+        values[trial["number"]].append(out.value)
+    finalists = summarise_finalists(values, {t["number"]: t["value"] for t in plan})
+    rates = {t["number"]: t["rates"] for t in plan}
+    return {"top": top, "seeds": seeds, "base_seed": base, "finalists": finalists,
+            "recommendation": confirmed_recommendation(finalists, rates, result["layer_types"]),
+            "engine_best": engine_best(result, finalists) if finalists else {},
+            "seconds": round(time.monotonic() - started, 2)}
+
+
+def _confirm_one(args: tuple[sq.Job, dict[str, Any], int, int]) -> dict[str, Any]:
+    job, result, top, seeds = args
+    return {**result, "confirm": confirm_study(job, result, top=top, seeds=seeds)}
+
+
+def confirm_all(results: list[dict[str, Any]], jobs: Sequence[sq.Job], *, top: int, seeds: int, n_procs: int,
+                log_path: Path) -> list[dict[str, Any]]:
+    """Confirm every logged study that has no confirmation yet; rewrite the log after each one.
+
+    Raises:
+        SystemExit: If a study's job is not among ``jobs`` (a re-summary with other sizes or seeds).
+    """
+    import multiprocessing
+
+    by_key = {(j.task.name, j.task.data_args["train_size"], j.seed): j for j in jobs}
+    todo = [i for i, r in enumerate(results) if "confirm" not in r and "best" in r]
+    missing = [i for i in todo if (results[i]["task"], results[i]["train_size"], results[i]["seed"]) not in by_key]
+    if missing:
+        raise SystemExit(f"no job for the logged studies {[results[i]['seed'] for i in missing]}: give the same "
+                         "--models, --sizes, --seeds, --trainer and --max-epochs as the search")
+    work = [(by_key[(results[i]["task"], results[i]["train_size"], results[i]["seed"])], results[i], top, seeds)
+            for i in todo]
+    started = time.monotonic()
+
+    def note(i: int, res: dict[str, Any]) -> None:
+        results[i] = res
+        log_path.write_text("".join(json.dumps(r) + "\n" for r in results))
+        best = res["confirm"]["finalists"][0] if res["confirm"]["finalists"] else {}
+        print(f"[{time.monotonic() - started:7.0f}s] confirmed {res['task']} (n={res['train_size']}) seed "
+              f"{res['seed']}: trial {best.get('trial')} {best.get('value_mean', math.nan):.4f} ± "
+              f"{best.get('value_sd', math.nan):.4f} in {res['confirm']['seconds']}s", file=sys.stderr, flush=True)
+
+    if n_procs <= 1:
+        for i, w in zip(todo, work):
+            note(i, _confirm_one(w))
+    else:
+        with multiprocessing.get_context("spawn").Pool(n_procs) as pool:
+            for i, res in zip(todo, pool.imap(_confirm_one, work)):
+                note(i, res)
+    return results
+
+
+def per_seed_trend(results: Sequence[Mapping[str, Any]], sizes: Sequence[int],
+                   rate: Any) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
+    """Spearman ρ(train size, rate) per model, layer type and seed (one study per size).
+
+    Args:
+        results: Logged studies (``task``, ``train_size``, ``seed``).
+        sizes: The sweep's sizes, in order.
+        rate: ``rate(result) -> {layer type: rate}`` (empty when the study has none).
+
+    Returns:
+        ``{model: {layer type: {seed: {"sizes", "rates", "spearman", "falls"}}}}``; ``falls``
+        means ρ < 0 and the smallest size's rate above the largest's.
+    """
+    rows: dict[tuple[str, str, int], dict[int, float]] = {}
+    for r in results:
+        if r["train_size"] not in sizes:
+            continue
+        for t, v in rate(r).items():
+            rows.setdefault((r["task"], t, r["seed"]), {})[r["train_size"]] = v
+    out: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+    for (model, t, seed), by_size in sorted(rows.items()):
+        xs = [s for s in sizes if s in by_size]
+        ys = [by_size[s] for s in xs]
+        rho = spearman(xs, ys) if len(xs) > 1 else None
+        out.setdefault(model, {}).setdefault(t, {})[seed] = {
+            "sizes": xs, "rates": ys, "spearman": rho, "falls": bool(rho is not None and rho < 0 and ys[0] > ys[-1])}
+    return out
+
+
+def confirmed_rates(result: Mapping[str, Any]) -> dict[str, float]:
+    """A study's confirmed rate per layer type (empty when it was not confirmed)."""
+    return {t: v["rate"] for t, v in result.get("confirm", {}).get("recommendation", {}).items()}
+
+
+def median_rates(result: Mapping[str, Any]) -> dict[str, float]:
+    """A study's own top-20 % median per layer type (``droptune recommend``'s ``recommended``)."""
+    return {t: v["recommended"] for t, v in (result.get("recommendation") or {}).items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -93,7 +334,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse", nargs="*", type=Path, default=None, metavar="LOG",
                    help="re-summarise the studies logged in these .jsonl files (default PREFIX.jsonl) "
                    "instead of running them")
+    p.add_argument("--confirm", nargs="*", type=int, default=None, metavar="N",
+                   help=f"after each search, retrain its top TOP trials SEEDS times each with fresh seeds and "
+                   f"report the confirmed rates per study: --confirm [TOP [SEEDS]] (the engine's defaults "
+                   f"{DEFAULT_TOP} {DEFAULT_SEEDS}); with --reuse, the logged studies not yet confirmed are confirmed")
     args = p.parse_args(argv)
+    if args.confirm is not None:
+        if len(args.confirm) > 2 or any(v < 1 for v in args.confirm) or args.confirm[1:2] == [1]:
+            p.error(f"--confirm takes TOP >= 1 and SEEDS >= 2 (a spread needs two retrains); got {args.confirm}")
+        args.confirm = (args.confirm + [DEFAULT_TOP, DEFAULT_SEEDS][len(args.confirm):])
     args.out.mkdir(parents=True, exist_ok=True)
 
     jobs = []
@@ -109,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     log_path = args.out / f"{args.prefix}.jsonl"
     command = "python benchmarks/datasize_sweep.py " + " ".join(sys.argv[1:] if argv is None else argv)
     wall: float | None = None
+    load_before = os.getloadavg()
+    started = time.monotonic()
     if args.reuse is not None:
         logs = args.reuse or [log_path]
         results = [json.loads(line) for log in logs for line in log.read_text().splitlines()]
@@ -121,9 +372,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if log_path.exists():
             log_path.unlink()
-        started = time.monotonic()
         results = sq.run_jobs(jobs, args.jobs, log_path)
         wall = time.monotonic() - started
+    confirm_wall = None
+    if args.confirm is not None:
+        results = confirm_all(results, jobs, top=args.confirm[0], seeds=args.confirm[1], n_procs=args.jobs,
+                              log_path=log_path)
+        if args.reuse is None:
+            wall = time.monotonic() - started
+        else:
+            confirm_wall = time.monotonic() - started
+    load_after = os.getloadavg()
 
     table: dict[str, dict[int, Any]] = {}
     for name in args.models:
@@ -148,15 +407,23 @@ def main(argv: list[str] | None = None) -> int:
                 "sizes": sizes, "recommended": rec, "spearman": rho,
                 "falls": bool(rho is not None and rho < 0 and rec[0] > rec[-1]),
             }
+    per_seed = {"confirmed": per_seed_trend(results, args.sizes, confirmed_rates),
+                "median": per_seed_trend(results, args.sizes, median_rates)}
     report = {"command": command, "args": {k: sq.portable(v) for k, v in vars(args).items()},
               "wall_seconds": None if wall is None else round(wall, 1),
+              "confirm_wall_seconds": None if confirm_wall is None else round(confirm_wall, 1),
+              "load_average": {"before": load_before, "after": load_after},
               "study_seconds": sum(r["seconds"] for r in results), "sweep": {n: {str(s): v for s, v in r.items()} for n, r in table.items()},
-              "trend": trend}
+              "trend": trend, "per_seed_trend": per_seed,
+              "confirmed": {f"{r['task']}/{r['train_size']}/{r['seed']}": r["confirm"] for r in results if "confirm" in r}}
     (args.out / f"{args.prefix}.json").write_text(json.dumps(report, indent=1))
 
     took = (f"{wall / 60:.1f} min wall" if wall is not None
             else f"re-summarised from logged studies that took {sum(r['seconds'] for r in results) / 60:.1f} min in all")
-    lines = [f"# Data-size sweep\n\nCommand: `{command}` ({took})\n",
+    if confirm_wall is not None:
+        took += f"; confirmation added now: {confirm_wall / 60:.1f} min wall"
+    load = f"load average (1, 5, 15 min) {_load(load_before)} at the start, {_load(load_after)} at the end"
+    lines = [f"# Data-size sweep\n\nCommand: `{command}` ({took}; {load})\n",
              "Recommended rate per layer type (median [IQR] over the top 20 % of trials, pooled over seeds), "
              "best validation loss and test accuracy of the retrained best configuration.\n",
              "| model | train size | max epochs | " + " | ".join(
@@ -176,10 +443,65 @@ def main(argv: list[str] | None = None) -> int:
         for t, tr in types.items():
             rho = "–" if tr["spearman"] is None else f"{tr['spearman']:+.2f}"
             lines.append(f"| {name} | {t} | {rho} | {'yes' if tr['falls'] else 'no'} |")
+    if args.confirm is not None:
+        lines += confirmed_markdown(results, args.models, args.sizes, per_seed, args.trainer)
     (args.out / f"{args.prefix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(table, trend, args.out / f"{args.prefix}.png")
     return 0
+
+
+def _load(avg: tuple[float, ...] | Sequence[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in avg)
+
+
+def confirmed_markdown(results: Sequence[Mapping[str, Any]], models: Sequence[str], sizes: Sequence[int],
+                       per_seed: Mapping[str, Any], trainer: str) -> list[str]:
+    """The md sections of a confirmed sweep: the confirmed rates per study, then ρ per seed."""
+    done = sorted((r for r in results if "confirm" in r and r["task"] in models and r["train_size"] in sizes),
+                  key=lambda r: (r["task"], r["seed"], r["train_size"]))
+    if not done:
+        return ["", "No study was confirmed."]
+    top, seeds = done[0]["confirm"]["top"], done[0]["confirm"]["seeds"]
+    types = [t for t in ("input", "dense", "spatial") if any(t in confirmed_rates(r) for r in done)]
+    agree = all(all(math.isclose(v, r["confirm"]["engine_best"].get(t, math.nan), abs_tol=1e-9)
+                    for t, v in confirmed_rates(r).items()) for r in done)
+    lines = ["", "## Confirmed recommendation per study (one seed each, not pooled)", "",
+             f"Each study's top {top} complete trials retrained {seeds} times each with fresh seeds through the "
+             f"sweep's own `{trainer}` trainer (the search's trainer; no pruning, the search's epoch budget and "
+             "patience; seeds as the engine's confirmation draws them), ranked by mean validation loss. Per layer "
+             "type, the rate of the finalist with the best mean. `droptune.recommend.best_trial` on the study with "
+             f"these finalists recorded by the engine's `record_finalists` {'picks the same' if agree else 'DIFFERS'}"
+             " in every study.", "",
+             "| model | train size | seed | " + " | ".join(types)
+             + " | finalist (search rank) | confirmed val loss mean ± sd (n) | its search value | search best |",
+             "|---|---|---|" + "---|" * len(types) + "---|---|---|---|"]
+    for r in done:
+        rec = r["confirm"]["recommendation"]
+        if not rec:
+            lines.append(f"| {r['task']} | {r['train_size']} | {r['seed']} | no finalist |")
+            continue
+        f = next(iter(rec.values()))
+        rank = [t["number"] for t in rank_complete(r["trials"])].index(f["trial"]) + 1
+        cells = " | ".join("–" if t not in rec else f"{rec[t]['rate']:.2f}" for t in types)
+        lines.append(f"| {r['task']} | {r['train_size']} | {r['seed']} | {cells} | {f['trial']} ({rank}) | "
+                     f"{f['value_mean']:.4f} ± {f['value_sd']:.4f} ({f['n']}) | {f['search_value']:.4f} | "
+                     f"{r['best']['value']:.4f} (trial {r['best']['number']}) |")
+    lines += ["", "Monotonicity per study: Spearman ρ(train size, rate) per seed, for the confirmed rate and for the "
+              "study's own top-20 % median (`droptune recommend`'s `recommended`).", "",
+              "| model | layer type | seed | confirmed rates by size | ρ confirmed | falls | ρ top-20 % median |",
+              "|---|---|---|---|---|---|---|"]
+    for model, by_type in per_seed["confirmed"].items():
+        for t, by_seed in by_type.items():
+            for seed, tr in by_seed.items():
+                med = per_seed["median"].get(model, {}).get(t, {}).get(seed, {}).get("spearman")
+                lines.append(f"| {model} | {t} | {seed} | {', '.join(f'{v:.2f}' for v in tr['rates'])} | "
+                             f"{_rho(tr['spearman'])} | {'yes' if tr['falls'] else 'no'} | {_rho(med)} |")
+    return lines
+
+
+def _rho(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f}"
 
 
 def plot(table: dict[str, dict[int, Any]], trend: dict[str, Any], path: Path) -> None:

@@ -69,6 +69,8 @@ def report_study(
             tracker.log_study_summary(parent_run_id, recommendation_metrics(items))
         except Exception as err:  # noqa: BLE001  (the study is done: never fail it here)
             log.warning("could not log the recommendation to MLflow run %s: %s", parent_run_id, err)
+    if not tracker.keeps_artifacts:  # plots and the HTML page take seconds: not for a tracker that drops them
+        return items
     try:
         with tempfile.TemporaryDirectory(prefix="droptune-report-") as tmp:
             folder = Path(tmp)

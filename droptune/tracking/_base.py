@@ -17,6 +17,9 @@ from typing import Protocol, runtime_checkable
 class Tracker(Protocol):
     """Log a study (one parent run) and its trials (one child run each)."""
 
+    #: Whether :meth:`log_artifact` keeps files: when False, nobody builds a report or plots for it.
+    keeps_artifacts: bool
+
     def study_run(self, run_id: str | None = None) -> str:
         """Return the study's parent run id: reopen ``run_id`` if it exists here, else create one."""
         ...

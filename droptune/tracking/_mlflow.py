@@ -48,6 +48,8 @@ class MlflowTracker:
         experiment: Experiment name (the study name).
     """
 
+    keeps_artifacts = True
+
     def __init__(self, *, tracking_uri: str, experiment: str) -> None:
         import mlflow
         from mlflow.tracking import MlflowClient

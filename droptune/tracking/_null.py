@@ -16,6 +16,8 @@ class NullTracker:
         >>> tracker.end_trial(run, "complete")
     """
 
+    keeps_artifacts = False
+
     def __init__(self) -> None:
         self._ids = itertools.count()
 

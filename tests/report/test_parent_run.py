@@ -12,7 +12,7 @@ import pytest
 from droptune import testing
 from droptune.recommend import recommend
 from droptune.report import report_study
-from droptune.tracking import MlflowTracker
+from droptune.tracking import MlflowTracker, NullTracker
 
 TYPES = {"input_dropout": "input", "fc.1": "dense", "fc.4": "dense"}
 
@@ -94,9 +94,27 @@ def test_a_failing_tracker_does_not_fail_the_study(make_study, add_trial, caplog
         add_trial(study, {"input_dropout": 0.1 * i, "fc.1": 0.5, "fc.4": 0.5}, float(i))
 
     class Down:
+        keeps_artifacts = True
+
         def log_artifact(self, *args, **kwargs):
             raise ConnectionError("tracking server down")
 
     items = report_study(study, Down(), "run-id")  # type: ignore[arg-type]
     assert [r.layer_type for r in items] == ["input", "dense"]
     assert "tracking server down" in caplog.text
+
+
+def test_no_report_is_built_for_a_tracker_that_keeps_no_files(make_study, add_trial, monkeypatch):
+    study = make_study(name="untracked")
+    for i in range(3):
+        add_trial(study, {"input_dropout": 0.1 * i, "fc.1": 0.5, "fc.4": 0.5}, float(i))
+    built: list[str] = []
+    monkeypatch.setattr("droptune.report._parent_run.save_plots", lambda *a, **k: built.append("plots") or ([], []))
+
+    class Drops(NullTracker):
+        def log_artifact(self, *args, **kwargs):
+            built.append("artifact")
+
+    items = report_study(study, Drops(), "run-id")
+    assert [r.layer_type for r in items] == ["input", "dense"]  # the recommendation is still computed
+    assert built == []  # but no plot, page or file is made for a tracker that would drop them
