@@ -39,18 +39,24 @@ def project_root(study_file: str | os.PathLike[str]) -> Path:
     return folder
 
 
+# Stores kept in a local file: SQLite databases, and Optuna journal files (journal:///...).
+_FILE_PREFIXES = ("sqlite:///", "journal:///")
+
+
 def resolve_sqlite_url(url: str, base: str | os.PathLike[str]) -> str:
-    """Make a relative SQLite URL absolute against folder ``base``; other URLs are unchanged.
+    """Make a relative SQLite (or journal) URL absolute against folder ``base``; other URLs are unchanged.
 
     Example:
         >>> resolve_sqlite_url("sqlite:///studies/droptune.db", "/srv/project")
         'sqlite:////srv/project/studies/droptune.db'
+        >>> resolve_sqlite_url("journal:///studies/droptune.journal", "/srv/project")
+        'journal:////srv/project/studies/droptune.journal'
         >>> resolve_sqlite_url("postgresql+psycopg://db/x", "/srv/project")
         'postgresql+psycopg://db/x'
     """
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-        return prefix + str(Path(base, url.removeprefix(prefix)).resolve())
+    for prefix in _FILE_PREFIXES:
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+            return prefix + str(Path(base, url.removeprefix(prefix)).resolve())
     return url
 
 
@@ -73,8 +79,9 @@ def require_sqlite_store(url: str, *, what: str, flag: str) -> None:
     Raises:
         StudyError: Naming the store, where it was looked for, and the fix.
     """
-    if url.startswith("sqlite:///"):
-        db = Path(url.removeprefix("sqlite:///"))
+    prefix = next((p for p in _FILE_PREFIXES if url.startswith(p)), None)
+    if prefix is not None:
+        db = Path(url.removeprefix(prefix))
         if not db.is_file():
             raise StudyError(
                 f"no {what} at {url} ({flag}): {db} does not exist (relative to {Path.cwd()}). "

@@ -30,17 +30,17 @@ def study_ready(spec: StudySpec) -> bool:
     """
     import optuna
 
-    from droptune._store_guard import sqlite_file, store_lock
+    from droptune._store_guard import open_storage, store_file, store_lock
     from droptune.record import PARENT_RUN_ATTR
 
     try:
         # Under the creation lock: opening a database that `droptune tune` is creating races
         # in its schema migration (and makes the creator fail).
         with store_lock(spec.storage):
-            database = sqlite_file(spec.storage)
+            database = store_file(spec.storage)
             if database is not None and not database.is_file():
                 return False  # never create the database: that is `droptune tune`'s job
-            study = optuna.load_study(study_name=spec.name, storage=spec.storage)
+            study = optuna.load_study(study_name=spec.name, storage=open_storage(spec.storage))
     except KeyError:
         return False
     except Exception as err:  # a database server that is not up yet

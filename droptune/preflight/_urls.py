@@ -2,21 +2,24 @@
 
 Each check is bounded in time (``timeout`` seconds, a few by default) so that a mistyped
 host or a stopped server is one message in seconds, not a traceback after minutes of
-retries. SQLite stores are checked where they will be created: the folder must be (or be
-creatable in) a writable folder, and an existing file must be a SQLite database.
+retries. File stores (SQLite, an Optuna journal) are checked where they will be created: the
+folder must be (or be creatable in) a writable folder, and an existing file must be of its kind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from droptune._io import os_error_reason
+from droptune._store_guard import JOURNAL_PREFIX, journal_file
 from droptune.config import NO_TRACKING
 from droptune.exceptions import ConfigError, StudyError
 
@@ -26,7 +29,10 @@ DEFAULT_TIMEOUT_S = 5.0
 # Tracking URIs MLflow 3 serves: a database (SQLAlchemy store) or a tracking server.
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 TRACKING_SCHEMES = (*DATABASE_SCHEMES, "http", "https", "databricks")
-_EXAMPLES = "e.g. sqlite:///studies/droptune.db or postgresql+psycopg://user:password@host:5432/droptune"
+_EXAMPLES = (
+    "e.g. sqlite:///studies/droptune.db, journal:///studies/droptune.journal (Optuna storage only) "
+    "or postgresql+psycopg://user:password@host:5432/droptune"
+)
 
 
 def check_storage_url(
@@ -54,6 +60,13 @@ def check_storage_url(
     from sqlalchemy.engine import make_url
 
     where = f"{key} {_hide_password(url)!r} (--{key.replace('_', '-')})"
+    if key == "storage" and url.startswith("journal:"):  # Optuna's journal file (no SQL)
+        path = journal_file(url)
+        if path is None:
+            raise ConfigError(f"{where} names no file; expected e.g. {JOURNAL_PREFIX}studies/droptune.journal.")
+        _check_file(path, where, what, is_store=_is_journal, kind="an Optuna journal", noun="journal file",
+                    example="droptune.journal")
+        return
     try:
         parsed = make_url(url)
         dialect = parsed.get_dialect()
@@ -114,12 +127,19 @@ def check_tracking_uri(uri: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
 def _check_sqlite(database: str | None, where: str, what: str) -> None:
     if not database or database == ":memory:":
         return
-    path = Path(database)
+    _check_file(Path(database), where, what, is_store=_is_sqlite, kind="a SQLite database", noun="database file",
+                example="droptune.db")
+
+
+def _check_file(
+    path: Path, where: str, what: str, *, is_store: Callable[[Path], bool], kind: str, noun: str, example: str
+) -> None:
+    """A store file: if it exists, a readable, writable file of its kind; else a folder it can be made in."""
     if path.exists():
         if not path.is_file():
-            raise StudyError(f"{where}: {path} is a folder, not a database file. Name a file, e.g. {path}/droptune.db.")
-        if not _is_sqlite(path):
-            raise StudyError(f"{where}: {path} exists but is not a SQLite database. Point {what} at another file.")
+            raise StudyError(f"{where}: {path} is a folder, not a {noun}. Name a file, e.g. {path}/{example}.")
+        if not is_store(path):
+            raise StudyError(f"{where}: {path} exists but is not {kind}. Point {what} at another file.")
         if not os.access(path, os.R_OK | os.W_OK):
             raise StudyError(f"{where}: {path} is not readable and writable by this user.")
         return
@@ -130,6 +150,18 @@ def _check_sqlite(database: str | None, where: str, what: str) -> None:
             "or move that file away."
         )
     _probe_writable(existing, where, what)
+
+
+def _is_journal(path: Path) -> bool:
+    """Whether an existing file is an Optuna journal (or empty): JSON lines, each an operation."""
+    with path.open("rb") as handle:
+        first = handle.readline(1 << 16).strip()
+    if not first:
+        return True
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
 
 
 def _is_sqlite(path: Path) -> bool:

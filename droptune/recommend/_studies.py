@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 
+from droptune._store_guard import open_storage
 from droptune.config import DEFAULT_STORAGE, load_config, require_sqlite_store
 from droptune.exceptions import ConfigError, StudyError
 
@@ -53,6 +54,6 @@ def study_names(storage: str) -> list[str]:
     """Names of the studies in ``storage``, which must exist (nothing is created)."""
     require_sqlite_store(storage, what="Optuna storage", flag="--storage")
     try:
-        return optuna.get_all_study_names(storage)
+        return optuna.get_all_study_names(open_storage(storage))
     except Exception as err:  # noqa: BLE001  (sqlalchemy raises its own errors for bad URLs)
         raise ConfigError(f"cannot open Optuna storage {storage!r}: {type(err).__name__}: {err}") from None

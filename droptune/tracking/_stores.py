@@ -12,7 +12,7 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from droptune._store_guard import sqlite_file
+from droptune._store_guard import journal_file, journal_storage, sqlite_file
 from droptune.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute_sqlite_url
 from droptune.exceptions import ConfigError
 
@@ -36,17 +36,22 @@ __all__ = [
 SQLITE_TIMEOUT_S = 60
 
 
-def make_storage(url: str, *, heartbeat_interval: int | None = None) -> optuna.storages.RDBStorage:
-    """An Optuna RDB storage for ``url``; SQLite folders are created, locks waited for.
+def make_storage(url: str, *, heartbeat_interval: int | None = None) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``url``; SQLite folders are created, locks waited for.
 
     With ``heartbeat_interval``, running trials beat; a trial whose worker died is failed
     after a grace period (4 intervals) and retried once with the same parameters. A SQLite
     database is switched to write-ahead logging (:func:`enable_wal`, :func:`fast_commits`).
+    A ``journal:///`` URL gives Optuna's journal file (:func:`droptune._store_guard.journal_storage`:
+    one machine, no heartbeats, the fastest writes).
     """
     import optuna
 
-    fast_commits()
     url = absolute_sqlite_url(url)
+    journal = journal_file(url)
+    if journal is not None:
+        return journal_storage(journal)
+    fast_commits()
     engine_kwargs: dict[str, Any] = {}
     path = sqlite_file(url)
     if path is not None:

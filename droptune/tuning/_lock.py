@@ -5,6 +5,7 @@ that both see one slot left both take it and the study overshoots ``n_trials``. 
 whatever the storage offers across processes and machines:
 
 - SQLite: an ``fcntl`` lock on a file beside the database (one machine, as SQLite itself);
+- an Optuna journal file: an ``fcntl`` lock named after it (one machine, as the journal);
 - PostgreSQL: a session-level ``pg_advisory_lock`` on a connection of the storage's engine;
 - anything else: no lock (a study may then run a trial or two more than asked).
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import optuna
 
-from droptune._store_guard import advisory_lock
+from droptune._store_guard import advisory_lock, file_lock
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ def study_lock(storage: optuna.storages.BaseStorage, study_name: str) -> context
         >>> with study_lock(storage, "demo"):
         ...     pass
     """
+    journal = getattr(storage, "droptune_path", None)  # see droptune._store_guard.journal_storage
+    if journal is not None:  # one machine: a lock file (in the temporary folder) named after the journal
+        return file_lock(Path(f"{journal}.study"))
     rdb = getattr(storage, "_backend", storage)  # optuna.Study wraps RDB storages in a cache
     if not isinstance(rdb, optuna.storages.RDBStorage):
         return _no_lock(rdb, study_name)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import optuna
 
-from droptune._store_guard import sqlite_file
+from droptune._store_guard import store_file
 from droptune.config import StudySpec
 from droptune.exceptions import ConfigError, StudyError
 from droptune.tuning._heartbeat import reap_dead_trials
@@ -106,8 +106,8 @@ def worker_env(device: str | None, n_workers: int) -> dict[str, str]:
 
 
 def log_dir(spec: StudySpec) -> Path:
-    """Where workers write their logs: beside a SQLite storage, else ``logs/<study>``."""
-    database = sqlite_file(spec.storage)
+    """Where workers write their logs: beside a SQLite or journal storage, else ``logs/<study>``."""
+    database = store_file(spec.storage)
     base = database.parent if database is not None else Path()
     return base / "logs" / "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.name)
 
