@@ -14,6 +14,7 @@ of the whole command (imports, checks and the closing report included).
 Usage::
 
     python benchmarks/throughput.py --bookkeeping [--tree before=DIR] [--tree after=.]
+        [--storage sqlite,journal] [--tracking mlflow,none]
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ import sys
 import tempfile
 import textwrap
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+STORAGE = "sqlite:///studies/droptune.db"
+JOURNAL = "journal:///studies/droptune.journal"
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,13 @@ class Study:
     rows: int = 256
     hidden: int = 8
     sampler: str = "tpe"
+    storage: str = "sqlite"  # or journal: Optuna's journal file (see droptune._store_guard.journal_storage)
+    tracking: str = "mlflow"  # or none: no MLflow (what the trials' child runs cost)
 
     def yaml(self, name: str) -> str:
-        return textwrap.dedent(
+        store = {"sqlite": STORAGE, "journal": JOURNAL}[self.storage]
+        tracking = "" if self.tracking == "mlflow" else "tracking_uri: none\n"
+        return f"storage: {store}\n" + tracking + textwrap.dedent(
             f"""
             name: {name}
             model: {{class_path: droptune.models.MLP, init_args: {{hidden: [{self.hidden}]}}}}
@@ -70,7 +78,12 @@ def run_tree(tree: Path, study: Study, label: str) -> dict[str, Any]:
         if done.returncode != 0:
             return {"tree": label, "error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = f"sqlite:///{folder / 'studies' / 'droptune.db'}"
+        if study.storage == "journal":
+            from optuna.storages.journal import JournalFileBackend
+
+            storage: Any = optuna.storages.JournalStorage(JournalFileBackend(str(folder / "studies" / "droptune.journal")))
+        else:
+            storage = f"sqlite:///{folder / 'studies' / 'droptune.db'}"
         trials = optuna.load_study(study_name="bookkeeping", storage=storage).get_trials(deepcopy=False)
         finished = [t for t in trials if t.datetime_complete is not None and t.datetime_start is not None]
         span = (max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)).total_seconds()
@@ -86,14 +99,26 @@ def run_tree(tree: Path, study: Study, label: str) -> dict[str, Any]:
         }
 
 
-def main(trees: list[tuple[str, Path]], out: Path, study: Study | None = None, notes: list[str] | None = None) -> int:
-    """Run the study for each ``(label, tree)``; write ``out/throughput_bookkeeping.{json,md}``."""
+def main(
+    trees: list[tuple[str, Path]],
+    out: Path,
+    study: Study | None = None,
+    notes: list[str] | None = None,
+    *,
+    variants: list[tuple[str, str]] | None = None,
+) -> int:
+    """Run the study for each ``(label, tree)`` and each ``(storage, tracking)`` variant (default:
+    the study's own); write ``out/throughput_bookkeeping.{json,md}``."""
     study = study or Study()
+    variants = variants or [(study.storage, study.tracking)]
     results = []
     for label, tree in trees:
-        print(f"[bookkeeping] {label}: {tree} ...", file=sys.stderr, flush=True)
-        results.append(run_tree(tree, study, label))
-        print(f"[bookkeeping] {label}: {results[-1]}", file=sys.stderr, flush=True)
+        for storage, tracking in variants:
+            run = replace(study, storage=storage, tracking=tracking)
+            name = label if len(variants) == 1 else f"{label} ({storage}, tracking {tracking})"
+            print(f"[bookkeeping] {name}: {tree} ...", file=sys.stderr, flush=True)
+            results.append(run_tree(tree, run, name))
+            print(f"[bookkeeping] {name}: {results[-1]}", file=sys.stderr, flush=True)
     report = {
         "what": "compute-free packed study (bookkeeping bound)",
         "study": study.__dict__,
@@ -108,6 +133,7 @@ def main(trees: list[tuple[str, Path]], out: Path, study: Study | None = None, n
         "",
         f"MLP with {study.hidden} hidden units, {study.rows} MNIST-1D rows, {study.n_trials} trials x "
         f"{study.max_epochs} epochs, pack {study.pack}, pruner none, sampler {study.sampler}; "
+        f"storage {'/'.join(sorted({v[0] for v in variants}))}, tracking {'/'.join(sorted({v[1] for v in variants}))}; "
         "`python -m droptune tune`, one tree after the other on the same machine.",
         "",
         "| tree | trial-epochs | study span (s) | trial-epochs/s (span) | wall (s) | trial-epochs/s (wall) |",

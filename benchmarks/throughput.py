@@ -775,6 +775,12 @@ def main(argv: list[str] | None = None) -> int:
         "--tree", action="append", default=[], metavar="LABEL=DIR",
         help="with --bookkeeping: a source tree to measure (repeatable; default: this one, as 'current')",
     )
+    parser.add_argument(
+        "--storage", default="sqlite", help="with --bookkeeping: Optuna storages to compare (sqlite, journal; comma-separated)"
+    )
+    parser.add_argument(
+        "--tracking", default="mlflow", help="with --bookkeeping: trackers to compare (mlflow, none; comma-separated)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -800,7 +806,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = {k: v for k, v in (("n_trials", args.n_trials), ("max_epochs", args.max_epochs)) if v}
         if args.packs:
             sizes["pack"] = int(args.packs.split(",")[0])
-        return bookkeeping.main(trees, args.out, bookkeeping.Study(**sizes), notes=args.note)
+        variants = [(s, t) for s in args.storage.split(",") for t in args.tracking.split(",")]
+        return bookkeeping.main(trees, args.out, bookkeeping.Study(**sizes), notes=args.note, variants=variants)
     if args.child:
         child(args.child, w, args.child_out, args.profile)
         return 0
