@@ -39,6 +39,10 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bar (the launcher of `droptune tune --workers` shows one)"
     )
+    parser.add_argument(
+        "--confirm", action="store_true",
+        help="join the study's confirmation (started by `droptune confirm`) instead of its search",
+    )
 
 
 def worker_args(args: argparse.Namespace) -> list[str]:
@@ -60,7 +64,12 @@ def worker_command(args: argparse.Namespace) -> int:
     preflight.check_storage_url(spec.storage)
     preflight.check_tracking_uri(spec.tracking_uri)
     index = args.worker_index if args.worker_index is not None else 1000 + zlib.crc32(worker_id().encode()) % 100_000
-    study = load_study(spec, worker=index, create=False)
+    if args.confirm:  # the confirmation's trials (droptune confirm), not the search's
+        from droptune.tuning._confirm import open_confirmation
+
+        spec, study = open_confirmation(spec, worker=index)
+    else:
+        study = load_study(spec, worker=index, create=False)
     parent = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent is None:
         raise StudyError(f"study {spec.name!r} has no MLflow parent run yet: run `droptune tune` on it first.")

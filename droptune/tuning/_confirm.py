@@ -32,7 +32,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from droptune.config import SEED_MAX, StudySpec
-from droptune.exceptions import ConfigError
+from droptune.exceptions import ConfigError, StudyError
 from droptune.record import (
     CONFIRM_ORIGIN_ATTR,
     CONFIRMED_ATTR,
@@ -154,26 +154,8 @@ def confirm(
         ConfigError: If ``top`` < 1 or ``seeds`` < 2 (nothing is written then).
         StudyError: If the search study does not exist or has no complete trial.
     """
-    _check(top, seeds)
-    search = load_study(spec, create=False)
-    from droptune.recommend import best_trial
-
-    best_trial(search)  # a StudyError saying so when nothing is complete
-    cspec = confirm_spec(spec, n_trials=0)
-    study = load_study(cspec)
-    plan = _plan(search, study.user_attrs.get(PLAN_ATTR, []), top)
-    seeds = max(seeds, int(study.user_attrs.get(SEEDS_ATTR, 0)))
-    cspec = confirm_spec(spec, n_trials=len(plan) * seeds)
-    study.set_user_attr(PLAN_ATTR, plan)
-    study.set_user_attr(SEEDS_ATTR, seeds)
-    study.sampler = PlanSampler(plan, seeds, cspec.seed)
-    log.info(
-        "confirming study %r: its top %d configurations retrained with %d fresh seeds each (study %r)",
-        spec.name, len(plan), seeds, cspec.name,
-    )
-    tracker = tracker or make_tracker(cspec)
-    parent = tracker.study_run(study.user_attrs.get(PARENT_RUN_ATTR))
-    study.set_user_attr(PARENT_RUN_ATTR, parent)
+    cspec, study, search, tracker = start_confirmation(spec, top=top, seeds=seeds, tracker=tracker)
+    parent = study.user_attrs[PARENT_RUN_ATTR]
     try:
         run_worker(cspec, study=study, tracker=tracker, progress=progress)
     except BaseException:
@@ -187,6 +169,64 @@ def confirm(
     if summary and search_parent:  # the search's parent run shows what was kept
         tracker.log_study_summary(search_parent, summary)
     return finalists
+
+
+def start_confirmation(
+    spec: StudySpec, *, top: int = DEFAULT_TOP, seeds: int = DEFAULT_SEEDS, tracker: Tracker | None = None
+) -> tuple[StudySpec, optuna.Study, optuna.Study, Tracker]:
+    """Create (or extend) the confirmation of ``spec``'s study, its plan and its parent run; run nothing.
+
+    Returns:
+        The confirmation's spec and study, the search study, and the tracker.
+    """
+    _check(top, seeds)
+    search = load_study(spec, create=False)
+    from droptune.recommend import best_trial
+
+    best_trial(search)  # a StudyError saying so when nothing is complete
+    study = load_study(confirm_spec(spec, n_trials=0))
+    plan = _plan(search, study.user_attrs.get(PLAN_ATTR, []), top)
+    seeds = max(seeds, int(study.user_attrs.get(SEEDS_ATTR, 0)))
+    cspec = confirm_spec(spec, n_trials=len(plan) * seeds)
+    study.set_user_attr(PLAN_ATTR, plan)
+    study.set_user_attr(SEEDS_ATTR, seeds)
+    study.sampler = PlanSampler(plan, seeds, cspec.seed)
+    log.info(
+        "confirming study %r: its top %d configurations retrained with %d fresh seeds each (study %r)",
+        spec.name, len(plan), seeds, cspec.name,
+    )
+    tracker = tracker or make_tracker(cspec)
+    study.set_user_attr(PARENT_RUN_ATTR, tracker.study_run(study.user_attrs.get(PARENT_RUN_ATTR)))
+    return cspec, study, search, tracker
+
+
+def open_confirmation(spec: StudySpec, *, worker: int) -> tuple[StudySpec, optuna.Study]:
+    """The confirmation that ``droptune confirm`` started on ``spec``'s study, for another worker to join.
+
+    A worker running it (:func:`droptune.tuning.run_worker`) takes the next planned
+    (configuration, seed) pairs under the study lock, as the confirming process does, until
+    every pair is done; ``droptune confirm`` then writes the finalists.
+
+    Returns:
+        The confirmation's spec (``n_trials``: every planned retrain) and study (plan sampler set).
+
+    Raises:
+        StudyError: If no confirmation of ``spec``'s study was started.
+    """
+    try:
+        study: optuna.Study | None = load_study(confirm_spec(spec, n_trials=0), worker=worker, create=False)
+    except StudyError:
+        study = None
+    attrs = study.user_attrs if study is not None else {}
+    plan, seeds = attrs.get(PLAN_ATTR), int(attrs.get(SEEDS_ATTR, 0))
+    if study is None or not plan or not seeds or PARENT_RUN_ATTR not in attrs:
+        raise StudyError(
+            f"no confirmation of study {spec.name!r} was started in {spec.storage}: run "
+            f"`droptune confirm {spec.source or 'STUDY_FILE'}` first, then join it with `droptune worker --confirm`."
+        )
+    cspec = confirm_spec(spec, n_trials=len(plan) * seeds)
+    study.sampler = PlanSampler(plan, seeds, cspec.seed)
+    return cspec, study
 
 
 def confirm_by_default(spec: StudySpec, study: optuna.Study, *, progress: ProgressFn | None = None) -> list[Finalist]:

@@ -153,3 +153,31 @@ def test_a_new_best_trial_of_a_resumed_search_joins_the_confirmation(in_tmp):
     finalists = confirm(spec, top=1, seeds=2)
     assert {f.trial for f in finalists} == {first[0].trial, 3} and all(f.n == 2 for f in finalists)
     assert len(confirm_trials()) == 4
+
+
+def test_a_worker_joins_a_started_confirmation_and_runs_its_retrains(in_tmp):
+    from droptune.cli import main
+    from droptune.tuning._confirm import start_confirmation
+
+    spec, search = searched(in_tmp)
+    start_confirmation(spec, top=2, seeds=2)  # the plan and the parent run; no retrain yet
+    assert confirm_trials(None) == []
+
+    assert main(["worker", "tiny.yaml", "--confirm", "--quiet"]) == 0
+
+    done = confirm_trials()
+    top = [t.number for t in rank_trials(search)[:2]]
+    assert sorted((t.user_attrs[CONFIRM_ORIGIN_ATTR], t.user_attrs[CONFIRM_INDEX_ATTR]) for t in done) == sorted(
+        (n, i) for n in top for i in range(2)
+    )
+    finalists = confirm(spec, top=2, seeds=2)  # the worker did every retrain: this only summarises
+    assert len(confirm_trials(None)) == 4
+    assert sorted(f.trial for f in finalists) == sorted(top) and all(f.n == 2 for f in finalists)
+
+
+def test_a_worker_cannot_join_a_confirmation_never_started(in_tmp, capsys):
+    from droptune.cli import main
+
+    searched(in_tmp)
+    assert main(["worker", "tiny.yaml", "--confirm", "--quiet"]) != 0
+    assert "no confirmation of study 'tiny' was started" in capsys.readouterr().err
