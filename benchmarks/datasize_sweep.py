@@ -87,7 +87,8 @@ def pooled_recommendation(runs: list[dict[str, Any]]) -> dict[str, dict[str, flo
     return out
 
 
-def spearman(x: list[float], y: list[float]) -> float | None:
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rank correlation of ``x`` and ``y``, or None when ``y`` is constant."""
     from scipy.stats import spearmanr
 
     if len(set(y)) < 2:
@@ -190,12 +191,16 @@ def engine_best(result: Mapping[str, Any], finalists: Sequence[Mapping[str, Any]
     from droptune.tuning._confirm import Finalist, record_finalists
 
     study = optuna.create_study(direction="minimize")
-    for t in result["trials"]:
-        if t["state"] != "complete":
+    logged = {t["number"]: t for t in result["trials"]}
+    for number in range(max(logged, default=-1) + 1):  # every number, so that trial numbers match the log's
+        t = logged.get(number)
+        if t is None or t["state"] != "complete":
+            study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
             continue
         attrs = {RATES_ATTR: t["rates"], TYPES_ATTR: result["layer_types"],
                  TYPE_RATES_ATTR: rates_by_type(t["rates"], result["layer_types"])}
         study.add_trial(optuna.trial.create_trial(value=t["value"], user_attrs=attrs))
+    assert all(study.trials[n].value == logged[n]["value"] for n in logged if logged[n]["state"] == "complete")
     record_finalists(study, [Finalist(trial=f["trial"], n=f["n"], value_mean=f["value_mean"], value_sd=f["value_sd"],
                                       gap_mean=math.nan, gap_sd=math.nan, search_value=f["search_value"])
                              for f in finalists], study="replay.confirm", seeds=max(f["n"] for f in finalists))
@@ -357,8 +362,12 @@ def main(argv: list[str] | None = None) -> int:
                                    args.trainer, retrain=True))
     log_path = args.out / f"{args.prefix}.jsonl"
     command = "python benchmarks/datasize_sweep.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < (os.cpu_count() or 1):  # pinned: say so, since it bounds the wall time
+        command = f"taskset -c {','.join(map(str, cores))} {command}"
     wall: float | None = None
     load_before = os.getloadavg()
+    measured: dict[str, Any] | None = None
     started = time.monotonic()
     if args.reuse is not None:
         logs = args.reuse or [log_path]
@@ -368,21 +377,26 @@ def main(argv: list[str] | None = None) -> int:
             log_path.write_text("".join(json.dumps(r) + "\n" for r in results))
         old = args.out / f"{args.prefix}.json"
         if not args.reuse and old.exists():
-            command, wall = json.loads(old.read_text())["command"], json.loads(old.read_text())["wall_seconds"]
+            logged = json.loads(old.read_text())
+            command, wall = logged["command"], logged["wall_seconds"]
+            measured = logged.get("load_average")  # the run's, not this re-summary's
     else:
         if log_path.exists():
             log_path.unlink()
         results = sq.run_jobs(jobs, args.jobs, log_path)
         wall = time.monotonic() - started
     confirm_wall = None
+    fresh_confirm = args.confirm is not None and any("confirm" not in r for r in results)
     if args.confirm is not None:
         results = confirm_all(results, jobs, top=args.confirm[0], seeds=args.confirm[1], n_procs=args.jobs,
                               log_path=log_path)
         if args.reuse is None:
             wall = time.monotonic() - started
-        else:
+        elif fresh_confirm:
             confirm_wall = time.monotonic() - started
     load_after = os.getloadavg()
+    if measured and not fresh_confirm:
+        load_before, load_after = tuple(measured["before"]), tuple(measured["after"])
 
     table: dict[str, dict[int, Any]] = {}
     for name in args.models:
@@ -413,13 +427,17 @@ def main(argv: list[str] | None = None) -> int:
               "wall_seconds": None if wall is None else round(wall, 1),
               "confirm_wall_seconds": None if confirm_wall is None else round(confirm_wall, 1),
               "load_average": {"before": load_before, "after": load_after},
-              "study_seconds": sum(r["seconds"] for r in results), "sweep": {n: {str(s): v for s, v in r.items()} for n, r in table.items()},
+              "study_seconds": sum(r["seconds"] for r in results),
+              "confirm_seconds": sum(r["confirm"]["seconds"] for r in results if "confirm" in r), "sweep": {n: {str(s): v for s, v in r.items()} for n, r in table.items()},
               "trend": trend, "per_seed_trend": per_seed,
               "confirmed": {f"{r['task']}/{r['train_size']}/{r['seed']}": r["confirm"] for r in results if "confirm" in r}}
     (args.out / f"{args.prefix}.json").write_text(json.dumps(report, indent=1))
 
     took = (f"{wall / 60:.1f} min wall" if wall is not None
             else f"re-summarised from logged studies that took {sum(r['seconds'] for r in results) / 60:.1f} min in all")
+    if any("confirm" in r for r in results):
+        took += (f": searches {sum(r['seconds'] for r in results) / 60:.1f} min, confirmations "
+                 f"{sum(r['confirm']['seconds'] for r in results if 'confirm' in r) / 60:.1f} min")
     if confirm_wall is not None:
         took += f"; confirmation added now: {confirm_wall / 60:.1f} min wall"
     load = f"load average (1, 5, 15 min) {_load(load_before)} at the start, {_load(load_after)} at the end"
@@ -439,19 +457,18 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {name} | {size} | {row['max_epochs']} | {' | '.join(cells)} | "
                          f"{row['best_value_mean']:.4f} | {'–' if acc is None else f'{acc:.4f}'} |")
     lines += ["", "| model | layer type | Spearman ρ(size, rate) | falls with data |", "|---|---|---|---|"]
-    for name, types in trend.items():
-        for t, tr in types.items():
-            rho = "–" if tr["spearman"] is None else f"{tr['spearman']:+.2f}"
-            lines.append(f"| {name} | {t} | {rho} | {'yes' if tr['falls'] else 'no'} |")
+    for name, by_type in trend.items():
+        for t, tr in by_type.items():
+            lines.append(f"| {name} | {t} | {_rho(tr['spearman'])} | {'yes' if tr['falls'] else 'no'} |")
     if args.confirm is not None:
         lines += confirmed_markdown(results, args.models, args.sizes, per_seed, args.trainer)
     (args.out / f"{args.prefix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    plot(table, trend, args.out / f"{args.prefix}.png")
+    plot(table, trend, args.out / f"{args.prefix}.png", per_seed["confirmed"] if args.confirm is not None else None)
     return 0
 
 
-def _load(avg: tuple[float, ...] | Sequence[float]) -> str:
+def _load(avg: Sequence[float]) -> str:
     return ", ".join(f"{v:.2f}" for v in avg)
 
 
@@ -474,20 +491,27 @@ def confirmed_markdown(results: Sequence[Mapping[str, Any]], models: Sequence[st
              f"these finalists recorded by the engine's `record_finalists` {'picks the same' if agree else 'DIFFERS'}"
              " in every study.", "",
              "| model | train size | seed | " + " | ".join(types)
-             + " | finalist (search rank) | confirmed val loss mean ± sd (n) | its search value | search best |",
-             "|---|---|---|" + "---|" * len(types) + "---|---|---|---|"]
+             + " | finalist (search rank) | confirmed val loss mean ± sd (n) | its search value | search best "
+             "| complete trials best at their last epoch |",
+             "|---|---|---|" + "---|" * len(types) + "---|---|---|---|---|"]
+    moved = 0
     for r in done:
         rec = r["confirm"]["recommendation"]
         if not rec:
             lines.append(f"| {r['task']} | {r['train_size']} | {r['seed']} | no finalist |")
             continue
         f = next(iter(rec.values()))
-        rank = [t["number"] for t in rank_complete(r["trials"])].index(f["trial"]) + 1
+        ranked = rank_complete(r["trials"])
+        rank = [t["number"] for t in ranked].index(f["trial"]) + 1
+        moved += rank > 1
+        bound = sum(t["best_epoch"] == t["epochs"] - 1 for t in ranked)
         cells = " | ".join("–" if t not in rec else f"{rec[t]['rate']:.2f}" for t in types)
         lines.append(f"| {r['task']} | {r['train_size']} | {r['seed']} | {cells} | {f['trial']} ({rank}) | "
                      f"{f['value_mean']:.4f} ± {f['value_sd']:.4f} ({f['n']}) | {f['search_value']:.4f} | "
-                     f"{r['best']['value']:.4f} (trial {r['best']['number']}) |")
-    lines += ["", "Monotonicity per study: Spearman ρ(train size, rate) per seed, for the confirmed rate and for the "
+                     f"{r['best']['value']:.4f} (trial {r['best']['number']}) | {bound} / {len(ranked)} |")
+    lines += ["", f"Confirmation kept another trial than the search's best in {moved} of {len(done)} studies. "
+              "A trial whose best epoch is its last was still improving when the epoch budget ran out.",
+              "", "Monotonicity per study: Spearman ρ(train size, rate) per seed, for the confirmed rate and for the "
               "study's own top-20 % median (`droptune recommend`'s `recommended`).", "",
               "| model | layer type | seed | confirmed rates by size | ρ confirmed | falls | ρ top-20 % median |",
               "|---|---|---|---|---|---|---|"]
@@ -504,7 +528,16 @@ def _rho(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
 
-def plot(table: dict[str, dict[int, Any]], trend: dict[str, Any], path: Path) -> None:
+def plot(table: dict[str, dict[int, Any]], trend: dict[str, Any], path: Path,
+         confirmed: Mapping[str, Any] | None = None) -> None:
+    """Pooled rate per layer type against size (IQR bars); ``confirmed``: per-study rates as crosses.
+
+    Args:
+        table: The sweep's rows per model and size.
+        trend: Pooled Spearman ρ per model and layer type.
+        path: The PNG to write.
+        confirmed: :func:`per_seed_trend` of the confirmed rates (None: not drawn).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -525,13 +558,16 @@ def plot(table: dict[str, dict[int, Any]], trend: dict[str, Any], path: Path) ->
                         label=f"{t} (ρ={trend[name][t]['spearman']:+.2f})" if trend[name][t]["spearman"] is not None
                         else t)
             ax.axhline(PRIORS[t], color=color, ls=":", lw=1)
+            for seed, tr in (confirmed or {}).get(name, {}).get(t, {}).items():
+                ax.plot(tr["sizes"], tr["rates"], marker="x", ls="--", lw=0.8, alpha=0.7, color=color,
+                        label=f"{t} confirmed, seed {seed} (ρ={_rho(tr['spearman'])})")
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks(list(rows))
         ax.set_xticklabels([str(s) for s in rows])
         ax.set_xlabel("training rows")
         ax.set_ylabel("recommended dropout rate")
-        ax.set_title(f"{name}: recommended rate vs data (dotted: textbook prior)")
+        ax.set_title(f"{name}: recommended rate vs data (dotted: textbook prior)", fontsize=10)
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
