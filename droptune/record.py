@@ -77,6 +77,7 @@ __all__ = [
     "site_rates",
     "site_types",
     "start_attrs",
+    "trial_seed",
     "type_rates",
 ]
 
@@ -191,6 +192,23 @@ def outcome(
     if pruned_at is not None:
         return TrialResult(state="pruned", reason=f"pruned at epoch {pruned_at}", history=history)
     return TrialResult(state="complete", value=best_record(history, metric, direction)[metric], history=history)
+
+
+def trial_seed(seed: int, number: int, attrs: Mapping[str, Any]) -> int:
+    """The seed trial ``number`` of a study seeded ``seed`` trains with (both executors use it).
+
+    ``seed + number``, except for a retrain of ``droptune confirm``, which carries its own
+    (:data:`CONFIRM_SEED_ATTR`): the i-th retrain of every finalist shares one seed, so that
+    finalists are compared on the same seeds (paired), not on luck. Pass the attributes as
+    the storage holds them: an ``optuna.Trial``'s ``user_attrs`` is a copy made before its
+    sampler set that seed.
+
+    Example:
+        >>> trial_seed(0, 12, {}), trial_seed(0, 12, {CONFIRM_SEED_ATTR: 1_000_004})
+        (12, 1000004)
+    """
+    value = attrs.get(CONFIRM_SEED_ATTR)
+    return int(value) if value is not None else seed + number
 
 
 def start_attrs(

@@ -26,7 +26,7 @@ from droptune.packing._member import Member
 from droptune.packing._optim import packed_optimizer
 from droptune.packing._population import Population
 from droptune.packing._setup import record_metrics, resolve_device, resolve_loss, resolve_precision
-from droptune.record import GAP_ATTR, TrialResult
+from droptune.record import GAP_ATTR, TrialResult, trial_seed
 from droptune.sites import DropoutSite
 from droptune.space import SearchSpace
 from droptune.tracking._recorder import TrialRecorder
@@ -107,7 +107,7 @@ class PackedExecutor:
         for trial in trials:
             self.members.append(Member(trial=trial))  # running from now on: failed if anything below raises
         for trial in trials:
-            pl.seed_everything(self.spec.seed + trial.number, workers=True, verbose=False)
+            pl.seed_everything(trial_seed(self.spec.seed, trial.number, trial.storage.get_trial_user_attrs(trial._trial_id)), workers=True, verbose=False)
             try:
                 model = self.spec.model.build()
             except TypeError as err:

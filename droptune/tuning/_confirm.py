@@ -12,9 +12,10 @@ pair not yet complete or running. So it resumes like a study, and a trial that f
 is interrupted is redone with the same configuration: enqueuing the plan as waiting
 trials would not cover that, since the scheduler replaces failed trials by fresh asks.
 
-Each trial trains with seed ``confirm seed + trial number`` (the executors' rule), where the
-confirm seed is :data:`SEED_OFFSET` away from the study's: distinct from every seed the
-search used. The summary (mean ± sd of the objective and of the gap per configuration) is
+Retrain i of every configuration trains with seed ``confirm seed + i``
+(:func:`droptune.record.trial_seed`), where the confirm seed is :data:`SEED_OFFSET` away
+from the study's: distinct from every seed the search used, and shared between finalists, so
+that their means differ by their configurations, not by their seeds (paired retrains). The summary (mean ± sd of the objective and of the gap per configuration) is
 written to the search study (:data:`droptune.record.CONFIRMED_ATTR`), where ``export``
 and ``recommend`` read it through :func:`droptune.record.confirmed_finalists`.
 """
@@ -265,7 +266,7 @@ def summarise(confirmation: optuna.Study, search: optuna.Study) -> list[Finalist
             Finalist(
                 trial=origin, n=len(v), value_mean=statistics.fmean(v), value_sd=_sd(v),
                 gap_mean=statistics.fmean(g) if g else math.nan, gap_sd=_sd(g),
-                search_value=float(values.get(origin) or math.nan),
+                search_value=float(values[origin]) if values.get(origin) is not None else math.nan,
             )
         )
     sign = 1.0 if search.direction == optuna.study.StudyDirection.MINIMIZE else -1.0

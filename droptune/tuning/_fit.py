@@ -19,7 +19,7 @@ from droptune._memory import release_trial_memory
 from droptune.callbacks import GapCallback, PruningCallback
 from droptune.config import StudySpec
 from droptune.exceptions import DroptuneError
-from droptune.record import TrialResult, outcome
+from droptune.record import TrialResult, outcome, trial_seed
 from droptune.sites import apply_rates
 from droptune.space import SearchSpace
 from droptune.tracking._callback import TrackingCallback
@@ -68,7 +68,7 @@ class FitExecutor:
 
     def _run(self, trial: optuna.Trial) -> TrialResult:
         spec = self.spec
-        pl.seed_everything(spec.seed + trial.number, workers=True, verbose=False)
+        pl.seed_everything(trial_seed(spec.seed, trial.number, trial.storage.get_trial_user_attrs(trial._trial_id)), workers=True, verbose=False)
         model, data = build(spec)
         all_sites = model_sites(spec, model, data)
         sites = self.space.select(all_sites)

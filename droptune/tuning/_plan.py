@@ -45,8 +45,7 @@ class PlanSampler(optuna.samplers.BaseSampler):
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Called by Optuna as a trial starts: pick its pair (unless it was enqueued)."""
         storage = study._storage
-        storage.set_trial_user_attr(trial._trial_id, CONFIRM_SEED_ATTR, self.seed + trial.number)
-        if "fixed_params" in trial.system_attrs:  # a retried trial: its pair and rates came with it
+        if "fixed_params" in trial.system_attrs:  # a retried trial: its pair, seed and rates came with it
             return
         taken = {
             (t.user_attrs.get(CONFIRM_ORIGIN_ATTR), t.user_attrs.get(CONFIRM_INDEX_ATTR))
@@ -58,6 +57,9 @@ class PlanSampler(optuna.samplers.BaseSampler):
                 if (entry["trial"], index) not in taken:
                     storage.set_trial_user_attr(trial._trial_id, CONFIRM_ORIGIN_ATTR, entry["trial"])
                     storage.set_trial_user_attr(trial._trial_id, CONFIRM_INDEX_ATTR, index)
+                    # Retrain i of every configuration trains with one seed: finalists are
+                    # compared on the same seeds (common random numbers), not on luck.
+                    storage.set_trial_user_attr(trial._trial_id, CONFIRM_SEED_ATTR, self.seed + index)
                     self._rates[trial._trial_id] = dict(entry["rates"])
                     return
         raise StudyError(f"confirmation {study.study_name!r}: every planned retrain is done or running.")

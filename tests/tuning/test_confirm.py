@@ -57,8 +57,13 @@ def confirm_trials(state: TrialState | None = TrialState.COMPLETE):
     return [t for t in study.get_trials() if state is None or t.state == state]
 
 
-def test_confirm_retrains_the_top_configurations_with_fresh_distinct_seeds(in_tmp):
+def test_confirm_retrains_the_top_configurations_with_fresh_paired_seeds(in_tmp, monkeypatch):
+    import lightning.pytorch as pl
+
     spec, search = searched(in_tmp)
+    seeded: list[int] = []
+    real = pl.seed_everything
+    monkeypatch.setattr(pl, "seed_everything", lambda seed, **kw: seeded.append(seed) or real(seed, **kw))
     finalists = confirm(spec, top=2, seeds=3)
 
     done = confirm_trials()
@@ -73,11 +78,11 @@ def test_confirm_retrains_the_top_configurations_with_fresh_distinct_seeds(in_tm
         assert all(site_rates(t) == site_rates(search.trials[origin]) for t in trials)
         # fresh seeds give different outcomes of the same configuration
         assert len({t.value for t in trials}) == 3
-    seeds = [t.user_attrs[CONFIRM_SEED_ATTR] for t in done]
-    assert len(set(seeds)) == 6
+    seeds = {(t.user_attrs[CONFIRM_ORIGIN_ATTR], t.user_attrs[CONFIRM_INDEX_ATTR]): t.user_attrs[CONFIRM_SEED_ATTR] for t in done}
+    assert seeds == {(origin, i): confirm_seed(spec) + i for origin in top for i in range(3)}  # retrain i: seed i
     search_seeds = {spec.seed + t.number for t in search.trials}
-    assert not search_seeds & set(seeds)
-    assert set(seeds) == {confirm_seed(spec) + t.number for t in done}  # what the executor seeded with
+    assert not search_seeds & set(seeds.values())
+    assert sorted(seeded) == sorted(seeds.values())  # what the executor trained with
     # nothing pruned (pruning is off), and the summary is on the search study, best mean first
     assert len(done) == 6 and not confirm_trials(TrialState.PRUNED)
     recorded = confirmed_finalists(optuna.load_study(study_name="tiny", storage=STORAGE).user_attrs)
@@ -113,7 +118,8 @@ def test_an_interrupted_confirmation_resumes_and_redoes_the_lost_retrain(in_tmp,
     pairs = sorted((t.user_attrs[CONFIRM_ORIGIN_ATTR], t.user_attrs[CONFIRM_INDEX_ATTR]) for t in done)
     assert len(done) == 4 and len(set(pairs)) == 4  # every planned retrain exactly once
     assert lost_pair in pairs  # the interrupted retrain was redone with its configuration
-    assert len({t.user_attrs[CONFIRM_SEED_ATTR] for t in done}) == 4
+    # the redone retrain kept its pair's seed: retrain i of each configuration trains with seed i
+    assert all(t.user_attrs[CONFIRM_SEED_ATTR] == confirm_seed(spec) + t.user_attrs[CONFIRM_INDEX_ATTR] for t in done)
 
 
 def test_more_seeds_later_extend_the_same_confirmation(in_tmp):
