@@ -257,7 +257,7 @@ def summarise(confirmation: optuna.Study, search: optuna.Study) -> list[Finalist
     for t in confirmation.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if t.value is not None and math.isfinite(t.value) and CONFIRM_ORIGIN_ATTR in t.user_attrs:
             groups.setdefault(int(t.user_attrs[CONFIRM_ORIGIN_ATTR]), []).append(t)
-    values = {t.number: t.value for t in search.get_trials(deepcopy=False)}
+    values = {t.number: t.value for t in search.get_trials(deepcopy=False) if t.value is not None}
     finalists = []
     for origin, trials in groups.items():
         v = [float(t.value) for t in trials]  # type: ignore[arg-type]
@@ -266,7 +266,7 @@ def summarise(confirmation: optuna.Study, search: optuna.Study) -> list[Finalist
             Finalist(
                 trial=origin, n=len(v), value_mean=statistics.fmean(v), value_sd=_sd(v),
                 gap_mean=statistics.fmean(g) if g else math.nan, gap_sd=_sd(g),
-                search_value=float(values[origin]) if values.get(origin) is not None else math.nan,
+                search_value=values.get(origin, math.nan),
             )
         )
     sign = 1.0 if search.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
