@@ -7,37 +7,21 @@ they are tested on hand-made studies.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from _bench_kit import benchmark_module
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 TYPES = {"input_dropout": "input", "hidden.2": "dense", "hidden.5": "dense"}
 
 
 @pytest.fixture(scope="module")
-def ds() -> Iterator[Any]:
-    """The sweep script as a module (it imports search_quality by name, as a script does)."""
-    added = str(BENCHMARKS) not in sys.path
-    if added:
-        sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("datasize_sweep", BENCHMARKS / "datasize_sweep.py")
-    assert spec is not None and spec.loader is not None
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    sys.modules["datasize_sweep"] = module  # spawn-safe pickling of its functions
-    spec.loader.exec_module(module)
-    yield module
-    for name in ("datasize_sweep", "search_quality", "search_budget"):
-        sys.modules.pop(name, None)
-    if added:
-        sys.path.remove(str(BENCHMARKS))
+def ds():
+    with benchmark_module("datasize_sweep") as module:
+        yield module
 
 
 def trial(number: int, value: float | None, rates: tuple[float, float, float], state: str = "complete") -> dict:

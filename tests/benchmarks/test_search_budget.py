@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from _bench_kit import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def sq():
-    sys.path.insert(0, str(BENCHMARKS))  # search_quality imports search_budget by name, as a script does
-    spec = importlib.util.spec_from_file_location("search_quality", BENCHMARKS / "search_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["search_quality"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("search_quality", None)
-    sys.modules.pop("search_budget", None)
-    sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("search_quality") as module:
+        yield module
 
 
 def study(method, seed, accs, n_trials, budget, val=None):

@@ -6,24 +6,16 @@ The benchmark's numbers go into the README, so the code that turns trials into c
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "search_quality.py"
+from _bench_kit import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def sq():
-    spec = importlib.util.spec_from_file_location("search_quality", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["search_quality"] = module  # spawn-safe pickling of its dataclasses
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("search_quality", None)
+    with benchmark_module("search_quality") as module:
+        yield module
 
 
 def test_best_so_far_is_a_running_minimum_over_complete_trials(sq):
