@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from _bench_kit import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def ps():
-    sys.path.insert(0, str(BENCHMARKS))  # packed_search imports search_quality by name, as a script does
-    spec = importlib.util.spec_from_file_location("packed_search", BENCHMARKS / "packed_search.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["packed_search"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("packed_search", None)
-    sys.modules.pop("search_quality", None)
-    sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("packed_search") as module:
+        yield module
 
 
 def row(number, value, start, end, state="COMPLETE"):
