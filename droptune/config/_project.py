@@ -1,6 +1,6 @@
 """Where a study's relative stores live: its project folder, found from the study file.
 
-A relative SQLite store in a study file (and the defaults ``sqlite:///studies/droptune.db``,
+A relative SQLite or journal store in a study file (and the defaults ``sqlite:///studies/droptune.db``,
 ``sqlite:///mlruns/mlflow.db``) is resolved against :func:`project_root`, so the same study
 file resumes the same study from any working directory; a relative store given as a flag is
 resolved against the working directory, as a shell user expects.
@@ -61,7 +61,7 @@ def resolve_sqlite_url(url: str, base: str | os.PathLike[str]) -> str:
 
 
 def absolute_sqlite_url(url: str) -> str:
-    """Make a relative SQLite URL absolute against the current directory.
+    """Make a relative SQLite (or journal) URL absolute against the current directory.
 
     Relative store paths are relative to where the command runs. Resolving them once, up
     front, matters because MLflow caches its stores by URI string: a relative URI reused
@@ -71,7 +71,7 @@ def absolute_sqlite_url(url: str) -> str:
 
 
 def require_sqlite_store(url: str, *, what: str, flag: str) -> None:
-    """Refuse a SQLite store that does not exist yet: only ``droptune tune`` creates stores.
+    """Refuse a file store (SQLite, journal) that does not exist yet: only ``droptune tune`` creates stores.
 
     Commands that read a study (recommend, export, ui, worker) would otherwise create an
     empty database where the user mistyped a path.
