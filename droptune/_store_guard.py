@@ -7,6 +7,10 @@ study folder gets nothing on a failed start) and across machines (a PostgreSQL a
 lock). If the start fails inside it, whatever it created goes again: a database file that
 did not exist before (a 0-byte or half-migrated one), its journal, folders made for it,
 and an Optuna study created by this start.
+
+The Optuna study may also live in an Optuna journal file (``journal:///...``, see
+:func:`journal_storage`); this module knows the URLs of both kinds of store file
+(:func:`store_file`) and opens either for reading (:func:`open_storage`).
 """
 
 from __future__ import annotations
@@ -98,7 +102,8 @@ def open_storage(url: str) -> Any:
     """An Optuna storage for ``url``, without droptune's tuning (heartbeats, fast commits).
 
     For reading a study, or checking whether one exists; :func:`droptune.tracking.make_storage`
-    builds the storage a study runs on.
+    builds the storage a study runs on. Opening a journal creates the file (Optuna's backend
+    does): check that it exists first where nothing may be created.
     """
     import optuna
 
@@ -174,7 +179,6 @@ def _missing_folders(folder: Path) -> list[Path]:
 
 
 def _study_exists(spec: StudySpec) -> bool:
-
     try:
         storage = open_storage(spec.storage)
         storage.get_study_id_from_name(spec.name)
