@@ -147,7 +147,11 @@ class TrialProgress:
         states = [t.state for t in ended]
         complete, pruned = states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED)
         self._counts = (complete + pruned, complete, pruned, states.count(TrialState.FAIL))
-        values = [t.value for t in ended if t.state == TrialState.COMPLETE and t.value is not None]
+        # As Optuna's best value: complete trials that meet every constraint (max_gap).
+        values = [
+            t.value for t in ended
+            if t.state == TrialState.COMPLETE and t.value is not None and all(c <= 0 for c in t.constraints.values())
+        ]
         if values:
             self._best = f"{(max if self._maximize else min)(values):.4g}"
 

@@ -62,6 +62,20 @@ def test_off_a_terminal_each_finished_trial_is_one_plain_line():
     assert "\x1b[" not in buffer.getvalue()  # no colour codes or cursor moves in a log file
 
 
+def test_best_follows_the_direction_and_skips_trials_over_max_gap():
+    study = optuna.create_study(study_name="s", direction="maximize")
+    progress, buffer, _ = plain(total=4, period_s=0.0)
+    progress.start(study)
+    finish(study, 0.7)
+    over = study.ask()  # the best value, but its gap breaks max_gap: Optuna's best skips it
+    over.set_constraint("gap", 0.2)
+    study.tell(over, 0.9)
+    finish(study, 0.8)
+    progress.update(study)
+    assert buffer.getvalue().splitlines()[-1].startswith("s: 3/4 finished (0 pruned, 0 failed) · best 0.8 ·")
+    assert study.best_value == 0.8  # what the line must agree with
+
+
 def test_status_lines_carry_counts_best_elapsed_and_eta():
     study = optuna.create_study(study_name="s")
     progress, buffer, clock = plain(total=4)
