@@ -15,8 +15,9 @@ rates and bias the sweep).
 With ``--confirm`` each study, after its search, gets the engine's confirmation
 (:mod:`droptune.tuning._confirm`): its top K complete trials (ranked as
 ``droptune.recommend.rank_trials`` ranks them) are retrained S times each with fresh seeds
-(no pruning, the search's epoch budget and patience, the same trainer as the search; seeds
-``study seed + SEED_OFFSET + k``, seed-major, as the engine's PlanSampler hands them out)
+(no pruning, the search's epoch budget and patience, the same trainer as the search; retrain
+i of every configuration with seed ``study seed + SEED_OFFSET + i``, seed-major, as the
+engine's PlanSampler hands them out)
 and ranked by their mean. The confirmed recommendation of a study (one seed, not pooled)
 is, per layer type, the rate of the best finalist by mean: what ``droptune.recommend``
 reports as ``best`` (``best_trial``) for a confirmed study. The engine's own reader is
@@ -117,14 +118,14 @@ def rank_complete(trials: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
 def confirm_schedule(n_configs: int, seeds: int, base_seed: int) -> list[tuple[int, int, int]]:
     """``(configuration index, retrain index, seed)`` per retrain, in the engine's order.
 
-    Seed-major, as ``PlanSampler`` hands out pairs; retrain ``k`` trains with
-    ``base_seed + k`` (the executors' rule for the confirmation study's trial ``k``).
+    Seed-major, as ``PlanSampler`` hands out pairs; retrain ``i`` of every configuration
+    trains with ``base_seed + i`` (paired, as :func:`droptune.record.trial_seed` gives it).
 
     Example:
         >>> confirm_schedule(2, 2, 100)
-        [(0, 0, 100), (1, 0, 101), (0, 1, 102), (1, 1, 103)]
+        [(0, 0, 100), (1, 0, 100), (0, 1, 101), (1, 1, 101)]
     """
-    return [(k % n_configs, k // n_configs, base_seed + k) for k in range(n_configs * seeds)]
+    return [(k % n_configs, k // n_configs, base_seed + k // n_configs) for k in range(n_configs * seeds)]
 
 
 def summarise_finalists(
