@@ -15,21 +15,9 @@ from droptune.exceptions import ConfigError
 from droptune.packing import resolve_pack
 from droptune.packing._auto import MAX_AUTO_PACK, pack_from_memory
 from droptune.record import PACK_ATTR, PACK_AUTO_ATTR
-from droptune.testing import TinyModule
 from droptune.tuning._build import build, model_sites
 
 MIB = 2**20
-
-
-class BatchNormModule(TinyModule):
-    """Packed training refuses running statistics."""
-
-    def __init__(self, **kwargs: float) -> None:
-        super().__init__(**kwargs)
-        self.norm = torch.nn.BatchNorm1d(16)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.dropout(self.norm(torch.relu(self.fc1(self.input_dropout(x))))))
 
 
 def _spec(model: str = "droptune.testing.TinyModule", accelerator: str = "auto", **search: object) -> StudySpec:
@@ -68,7 +56,7 @@ def test_without_a_gpu_auto_is_1(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_model_that_cannot_pack_is_1_with_its_reason() -> None:
-    pack, reason = _resolve(_spec(model=f"{__name__}.BatchNormModule"), probe=_linear_probe, free_bytes=80_000 * MIB)
+    pack, reason = _resolve(_spec(model="_packing_kit.BatchNormModule"), probe=_linear_probe, free_bytes=80_000 * MIB)
     assert pack == 1
     assert reason.startswith("the study does not pack") and "running statistics" in reason
 

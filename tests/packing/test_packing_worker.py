@@ -225,15 +225,6 @@ def test_packed_and_unpacked_trials_give_the_same_curves_without_dropout(study_f
             assert curves[2][key][number] == pytest.approx(curves[1][key][number], rel=1e-4)
 
 
-class BatchNormModule(TinyModule):
-    def __init__(self, **kwargs: float) -> None:
-        super().__init__(**kwargs)
-        self.norm = torch.nn.BatchNorm1d(16)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.dropout(self.norm(torch.relu(self.fc1(self.input_dropout(x))))))
-
-
 class LstmModule(TinyModule):
     def __init__(self, **kwargs: float) -> None:
         super().__init__(**kwargs)
@@ -251,7 +242,7 @@ class LbfgsModule(TinyModule):
 @pytest.mark.parametrize(
     ("model", "extra", "message"),
     [
-        ("test_packing_worker.BatchNormModule", "", "running statistics"),
+        ("_packing_kit.BatchNormModule", "", "running statistics"),
         ("test_packing_worker.LstmModule", "", "recurrent layers have no torch.vmap"),
         ("test_packing_worker.LbfgsModule", "", "returns LBFGS"),
         (
