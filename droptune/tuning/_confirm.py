@@ -188,10 +188,9 @@ def start_confirmation(
     study = load_study(confirm_spec(spec, n_trials=0))
     plan = _plan(search, study.user_attrs.get(PLAN_ATTR, []), top)
     seeds = max(seeds, int(study.user_attrs.get(SEEDS_ATTR, 0)))
-    cspec = confirm_spec(spec, n_trials=len(plan) * seeds)
     study.set_user_attr(PLAN_ATTR, plan)
     study.set_user_attr(SEEDS_ATTR, seeds)
-    study.sampler = PlanSampler(plan, seeds, cspec.seed)
+    cspec = _follow_plan(spec, study, plan, seeds)
     log.info(
         "confirming study %r: its top %d configurations retrained with %d fresh seeds each (study %r)",
         spec.name, len(plan), seeds, cspec.name,
@@ -225,9 +224,14 @@ def open_confirmation(spec: StudySpec, *, worker: int) -> tuple[StudySpec, optun
             f"no confirmation of study {spec.name!r} was started in {spec.storage}: run "
             f"`droptune confirm {spec.source or 'STUDY_FILE'}` first, then join it with `droptune worker --confirm`."
         )
+    return _follow_plan(spec, study, plan, seeds), study
+
+
+def _follow_plan(spec: StudySpec, study: optuna.Study, plan: list[dict[str, Any]], seeds: int) -> StudySpec:
+    """The confirmation's spec for ``plan`` × ``seeds`` retrains; ``study`` gets the sampler that hands them out."""
     cspec = confirm_spec(spec, n_trials=len(plan) * seeds)
     study.sampler = PlanSampler(plan, seeds, cspec.seed)
-    return cspec, study
+    return cspec
 
 
 def confirm_by_default(spec: StudySpec, study: optuna.Study, *, progress: ProgressFn | None = None) -> list[Finalist]:
