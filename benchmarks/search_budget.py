@@ -11,13 +11,17 @@ Optuna needs for ``--trials`` trials (vanilla runs first and sets the budget), o
 - ``droptune``: the real engine with a study file's defaults (SQLite storage, no MLflow,
   ``--pack`` members per population), searching for ``1 - --confirm-share`` of the budget,
   then ``droptune.tuning._confirm.confirm`` retraining the top configurations with
-  ``--confirm-seeds`` fresh seeds in what is left; it exports the best confirmed mean.
+  ``--confirm-seeds`` fresh seeds in what is left; it exports the best confirmed mean;
+- ``dt-nopruner``, ``dt-hyperband``, ``dt-sh``: ``droptune`` with another ``search.pruner``
+  (none, hyperband, successive_halving), the variants the default pruner is chosen against.
 
 Each method's score is the configuration it would export, retrained on the training split
 with ``--score-seeds`` fresh seeds (for the epochs its search trial found best) and scored
 on the test split, which no search sees. Written to ``<prefix>.json`` under
 ``budget.tasks.<task>.<method>`` (``test_acc_mean``, ``test_acc_sd``, ``n_trials``,
-``budget_s``...) and as a table in ``<prefix>_budget.md``.
+``budget_s``...) and as a table in ``<prefix>_budget.md``. Every finished study is appended
+to ``<prefix>_budget.jsonl`` as it ends, so ``--reuse`` of that log resumes a stopped run (or
+adds seeds and methods to a finished one) without running its studies again.
 """
 
 from __future__ import annotations
@@ -49,7 +53,11 @@ from search_quality import (  # noqa: E402  (the benchmark's tasks and trainers)
     test_scores,
 )
 
-BUDGET_METHODS = ("prior", "vanilla", "random", "droptune")
+# droptune's engine under each pruner it offers: the default ("median") and the variants it
+# was chosen against at equal budget (issue 15).
+DROPTUNE_PRUNERS = {"droptune": "median", "dt-nopruner": "none", "dt-hyperband": "hyperband",
+                    "dt-sh": "successive_halving"}
+BUDGET_METHODS = ("prior", "vanilla", "random", *DROPTUNE_PRUNERS)
 SEARCHED = {"vanilla": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
 
 
@@ -110,10 +118,11 @@ def droptune_search(job: BudgetJob, folder: Path) -> dict[str, Any]:
     started = time.monotonic()
     search_s = job.budget_s * (1.0 - job.confirm_share)
     spec = spec_from_dict({
-        "name": f"{job.task.name}-droptune-{job.seed}",
+        "name": f"{job.task.name}-{job.method}-{job.seed}",
         "model": {"class_path": job.task.model, "init_args": job.task.model_args},
         "data": {"class_path": job.task.data, "init_args": job.task.data_args},
-        "search": {"n_trials": 100_000, "timeout": search_s, "pack": job.pack, "heartbeat_interval": None},
+        "search": {"n_trials": 100_000, "timeout": search_s, "pack": job.pack, "heartbeat_interval": None,
+                   "pruner": DROPTUNE_PRUNERS[job.method]},
         "trainer": {"max_epochs": job.max_epochs, "early_stopping_patience": job.patience,
                     "accelerator": "cpu" if not torch.cuda.is_available() else "auto"},
         "storage": f"sqlite:///{folder / 'droptune.db'}", "tracking_uri": "none", "seed": job.seed,
@@ -122,6 +131,7 @@ def droptune_search(job: BudgetJob, folder: Path) -> dict[str, Any]:
     left = max(search_s - (time.monotonic() - started), 1e-3)
     lifecycle.spec = replace(spec, search=replace(spec.search, timeout=left))
     study = lifecycle.tune()
+    pruner = type(study.pruner).__name__  # what the engine built from search.pruner, for the log
     counts = count_trials(study)
     if not counts.complete:  # as vanilla's loop, a search runs at least one trial, over budget if it must
         once = replace(spec, search=replace(spec.search, n_trials=counts.finished + 1, timeout=None))
@@ -143,7 +153,7 @@ def droptune_search(job: BudgetJob, folder: Path) -> dict[str, Any]:
         trial = study.trials[config["trial"]]
         chosen = {"value": config["value"], "rates": config["rates"], "best_epoch": trial.user_attrs[BEST_EPOCH_ATTR]}
     return {
-        "n_trials": counts.finished, "seconds": time.monotonic() - started, "chosen": chosen,
+        "n_trials": counts.finished, "seconds": time.monotonic() - started, "chosen": chosen, "pruner": pruner,
         "best_val_loss": study.best_value if done else None, "confirm_top": top,
         "confirm_trials": sum(f.n for f in finalists),
         "confirmed_val_mean": finalists[0].value_mean if finalists else None,
@@ -165,7 +175,7 @@ def run_budget_job(job: BudgetJob) -> dict[str, Any]:
                                           max_epochs=job.max_epochs, patience=job.patience, trial=None)
         out = {"n_trials": 1, "seconds": 0.0, "best_val_loss": result.value,
                "chosen": {"rates": rates, "best_epoch": result.best_epoch}}
-    elif job.method == "droptune":
+    elif job.method in DROPTUNE_PRUNERS:
         with tempfile.TemporaryDirectory() as folder:
             out = droptune_search(job, Path(folder))
     else:
@@ -236,25 +246,43 @@ def budget_markdown(tasks: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reused_studies(path: Path | None) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """The finished studies of an earlier run's ``_budget.jsonl`` log, by (task, method, seed)."""
+    if path is None or not path.exists():
+        return {}
+    studies = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {(r["task"], r["method"], r["seed"]): r for r in studies}
+
+
 def run_budget(args: Any, argv: Sequence[str] | None) -> int:
     """``search_quality.py --budget``: vanilla first (it sets each seed's budget), then the others."""
     methods = [m for m in args.methods if m in BUDGET_METHODS]
     if args.budget_s is None and "vanilla" not in methods:
         raise SystemExit("--budget without --budget-s needs the vanilla method: its run sets each seed's budget.")
+    log_path = args.out / f"{args.prefix}_budget.jsonl"
+    earlier = reused_studies(args.reuse)
+    if args.reuse != log_path:
+        log_path.write_text("".join(json.dumps(r) + "\n" for r in earlier.values()))
     started, results = time.monotonic(), []
-    for name in args.tasks:
-        task, max_epochs, patience = task_settings(args, name)
-        for seed in range(args.seeds):
+    # Seeds outermost: a run stopped part-way has every task at the same number of seeds.
+    for seed in range(args.seeds):
+        for name in args.tasks:
+            task, max_epochs, patience = task_settings(args, name)
             budget = args.budget_s
             for method in sorted(methods, key=lambda m: m != "vanilla"):  # vanilla first: it sets the budget
-                job = BudgetJob(task, method, seed, budget, args.trials, max_epochs, patience, args.trainer,
-                                args.score_seeds, args.confirm_top, args.confirm_seeds, args.confirm_share, args.pack)
-                result = run_budget_job(job)
-                result.pop("chosen", None)
+                result = earlier.get((name, method, seed))
+                if result is None:
+                    job = BudgetJob(task, method, seed, budget, args.trials, max_epochs, patience, args.trainer,
+                                    args.score_seeds, args.confirm_top, args.confirm_seeds, args.confirm_share,
+                                    args.pack)
+                    result = run_budget_job(job)
+                    result.pop("chosen", None)
+                    with log_path.open("a") as log:  # one line per finished study: a stopped run loses none
+                        log.write(json.dumps(result) + "\n")
+                    print(f"[{time.monotonic() - started:7.0f}s] {name} {method} seed {seed}: {result['n_trials']} "
+                          f"trials in {result['seconds']:.0f}s, test acc {result.get('test_accs')}", file=sys.stderr)
                 results.append(result)
                 budget = budget if budget is not None else result["budget_s"]
-                print(f"[{time.monotonic() - started:7.0f}s] {name} {method} seed {seed}: {result['n_trials']} "
-                      f"trials in {result['seconds']:.0f}s, test acc {result.get('test_accs')}", file=sys.stderr)
     wall = time.monotonic() - started
     tasks = summarize_budget(results)
     command = "python benchmarks/search_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)

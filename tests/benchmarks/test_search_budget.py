@@ -55,3 +55,42 @@ def test_a_tiny_budget_run_gives_every_method_vanillas_seconds(sq, tmp_path):
     droptune = next(s for s in report["budget"]["studies"] if s["method"] == "droptune")
     assert droptune["confirm_trials"] >= 2 and droptune["confirmed_val_mean"] is not None
     assert "| digits-mlp | droptune |" in (tmp_path / "sq_budget.md").read_text()
+
+
+def test_a_pruner_variant_runs_the_engine_with_that_pruner(sq, tmp_path):
+    args = ["--budget", "--tasks", "digits-mlp", "--seeds", "1", "--trials", "3", "--max-epochs", "2",
+            "--digits-train-size", "80", "--score-seeds", "1", "--confirm-seeds", "2",
+            "--methods", "vanilla", "droptune", "dt-nopruner", "--out", str(tmp_path), "--prefix", "sq"]
+    assert sq.main(args) == 0
+
+    studies = {s["method"]: s for s in json.loads((tmp_path / "sq.json").read_text())["budget"]["studies"]}
+    assert studies["droptune"]["pruner"] == "EvidencePruner"  # the engine's "median"
+    assert studies["dt-nopruner"]["pruner"] == "NopPruner"
+
+
+def test_reuse_runs_only_the_studies_the_log_lacks(sq, tmp_path, monkeypatch):
+    import search_budget
+
+    ran = []
+
+    def fake_job(job):
+        ran.append((job.method, job.seed))
+        return study(job.method, job.seed, [0.5 + len(ran) / 100], 3, job.budget_s or 10.0, 1.0) | {
+            "task": job.task.name}
+
+    monkeypatch.setattr(search_budget, "run_budget_job", fake_job)
+    base = ["--budget", "--tasks", "digits-mlp", "--trials", "3", "--out", str(tmp_path), "--prefix", "sq"]
+    assert sq.main(base + ["--seeds", "1", "--methods", "vanilla", "droptune"]) == 0
+    first = (tmp_path / "sq_budget.jsonl").read_text().splitlines()
+    assert ran == [("vanilla", 0), ("droptune", 0)] and len(first) == 2
+
+    ran.clear()
+    log = tmp_path / "sq_budget.jsonl"
+    assert sq.main(base + ["--seeds", "2", "--methods", "vanilla", "droptune", "dt-hyperband",
+                           "--reuse", str(log)]) == 0
+    assert ran == [("dt-hyperband", 0), ("vanilla", 1), ("droptune", 1), ("dt-hyperband", 1)]
+    lines = log.read_text().splitlines()
+    assert lines[:2] == first and len(lines) == 6  # the earlier studies kept, the new ones appended
+    report = json.loads((tmp_path / "sq.json").read_text())["budget"]
+    assert report["tasks"]["digits-mlp"]["vanilla"]["n_searches"] == 2
+    assert report["tasks"]["digits-mlp"]["dt-hyperband"]["budget_s"] == 10.0  # vanilla's (reused) budget
