@@ -87,13 +87,13 @@ def journal_storage(path: Path) -> Any:
     what bounds a packed population's bookkeeping. Several processes on one machine share
     the file (the backend locks it). It has no heartbeats: a dead worker's trials are found
     by its process being gone (:func:`droptune.tuning.reap_dead_trials`). Across machines,
-    use PostgreSQL. The storage carries its path as ``droptune_path`` (the study lock's file).
+    use PostgreSQL. The storage carries its path as ``droptune_path`` (the study lock's file), and
+    can group a trial's writes into one append (:class:`droptune._journal.BatchedJournalStorage`).
     """
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
+    from droptune._journal import BatchedJournalStorage
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    storage = BatchedJournalStorage(str(path))
     storage.droptune_path = path  # type: ignore[attr-defined]
     return storage
 

@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 import optuna
 import torch
 
+from droptune._journal import write_batch
 from droptune._memory import release_trial_memory
 from droptune.config import StudySpec
 from droptune.exceptions import ConfigError, DroptuneError, PackingError
@@ -112,7 +113,8 @@ class PackedExecutor:
                 model = self.spec.model.build()
             except TypeError as err:
                 raise ConfigError(f"{self.spec.source or 'study'}: model.init_args: {err}.") from None
-            member_rates = self.space.suggest(trial, self.sites)
+            with write_batch(trial.storage):  # the trial's parameters in one append
+                member_rates = self.space.suggest(trial, self.sites)
             self.recorder.open(trial, member_rates, self.layer_types, pack=self.capacity)
             models.append(model)
             rates.append(member_rates)
@@ -131,9 +133,11 @@ class PackedExecutor:
                 member.failed = reason
             release_trial_memory()
         else:
+            entries = []
             for member, record in zip(self.members, records):
                 value = member.observe(record, self.spec.objective, self.spec.trainer)
-                self.recorder.epoch(member.trial, len(member.history) - 1, record, report=value is not None)
+                entries.append((member.trial, len(member.history) - 1, record, value is not None))
+            self.recorder.epochs(entries)
             self._prune()
         done = [m for m in self.members if m.done]
         if done:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
 
+from droptune._journal import write_batch
 from droptune.record import (
     GAP_CONSTRAINT,
     TrialResult,
@@ -70,12 +71,20 @@ class TrialRecorder:
 
     def epoch(self, trial: optuna.Trial, epoch: int, record: Mapping[str, float], report: bool = True) -> None:
         """Log one epoch's record and, if ``report``, report its objective value to Optuna."""
-        self.books.submit(self._log_epoch, trial.number, epoch, dict(record))
-        if report:
-            self.books.submit(_report, trial, record[self.objective.metric], epoch)
+        self.epochs([(trial, epoch, record, report)])
 
-    def _log_epoch(self, number: int, epoch: int, record: dict[str, float]) -> None:
-        self.tracker.log_epoch(self._runs[number].result(), epoch, record)
+    def epochs(self, entries: Sequence[tuple[optuna.Trial, int, Mapping[str, float], bool]]) -> None:
+        """:meth:`epoch` for several trials (a population's epoch): their reports written together."""
+        if entries:
+            self.books.submit(self._log_epochs, [(t, e, dict(r), report) for t, e, r, report in entries])
+
+    def _log_epochs(self, entries: list[tuple[optuna.Trial, int, dict[str, float], bool]]) -> None:
+        for trial, epoch, record, _ in entries:
+            self.tracker.log_epoch(self._runs[trial.number].result(), epoch, record)
+        with write_batch(entries[0][0].storage):  # one append for the population's reports
+            for trial, epoch, record, report in entries:
+                if report:
+                    _optuna_write(trial.report, record[self.objective.metric], step=epoch)
 
     def close(self, trial: optuna.Trial, result: TrialResult) -> None:
         """Record how a trial ended, close its run, tell Optuna (queued)."""
@@ -83,10 +92,11 @@ class TrialRecorder:
 
     def _close(self, trial: optuna.Trial, result: TrialResult) -> None:
         metric, direction = self.objective.metric, self.objective.direction
-        _set_attrs(trial, finish_attrs(result, metric, direction))
-        constraint = gap_constraint(result, metric, direction, self.objective.max_gap)
-        if constraint is not None:
-            _optuna_write(trial.set_constraint, GAP_CONSTRAINT, constraint)
+        with write_batch(trial.storage):
+            _set_attrs(trial, finish_attrs(result, metric, direction))
+            constraint = gap_constraint(result, metric, direction, self.objective.max_gap)
+            if constraint is not None:
+                _optuna_write(trial.set_constraint, GAP_CONSTRAINT, constraint)
         run = self._runs.pop(trial.number, None)
         # A trial stopped before its run was opened (Ctrl-C or SIGTERM while its model was being
         # built) still gets a run, closed with the reason: every trial is tracked.
@@ -132,13 +142,10 @@ def tell(study: optuna.Study, trial: optuna.Trial, result: TrialResult) -> None:
 
 
 def _set_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
-    for key, value in attrs.items():
-        if not _optuna_write(trial.set_user_attr, key, value):
-            return
-
-
-def _report(trial: optuna.Trial, value: float, step: int) -> None:
-    _optuna_write(trial.report, value, step=step)
+    with write_batch(trial.storage):  # one append for all of them, where the storage batches
+        for key, value in attrs.items():
+            if not _optuna_write(trial.set_user_attr, key, value):
+                return
 
 
 def _optuna_write(write: Any, *args: Any, **kwargs: Any) -> bool:

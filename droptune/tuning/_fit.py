@@ -15,6 +15,7 @@ import optuna
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
+from droptune._journal import write_batch
 from droptune._memory import release_trial_memory
 from droptune.callbacks import GapCallback, PruningCallback
 from droptune.config import StudySpec
@@ -72,7 +73,8 @@ class FitExecutor:
         model, data = build(spec)
         all_sites = model_sites(spec, model, data)
         sites = self.space.select(all_sites)
-        rates = self.space.suggest(trial, sites)
+        with write_batch(trial.storage):  # the trial's parameters in one append
+            rates = self.space.suggest(trial, sites)
         apply_rates(model, rates)
         self.recorder.open(
             trial,
