@@ -9,6 +9,7 @@ from droptune.tracking._base import Tracker
 from droptune.tracking._bookkeeper import Bookkeeper
 from droptune.tracking._mlflow import MlflowTracker, experiment_id, experiment_names
 from droptune.tracking._null import NullTracker
+from droptune.tracking._offload import OffloadedTracker
 from droptune.tracking._stores import (
     DEFAULT_STORAGE,
     DEFAULT_TRACKING_URI,
@@ -26,6 +27,7 @@ __all__ = [
     "Bookkeeper",
     "MlflowTracker",
     "NullTracker",
+    "OffloadedTracker",
     "Tracker",
     "artifact_root",
     "enable_wal",

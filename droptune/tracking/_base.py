@@ -2,8 +2,9 @@
 
 A tracker is a small contract (a ``typing.Protocol``): :class:`~droptune.tracking.MlflowTracker`
 logs to MLflow, :class:`~droptune.tracking.NullTracker` logs nothing. Run ids are strings the
-tracker chooses. Calls may be buffered (per-epoch metrics land in batches), but everything a
-run was given is written by the time :meth:`Tracker.end_trial` or :meth:`Tracker.flush` returns.
+tracker chooses. Calls may be buffered or queued (per-epoch metrics land in batches; a packed
+study's trial runs are written by another process), but everything a run was given is written
+by the time :meth:`Tracker.flush` or :meth:`Tracker.end_study` returns.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class Tracker(Protocol):
     def close_trial_run(self, parent_run_id: str, number: int, reason: str) -> None:
         """Close the child run of trial ``number`` FAILED with ``reason`` if it is still open
         (the trial's worker died)."""
+        ...
+
+    def close_finished_runs(self, parent_run_id: str, states: Mapping[int, str]) -> int:
+        """Close the child runs still open of trials that have ended (``states``: trial number ->
+        complete, pruned or failed), as their end never reached the tracker; return how many."""
         ...
 
     def log_artifact(self, run_id: str, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:

@@ -165,6 +165,22 @@ class MlflowTracker:
         except Exception:  # tracking must not stop the study; the run stays visibly RUNNING
             log.warning("could not close the MLflow run of trial %d", number, exc_info=True)
 
+    def close_finished_runs(self, parent_run_id: str, states: Mapping[int, str]) -> int:
+        """Close the open child runs of ended trials with the trial's state (after a kill -9
+        that took the queued end of a run with it); return how many were closed."""
+        query = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
+        closed = 0
+        for run in self.client.search_runs([self.experiment_id], filter_string=query, max_results=50_000):
+            number = run.data.tags.get(TRIAL_TAG, "")
+            state = states.get(int(number)) if number.isdigit() else None
+            if state is None:  # still running (or not a trial's run)
+                continue
+            reason = "its worker was stopped before the run was closed; the study has the trial's result"
+            self._write(run.info.run_id, summary={}, tags={STATE_TAG: state, REASON_TAG: reason})
+            self.client.set_terminated(run.info.run_id, status=RUN_STATUS[state])
+            closed += 1
+        return closed
+
     def log_artifact(self, run_id: str, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         """Copy a local file into a run's artifacts."""
         self.client.log_artifact(run_id, str(path), artifact_path)

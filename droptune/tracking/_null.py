@@ -41,6 +41,9 @@ class NullTracker:
     def close_trial_run(self, parent_run_id: str, number: int, reason: str) -> None:
         pass
 
+    def close_finished_runs(self, parent_run_id: str, states: Mapping[int, str]) -> int:
+        return 0
+
     def log_artifact(self, run_id: str, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         pass
 

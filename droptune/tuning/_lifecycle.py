@@ -10,6 +10,7 @@ before any worker starts, because fresh SQLite databases race in their schema mi
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 import warnings
@@ -28,13 +29,23 @@ from droptune.recommend import N_CLASSES_ATTR
 from droptune.record import PARENT_RUN_ATTR, PRIOR_ATTR
 from droptune.report import report_study
 from droptune.space import SearchSpace
-from droptune.tracking import MlflowTracker, NullTracker, Tracker, enable_wal, make_storage
+from droptune.tracking import MlflowTracker, NullTracker, OffloadedTracker, Tracker, enable_wal, make_storage
 from droptune.tracking._recorder import TrialRecorder
 from droptune.tuning._build import build, example_input, model_sites
 from droptune.tuning._factories import PRUNERS, SAMPLERS
-from droptune.tuning._scheduler import EXECUTORS, Counts, ProgressFn, count_trials, executor_kind, schedule
+from droptune.tuning._scheduler import (
+    ENDED,
+    EXECUTORS,
+    Counts,
+    ProgressFn,
+    count_trials,
+    executor_kind,
+    schedule,
+)
 
 SITES_TEXT, SITES_JSON = "sites.txt", "sites.json"  # the parent run's site table (droptune inspect)
+
+log = logging.getLogger(__name__)
 
 
 def space_of(spec: StudySpec) -> SearchSpace:
@@ -47,9 +58,16 @@ def space_of(spec: StudySpec) -> SearchSpace:
 
 
 def make_tracker(spec: StudySpec) -> Tracker:
-    """The study's tracker: MLflow at ``spec.tracking_uri``, or nothing for ``none``."""
+    """The study's tracker: MLflow at ``spec.tracking_uri``, or nothing for ``none``.
+
+    A packed study logs its trials from a child process (:class:`~droptune.tracking.OffloadedTracker`):
+    its populations start and end many small trials at once, and MLflow's Python would
+    otherwise take the interpreter lock from training. One trial per fit gains nothing from it.
+    """
     if spec.tracking_uri == NO_TRACKING:
         return NullTracker()
+    if spec.search.pack != 1:
+        return OffloadedTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
     return MlflowTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
 
 
@@ -161,6 +179,11 @@ def _prepare(spec: StudySpec, tracker: Tracker | None) -> StudyLifecycle:
     tracker = tracker or make_tracker(spec)
     enable_wal(spec.tracking_uri)
     parent = tracker.study_run(study.user_attrs.get(PARENT_RUN_ATTR))
+    ended = {t.number: ENDED[t.state] for t in study.get_trials(deepcopy=False, states=tuple(ENDED))}
+    if ended:  # a resume: runs a killed worker left open for trials the study has finished
+        closed = tracker.close_finished_runs(parent, ended)
+        if closed:
+            log.info("closed %d MLflow runs left open by a stopped worker", closed)
     if not study.get_trials(deepcopy=False):
         study.enqueue_trial(space.prior_params(sites), user_attrs={PRIOR_ATTR: True})
         n_classes = getattr(data, "num_classes", None)

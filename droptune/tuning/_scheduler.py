@@ -75,16 +75,14 @@ class Counts:
         return self.complete + self.pruned
 
 
+# An ended trial's Optuna state, as droptune.record names it (TrialResult.state, RUN_STATUS).
+ENDED = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+
+
 def count_trials(study: optuna.Study) -> Counts:
     """Count a study's trials by state."""
     counts = Counts()
-    names = {
-        TrialState.COMPLETE: "complete",
-        TrialState.PRUNED: "pruned",
-        TrialState.FAIL: "failed",
-        TrialState.RUNNING: "running",
-        TrialState.WAITING: "waiting",
-    }
+    names = {**ENDED, TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
     for trial in study.get_trials(deepcopy=False):
         setattr(counts, names[trial.state], getattr(counts, names[trial.state]) + 1)
     return counts

@@ -1,0 +1,228 @@
+"""MLflow's trial writes in a child process, off the interpreter that trains.
+
+A child run costs about 30 ms of Python in MLflow and SQLAlchemy (create the run, one
+batch of its metrics, terminate it). On a writer thread that time still holds the GIL the
+training loop needs, so a packed population of small models spent more time waiting for
+MLflow than training (a second writer thread gained nothing: same lock). Here the trial
+writes (:meth:`~OffloadedTracker.start_trial`, :meth:`~OffloadedTracker.log_epoch`,
+:meth:`~OffloadedTracker.end_trial`) go down a pipe to a process that owns an
+:class:`~droptune.tracking.MlflowTracker`; everything else (the parent run, artifacts,
+queries) stays in this process and first waits for the child to catch up.
+
+What is promised, as for the in-process tracker: everything is written by the time
+:meth:`~OffloadedTracker.flush` returns; a failed write surfaces as an error at the next
+call, which stops the worker as a failing store should; if this process dies, the child
+still writes everything it was sent and closes the runs left open as failed. A child run
+is named by a handle this process chooses; the child maps it to MLflow's run id. The pipe
+has a bounded buffer, so MLflow lags the trials by at most a few hundred messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+import uuid
+import weakref
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from typing import Any
+
+from droptune.exceptions import StudyError
+from droptune.tracking._mlflow import MlflowTracker
+
+__all__ = ["OffloadedTracker"]
+
+log = logging.getLogger(__name__)
+
+# Why the child closes a run it was never told to end: the process that trained it died.
+ORPHAN_REASON = "the worker process exited before this trial ended"
+POLL_S = 1.0  # how often a wait for the child checks that it is still alive
+
+
+class OffloadedTracker(MlflowTracker):
+    """An :class:`~droptune.tracking.MlflowTracker` whose trial writes run in a child process.
+
+    The child starts with the first trial (a study that trains nothing starts none) and stops
+    with :meth:`end_study`, :meth:`close`, or when this tracker is garbage-collected.
+
+    Args:
+        tracking_uri: MLflow tracking URI.
+        experiment: Experiment name (the study name).
+    """
+
+    def __init__(self, *, tracking_uri: str, experiment: str) -> None:
+        super().__init__(tracking_uri=tracking_uri, experiment=experiment)
+        self._child: _Child | None = None
+        self._send_lock = threading.Lock()
+
+    def start_trial(self, parent_run_id: str, number: int, params: Mapping[str, str]) -> str:
+        """Queue the child run of trial ``number``; return its handle."""
+        handle = f"offloaded-{uuid.uuid4().hex}"
+        self._send(("start", handle, parent_run_id, number, dict(params)))
+        return handle
+
+    def log_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Queue one epoch's metrics of a child run."""
+        if not run_id.startswith("offloaded-"):  # a run of this process (none today)
+            super().log_epoch(run_id, epoch, metrics)
+            return
+        self._send(("epoch", run_id, epoch, {k: float(v) for k, v in metrics.items()}))
+
+    def end_trial(
+        self, run_id: str, state: str, *, summary: Mapping[str, float] | None = None, reason: str | None = None
+    ) -> None:
+        """Queue the end of a child run (its summary, state and reason)."""
+        self._send(("end", run_id, state, dict(summary or {}), reason))
+
+    def flush(self) -> None:
+        """Wait until the child has written everything sent so far; raise its first error."""
+        if self._child is not None:
+            with self._send_lock:
+                self._child.call(("flush",))
+        super().flush()
+
+    def close_trial_run(self, parent_run_id: str, number: int, reason: str) -> None:
+        """Close trial ``number``'s run if open, once the child has written what it was sent."""
+        try:
+            self.flush()
+        except StudyError:
+            log.warning("the MLflow writer process failed", exc_info=True)
+        super().close_trial_run(parent_run_id, number, reason)
+
+    def close_finished_runs(self, parent_run_id: str, states: Mapping[int, str]) -> int:
+        """As :meth:`MlflowTracker.close_finished_runs`, once the child has written what it was sent."""
+        self.flush()
+        return super().close_finished_runs(parent_run_id, states)
+
+    def end_study(self, run_id: str, status: str = "FINISHED") -> None:
+        """Write everything, stop the child, close the parent run."""
+        self.close()
+        super().end_study(run_id, status=status)
+
+    def close(self) -> None:
+        """Write everything the child was sent and stop it (idempotent)."""
+        child, self._child = self._child, None
+        if child is not None:
+            with self._send_lock:
+                child.stop()
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            if self._child is None:
+                self._child = _Child(self.tracking_uri, self.experiment)
+                weakref.finalize(self, self._child.stop)
+            self._child.send(message)
+
+
+class _Child:
+    """The writer process and the two pipes to it (requests down, replies and errors up)."""
+
+    def __init__(self, tracking_uri: str, experiment: str) -> None:
+        # spawn, not fork: this process has threads (the bookkeeper, torch's) whose locks a
+        # forked child could inherit held.
+        context = multiprocessing.get_context("spawn")
+        requests_out, self.requests = context.Pipe(duplex=False)
+        self.replies, replies_in = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=serve, args=(requests_out, replies_in, tracking_uri, experiment),
+            name="droptune-mlflow-writer", daemon=False,
+        )
+        self.process.start()
+        # Only the child may hold these ends: its reads end (EOF) when this process dies.
+        requests_out.close()
+        replies_in.close()
+        self.stopped = False
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        self._raise_reported()
+        try:
+            self.requests.send(message)  # blocks while the pipe is full: MLflow's lag is bounded
+        except (BrokenPipeError, OSError):
+            raise StudyError(self._died()) from None
+
+    def call(self, message: tuple[Any, ...]) -> None:
+        """Send ``message`` and wait for the child's answer to it."""
+        self.send(message)
+        while True:
+            reply = self._receive()
+            if reply[0] == "error":
+                raise StudyError(f"MLflow tracking failed in the writer process: {reply[1]}")
+            if reply[0] == "done":
+                return
+
+    def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        try:
+            self.call(("stop",))
+        except StudyError:
+            log.warning("the MLflow writer process failed while stopping", exc_info=True)
+        finally:
+            self.requests.close()
+            self.process.join(timeout=60)
+            self.replies.close()
+
+    def _receive(self) -> tuple[Any, ...]:
+        while not self.replies.poll(POLL_S):
+            if not self.process.is_alive():
+                raise StudyError(self._died())
+        try:
+            return self.replies.recv()
+        except EOFError:
+            raise StudyError(self._died()) from None
+
+    def _raise_reported(self) -> None:
+        """Raise an error the child reported since the last call (without waiting)."""
+        while self.replies.poll(0):
+            reply = self.replies.recv()
+            if reply[0] == "error":
+                raise StudyError(f"MLflow tracking failed in the writer process: {reply[1]}")
+
+    def _died(self) -> str:
+        return f"the MLflow writer process exited (exit code {self.process.exitcode}); see the log above"
+
+
+def serve(requests: Connection, replies: Connection, tracking_uri: str, experiment: str) -> None:
+    """The child: apply the requests in order until told to stop or the parent is gone."""
+    # Ctrl-C and SIGTERM reach the whole process group: the parent decides how the study ends
+    # and then closes the pipe; the child must live to write what it was sent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    tracker = MlflowTracker(tracking_uri=tracking_uri, experiment=experiment)
+    runs: dict[str, str] = {}  # handle -> MLflow run id
+    while True:
+        try:
+            message = requests.recv()
+        except EOFError:  # the parent died: write what it sent, close what it left open
+            for run_id in runs.values():
+                _quietly(tracker.end_trial, run_id, "failed", reason=ORPHAN_REASON)
+            return
+        kind = message[0]
+        try:
+            if kind == "start":
+                _, handle, parent, number, params = message
+                runs[handle] = tracker.start_trial(parent, number, params)
+            elif kind == "epoch":
+                _, handle, epoch, metrics = message
+                tracker.log_epoch(runs[handle], epoch, metrics)
+            elif kind == "end":
+                _, handle, state, summary, reason = message
+                tracker.end_trial(runs.pop(handle), state, summary=summary, reason=reason)
+            elif kind in ("flush", "stop"):
+                tracker.flush()
+                replies.send(("done",))
+                if kind == "stop":
+                    return
+        except Exception as err:  # reported to the parent, which stops; the child keeps serving
+            log.debug("MLflow write failed in the writer process", exc_info=True)
+            replies.send(("error", f"{type(err).__name__}: {err}"))
+
+
+def _quietly(fn: Any, *args: Any, **kwargs: Any) -> None:
+    try:
+        fn(*args, **kwargs)
+    except Exception:
+        log.warning("could not close an MLflow run", exc_info=True)
