@@ -32,7 +32,7 @@ from droptune.space import SearchSpace
 from droptune.tracking import MlflowTracker, NullTracker, OffloadedTracker, Tracker, enable_wal, make_storage
 from droptune.tracking._recorder import TrialRecorder
 from droptune.tuning._build import build, example_input, model_sites
-from droptune.tuning._factories import PRUNERS, SAMPLERS
+from droptune.tuning._factories import PRUNERS, sampler_for
 from droptune.tuning._scheduler import (
     ENDED,
     EXECUTORS,
@@ -96,7 +96,7 @@ def load_study(spec: StudySpec, *, worker: int = 0, create: bool = True) -> optu
                 "with the same --storage first (it creates the study, the MLflow experiment and the parent run)."
             ) from None
     n_existing = len(study.get_trials(deepcopy=False))
-    study.sampler = SAMPLERS[spec.search.sampler](spec.seed + 7919 * worker + n_existing)
+    study.sampler = sampler_for(spec, spec.seed + 7919 * worker + n_existing)
     return study
 
 
