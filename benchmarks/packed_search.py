@@ -1,7 +1,7 @@
 """Packed search against unpacked search: best value by trial count and by wall-clock (issue 12).
 
-A packed study (``search.pack: K``) asks K trials before it knows any result; droptune's TPE
-asks them with ``constant_liar`` and refills a slot as soon as a member ends. This benchmark
+A packed study (``search.pack: K``) asks K trials before it knows any result; droptune asks
+a population from TPE without the constant liar and refills a slot as soon as a member ends. This benchmark
 asks whether that costs search quality, and whether packing buys it back in time.
 
 Per seed, the same study runs three times through droptune's real engine (``spec_from_dict``
