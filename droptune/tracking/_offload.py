@@ -14,7 +14,8 @@ What is promised, as for the in-process tracker: everything is written by the ti
 call, which stops the worker as a failing store should; if this process dies, the child
 still writes everything it was sent and closes the runs left open as failed. A child run
 is named by a handle this process chooses; the child maps it to MLflow's run id. The pipe
-has a bounded buffer, so MLflow lags the trials by at most a few hundred messages.
+has a bounded buffer (:data:`PIPE_BYTES`), so MLflow lags the trials by a few thousand
+messages at most: past that, sending waits.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 # Why the child closes a run it was never told to end: the process that trained it died.
 ORPHAN_REASON = "the worker process exited before this trial ended"
 POLL_S = 1.0  # how often a wait for the child checks that it is still alive
+# The request pipe's buffer: 1 MiB (Linux's default pipe-max-size; 64 KiB otherwise) holds
+# about 7000 messages, two populations of 128 trials x 20 epochs. A population's 128 run
+# creations arrive at once and take the child seconds; a 64 KiB pipe made training wait.
+PIPE_BYTES = 1 << 20
 
 
 class OffloadedTracker(MlflowTracker):
@@ -124,6 +129,7 @@ class _Child:
         # forked child could inherit held.
         context = multiprocessing.get_context("spawn")
         requests_out, self.requests = context.Pipe(duplex=False)
+        _widen(self.requests)
         self.replies, replies_in = context.Pipe(duplex=False)
         self.process = context.Process(
             target=serve, args=(requests_out, replies_in, tracking_uri, experiment),
@@ -183,6 +189,16 @@ class _Child:
 
     def _died(self) -> str:
         return f"the MLflow writer process exited (exit code {self.process.exitcode}); see the log above"
+
+
+def _widen(connection: Connection) -> None:
+    """Give a pipe :data:`PIPE_BYTES` of buffer where the system allows (Linux)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):  # another system, or a lower limit: the default
+        log.debug("pipe buffer left at the system default", exc_info=True)
 
 
 def serve(requests: Connection, replies: Connection, tracking_uri: str, experiment: str) -> None:

@@ -156,3 +156,16 @@ def test_close_finished_runs_closes_only_ended_trials(tracking_uri):
     assert tracker.close_finished_runs(parent, {0: "complete", 1: "pruned", 5: "failed"}) == 2
     client = MlflowClient(tracking_uri=tracking_uri)
     assert [client.get_run(i).info.status for i in ids] == ["FINISHED", "KILLED", "RUNNING"]
+
+
+def test_the_request_pipe_holds_two_populations_of_messages(tracking_uri):
+    fcntl = pytest.importorskip("fcntl")
+    from droptune.tracking._offload import PIPE_BYTES
+
+    with open("/proc/sys/fs/pipe-max-size") as limit:
+        if int(limit.read()) < PIPE_BYTES:
+            pytest.skip("this system caps pipes below PIPE_BYTES")
+    tracker = OffloadedTracker(tracking_uri=tracking_uri, experiment="wide")
+    tracker.start_trial(tracker.study_run(), 0, {})
+    assert fcntl.fcntl(tracker._child.requests.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+    tracker.close()
