@@ -136,7 +136,7 @@ def test_a_packed_study_closes_every_run_and_a_resume_closes_runs_a_kill_left_op
         trainer: {max_epochs: 2, early_stopping_patience: null, accelerator: cpu}
         """))
     assert main(["tune", str(study_file)]) == 0
-    uri = "sqlite:///mlruns/mlflow.db"
+    uri = f"sqlite:///{in_tmp / 'mlruns' / 'mlflow.db'}"  # absolute: MLflow caches engines by URI
     runs = trial_runs(uri, "packed")
     assert sorted(runs) == [0, 1, 2, 3] and {r.info.status for r in runs.values()} == {"FINISHED"}
     assert all(len(history(uri, r.info.run_id, "val_loss")) == 2 for r in runs.values())
