@@ -11,9 +11,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from droptune.cli import main
+from droptune.record import TRIAL_TAG
 
 pytest.importorskip("transformers")
 
@@ -89,6 +91,13 @@ def test_a_packed_study_on_a_wrapped_real_model_runs_to_the_end(
         study_name=f"packed-{model.lower()}", storage=f"sqlite:///{in_tmp / 'optuna.db'}"
     ).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 8
+    # the trials' MLflow runs, written by the packed study's writer process, are all there and closed
+    client = MlflowClient(tracking_uri=f"sqlite:///{in_tmp / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(f"packed-{model.lower()}").experiment_id
+    runs = client.search_runs([experiment], filter_string="tags.`droptune.role` = 'trial'")
+    assert sorted(int(r.data.tags[TRIAL_TAG]) for r in runs) == list(range(8))
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert all(len(client.get_metric_history(r.info.run_id, "val_loss")) == 2 for r in runs)
     # the rate handed to SDPA through `.p` is a variable of its own, and differs between trials
     assert len({t.params["attention"] for t in trials}) == 8
     assert all(
