@@ -21,13 +21,16 @@ messages at most: past that, sending waits.
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import os
 import signal
+import subprocess
+import sys
 import threading
 import uuid
 import weakref
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from droptune.exceptions import StudyError
@@ -125,20 +128,27 @@ class _Child:
     """The writer process and the two pipes to it (requests down, replies and errors up)."""
 
     def __init__(self, tracking_uri: str, experiment: str) -> None:
-        # spawn, not fork: this process has threads (the bookkeeper, torch's) whose locks a
-        # forked child could inherit held.
-        context = multiprocessing.get_context("spawn")
-        requests_out, self.requests = context.Pipe(duplex=False)
-        _widen(self.requests)
-        self.replies, replies_in = context.Pipe(duplex=False)
-        self.process = context.Process(
-            target=serve, args=(requests_out, replies_in, tracking_uri, experiment),
-            name="droptune-mlflow-writer", daemon=False,
+        # A fresh interpreter, not multiprocessing: fork would copy locks that this process's
+        # threads (the bookkeeper, torch's) may hold, and spawn re-runs the user's main
+        # script, which a `droptune.tune(...)` at the top of a script would start again. Its
+        # own session: Ctrl-C and a process group's SIGTERM reach the worker, which then
+        # closes the pipe; the writer ends when it has written what it was sent.
+        down_read, down_write = os.pipe()
+        up_read, up_write = os.pipe()
+        root = str(Path(__file__).resolve().parents[2])  # where this droptune is imported from
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from droptune.tracking._offload import main; main()",
+             str(down_read), str(up_write), tracking_uri, experiment],
+            pass_fds=(down_read, up_write), stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": path},
         )
-        self.process.start()
         # Only the child may hold these ends: its reads end (EOF) when this process dies.
-        requests_out.close()
-        replies_in.close()
+        os.close(down_read)
+        os.close(up_write)
+        self.requests = Connection(down_write, readable=False)
+        self.replies = Connection(up_read, writable=False)
+        _widen(self.requests)
         self.stopped = False
 
     def send(self, message: tuple[Any, ...]) -> None:
@@ -168,12 +178,15 @@ class _Child:
             log.warning("the MLflow writer process failed while stopping", exc_info=True)
         finally:
             self.requests.close()
-            self.process.join(timeout=60)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                log.warning("the MLflow writer process did not stop within 60 s; left running")
             self.replies.close()
 
     def _receive(self) -> tuple[Any, ...]:
         while not self.replies.poll(POLL_S):
-            if not self.process.is_alive():
+            if self.process.poll() is not None:
                 raise StudyError(self._died())
         try:
             return self.replies.recv()
@@ -183,12 +196,15 @@ class _Child:
     def _raise_reported(self) -> None:
         """Raise an error the child reported since the last call (without waiting)."""
         while self.replies.poll(0):
-            reply = self.replies.recv()
+            try:
+                reply = self.replies.recv()
+            except EOFError:
+                raise StudyError(self._died()) from None
             if reply[0] == "error":
                 raise StudyError(f"MLflow tracking failed in the writer process: {reply[1]}")
 
     def _died(self) -> str:
-        return f"the MLflow writer process exited (exit code {self.process.exitcode}); see the log above"
+        return f"the MLflow writer process exited (exit code {self.process.poll()}); see the log above"
 
 
 def _widen(connection: Connection) -> None:
@@ -199,6 +215,13 @@ def _widen(connection: Connection) -> None:
         fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     except (ImportError, AttributeError, OSError):  # another system, or a lower limit: the default
         log.debug("pipe buffer left at the system default", exc_info=True)
+
+
+def main() -> None:
+    """The writer process's entry point: ``REQUESTS_FD REPLIES_FD TRACKING_URI EXPERIMENT``."""
+    requests, replies, tracking_uri, experiment = sys.argv[1:5]
+    serve(Connection(int(requests), writable=False), Connection(int(replies), readable=False),
+          tracking_uri, experiment)
 
 
 def serve(requests: Connection, replies: Connection, tracking_uri: str, experiment: str) -> None:
