@@ -73,9 +73,6 @@ class OffloadedTracker(MlflowTracker):
 
     def log_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
         """Queue one epoch's metrics of a child run."""
-        if not run_id.startswith("offloaded-"):  # a run of this process (none today)
-            super().log_epoch(run_id, epoch, metrics)
-            return
         self._send(("epoch", run_id, epoch, {k: float(v) for k, v in metrics.items()}))
 
     def end_trial(
