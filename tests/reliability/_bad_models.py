@@ -60,7 +60,8 @@ class ArrayTinyModule(TinyModule):
 
     ``DROPTUNE_TEST_BARRIER`` (a folder) and ``DROPTUNE_TEST_BARRIER_N``: the first fit of a
     process drops a file named after its pid there and waits until N processes did, so every
-    process provably runs a trial at the same time as the others. ``DROPTUNE_TEST_HANG``:
+    process provably runs a trial at the same time as the others (until the test creates
+    ``release`` in that folder, with ``DROPTUNE_TEST_HOLD``). ``DROPTUNE_TEST_HANG``:
     every training step of this process's trials waits (to be terminated) instead of
     training. droptune's pre-flight batch does neither.
     """
@@ -78,9 +79,15 @@ class ArrayTinyModule(TinyModule):
         marker.touch()
         wanted = int(os.environ.get("DROPTUNE_TEST_BARRIER_N", "1"))
         end = time.monotonic() + DEADLINE_S
-        while len(os.listdir(folder)) < wanted:
+        while len([f for f in os.listdir(folder) if f.isdigit()]) < wanted:
             if time.monotonic() > end:
                 raise RuntimeError(f"barrier: {len(os.listdir(folder))} of {wanted} processes arrived")
+            time.sleep(0.05)
+        # With DROPTUNE_TEST_HOLD, the trials then wait for the test's `release` file in the
+        # barrier folder: the test acts while every process provably trains.
+        while os.environ.get("DROPTUNE_TEST_HOLD") and not Path(folder, "release").exists():
+            if time.monotonic() > end:
+                raise RuntimeError("barrier: never released")
             time.sleep(0.05)
 
     @override

@@ -79,7 +79,8 @@ def test_kill_9_of_the_launcher_loses_nothing_and_the_same_command_finishes(proj
     storage, tracking = stores(project)
     barrier = project.parent / "barrier"
     barrier.mkdir()
-    both = {"DROPTUNE_TEST_BARRIER": str(barrier), "DROPTUNE_TEST_BARRIER_N": "2"}  # both workers train at once
+    # Both workers' first trials train at once, and stay there until the test releases them.
+    both = {"DROPTUNE_TEST_BARRIER": str(barrier), "DROPTUNE_TEST_BARRIER_N": "2", "DROPTUNE_TEST_HOLD": "1"}
     launcher = spawn([sys.executable, "-m", "droptune", "tune", "study.yaml", "--workers", "2"], "tune", **both)
     orphans: list[FrozenTrial] = []
     try:
@@ -88,6 +89,7 @@ def test_kill_9_of_the_launcher_loses_nothing_and_the_same_command_finishes(proj
         launcher.send_signal(signal.SIGKILL)  # the launcher only: its workers run in sessions of their own
         assert launcher.wait(timeout=WAIT_S) == -signal.SIGKILL
         assert all(_alive(t) for t in orphans), "the workers died with their launcher: nothing is tested"
+        (barrier / "release").touch()  # the orphans finish their trials
         parents, _ = mlflow_runs("tiny", tracking)
         assert [p.info.status for p in parents] == ["RUNNING"]  # nobody closed it
 
