@@ -121,6 +121,12 @@ class MlflowTracker:
         self, run_id: str, state: str, *, summary: Mapping[str, float] | None = None, reason: str | None = None
     ) -> None:
         """Write the run's buffer with its summary and state, then close it."""
+        self._close_run(run_id, state, summary=summary, reason=reason)
+
+    def _close_run(
+        self, run_id: str, state: str, *, summary: Mapping[str, float] | None = None, reason: str | None = None
+    ) -> None:
+        # Every way a child run ends in this process (OffloadedTracker overrides end_trial, not this).
         tags = {STATE_TAG: state, **({REASON_TAG: reason[:REASON_LIMIT]} if reason else {})}
         self._write(run_id, summary=summary or {}, tags=tags)
         self.client.set_terminated(run_id, status=RUN_STATUS[state])
@@ -159,9 +165,7 @@ class MlflowTracker:
         )
         try:
             for run in self.client.search_runs([self.experiment_id], filter_string=query):
-                self.client.set_tag(run.info.run_id, STATE_TAG, "failed")
-                self.client.set_tag(run.info.run_id, REASON_TAG, reason[:REASON_LIMIT])
-                self.client.set_terminated(run.info.run_id, status="FAILED")
+                self._close_run(run.info.run_id, "failed", reason=reason)
         except Exception:  # tracking must not stop the study; the run stays visibly RUNNING
             log.warning("could not close the MLflow run of trial %d", number, exc_info=True)
 
@@ -176,8 +180,7 @@ class MlflowTracker:
             if state is None:  # still running (or not a trial's run)
                 continue
             reason = "its worker was stopped before the run was closed; the study has the trial's result"
-            self._write(run.info.run_id, summary={}, tags={STATE_TAG: state, REASON_TAG: reason})
-            self.client.set_terminated(run.info.run_id, status=RUN_STATUS[state])
+            self._close_run(run.info.run_id, state, reason=reason)
             closed += 1
         return closed
 

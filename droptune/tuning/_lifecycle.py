@@ -179,12 +179,13 @@ def _prepare(spec: StudySpec, tracker: Tracker | None) -> StudyLifecycle:
     tracker = tracker or make_tracker(spec)
     enable_wal(spec.tracking_uri)
     parent = tracker.study_run(study.user_attrs.get(PARENT_RUN_ATTR))
-    ended = {t.number: ENDED[t.state] for t in study.get_trials(deepcopy=False, states=tuple(ENDED))}
+    trials = study.get_trials(deepcopy=False)
+    ended = {t.number: ENDED[t.state] for t in trials if t.state in ENDED}
     if ended:  # a resume: runs a killed worker left open for trials the study has finished
         closed = tracker.close_finished_runs(parent, ended)
         if closed:
             log.info("closed %d MLflow runs left open by a stopped worker", closed)
-    if not study.get_trials(deepcopy=False):
+    if not trials:
         study.enqueue_trial(space.prior_params(sites), user_attrs={PRIOR_ATTR: True})
         n_classes = getattr(data, "num_classes", None)
         if isinstance(n_classes, int):  # the recommendation's chance check
