@@ -91,9 +91,9 @@ def tune(
             both a study file and objects (or neither) are given.
     """
     spec = _spec(study, model=model, datamodule=datamodule, name=name, n_trials=n_trials, **options)
-    from droptune.tuning import tune as run  # the engine imports MLflow and Lightning's trainer
+    from droptune.api import run_tune  # the engine imports MLflow and Lightning's trainer
 
-    done = run(spec)
+    done = run_tune(spec)  # what `droptune tune` runs: search, then confirmation inside the budget
     try:
         items, _ = compute(done)
     except StudyError:

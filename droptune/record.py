@@ -48,6 +48,9 @@ __all__ = [
     "PARENT_RUN_ATTR",
     "PARENT_TAG",
     "PRIOR_ATTR",
+    "RATE_FAILURES",
+    "failed_by_rates",
+    "BASELINE_ATTR",
     "PROCESS_ATTR",
     "RATES_ATTR",
     "RATE_PARAM",
@@ -95,6 +98,7 @@ GAP_ATTR = "overfit_gap"  # the gap at the best epoch
 EPOCHS_ATTR = "epochs"
 REASON_ATTR = "fail_reason"
 PRIOR_ATTR = "prior"  # the enqueued textbook-prior trial
+BASELINE_ATTR = "baseline"  # the enqueued no-dropout trial (every variable at its low end)
 PACK_ATTR = "pack"  # size of the population a packed trial was trained in
 # Optuna study attribute for `search.pack: auto`: {"pack": K, "reason": why, "worker": host:pid}
 # as the last worker to resolve it chose.
@@ -192,6 +196,25 @@ def outcome(
     if pruned_at is not None:
         return TrialResult(state="pruned", reason=f"pruned at epoch {pruned_at}", history=history)
     return TrialResult(state="complete", value=best_record(history, metric, direction)[metric], history=history)
+
+
+# Failure reasons that are a property of the rates tried, not of the user's code: a sampler
+# should learn to avoid them (droptune.tuning._sampler).
+RATE_FAILURES = ("non-finite", "CUDA out of memory", "out of memory")
+
+
+def failed_by_rates(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` failed because of its rates (NaN or infinite loss, out of memory).
+
+    Example:
+        >>> from optuna.trial import TrialState, create_trial
+        >>> failed_by_rates(create_trial(state=TrialState.FAIL, user_attrs={REASON_ATTR: "non-finite val_loss at epoch 3"}))
+        True
+        >>> failed_by_rates(create_trial(state=TrialState.FAIL, user_attrs={REASON_ATTR: "ValueError: bad shape"}))
+        False
+    """
+    reason = trial.user_attrs.get(REASON_ATTR)
+    return isinstance(reason, str) and reason.startswith(RATE_FAILURES)
 
 
 def trial_seed(seed: int, number: int, attrs: Mapping[str, Any]) -> int:

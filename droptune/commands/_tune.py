@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from typing import TYPE_CHECKING
 
 import optuna
 
@@ -12,7 +13,10 @@ from droptune.commands._progress import best_rates_table, trial_progress
 from droptune.config import StudySpec, load_config
 from droptune.recommend import best_trial
 from droptune.tracking import Tracker
-from droptune.tuning import count_trials, prepare_study
+from droptune.tuning import StudyLifecycle, count_trials, prepare_study
+
+if TYPE_CHECKING:
+    from droptune.api import ProgressFn, SearchFn
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +60,8 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-confirm", action="store_true",
-        help="skip the confirmation that follows a study of 40+ complete trials (its top 3 retrained with 3 fresh seeds)",
+        help="give the whole budget to the search: no retraining of the top 3 with 2 fresh seeds each "
+        "(by default part of n_trials/timeout in studies of 20+ trials)",
     )
 
 
@@ -95,23 +100,31 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
         out.print("and open the URL it prints (the study's runs, best first)", markup=False, highlight=False)
 
 
+def _parallel(args: argparse.Namespace) -> SearchFn:
+    """The search in ``--workers`` processes, each told the search's share of the budget."""
+    from droptune.commands._worker import worker_args
+    from droptune.tuning._workers import tune_parallel
+
+    def search(spec: StudySpec, lifecycle: StudyLifecycle, progress: ProgressFn | None) -> None:
+        share = argparse.Namespace(**{**vars(args), "n_trials": spec.search.n_trials, "timeout": spec.search.timeout})
+        tune_parallel(spec, worker_args(share), progress=progress, prepared=lifecycle)
+
+    return search
+
+
 @command("tune", add_tune_arguments, help="run (or resume) a study described by a YAML file")
 def tune_command(args: argparse.Namespace) -> int:
+    from droptune.api import run_tune
+    from droptune.tuning._budget import split_budget
+
     spec = spec_from_args(args)
-    lifecycle = prepare_study(spec)  # pre-flight first; stores created under a lock
+    confirming = not getattr(args, "no_confirm", False)
+    search_spec = split_budget(spec, confirm=confirming).search
+    lifecycle = prepare_study(search_spec)  # pre-flight first; stores created under a lock
     study = lifecycle.study
-    with trial_progress(spec.name, spec.search.n_trials, study, console=err, metric=spec.objective.metric) as update:
-        if spec.search.workers > 1:
-            from droptune.commands._worker import worker_args
-            from droptune.tuning._workers import tune_parallel
-
-            tune_parallel(spec, worker_args(args), progress=update, prepared=lifecycle)
-        else:
-            lifecycle.tune(progress=update)
-    if not getattr(args, "no_confirm", False):  # export and recommend then keep the best mean over fresh seeds
-        from droptune.tuning._confirm import confirm_by_default
-
-        confirm_by_default(spec, study)
+    with trial_progress(spec.name, search_spec.search.n_trials, study, console=err, metric=spec.objective.metric) as update:
+        run_tune(spec, progress=update, prepared=lifecycle, confirm=confirming,
+                 search=_parallel(args) if spec.search.workers > 1 else None)
     print_summary(spec, study, lifecycle.tracker)
     from droptune.commands._recommend import print_recommendation
 

@@ -176,3 +176,11 @@ class SearchSpace:
             priors = [PRIORS[s.layer_type] for s in sites if self.param_of(s) == name]
             out[name] = min(max(statistics.median(priors), low), high)
         return out
+
+    def baseline_params(self, sites: Sequence[DropoutSite]) -> dict[str, float]:
+        """Each variable at the bottom of its range (0 by default: no dropout): the study's second trial.
+
+        Enqueued beside the prior so that a study always measures "no dropout at all" and
+        never hands over something worse than it without the numbers showing it.
+        """
+        return {name: low for name, (low, _) in self.params(sites).items()}

@@ -39,7 +39,6 @@ from droptune.record import (
     CONFIRMED_ATTR,
     GAP_ATTR,
     PARENT_RUN_ATTR,
-    confirmed_finalists,
     site_rates,
 )
 from droptune.sites import LAYER_TYPES
@@ -58,13 +57,6 @@ SEEDS_ATTR = "confirm_seeds"
 SEED_OFFSET = 1_000_003
 DEFAULT_TOP = 3
 DEFAULT_SEEDS = 5
-# After `droptune tune`, by default: 3 finalists x 3 seeds once a study holds 40 complete
-# trials. Measured on digits-mlp (20 trials, 2-core CPU): a retrain cost 1.45 search trials
-# (no pruning), so 9 retrains add about a third to a 40-trial study; the top 3 single values
-# (0.166-0.175) lay within one seed sd (0.010-0.013) of each other and overstated the kept
-# configuration's mean (0.178) by about that sd.
-AUTO_MIN_COMPLETE = 40
-AUTO_SEEDS = 3
 # Rates are replayed as they were: the confirm study's variables span every legal rate.
 _ANY_RATE = (0.0, 0.999)
 
@@ -133,6 +125,7 @@ def confirm(
     seeds: int = DEFAULT_SEEDS,
     tracker: Tracker | None = None,
     progress: ProgressFn | None = None,
+    deadline: float | None = None,
 ) -> list[Finalist]:
     """Retrain the ``top`` best configurations of ``spec``'s study ``seeds`` times each.
 
@@ -147,6 +140,8 @@ def confirm(
         seeds: Retrains of each, with fresh seeds (default 5, at least 2).
         tracker: Where runs go (default: the study's MLflow store).
         progress: Called with the confirm study after each trial.
+        deadline: ``time.monotonic()`` after which no retrain starts (the finalists are then
+            summarised from the retrains done: seed-major order keeps their counts equal).
 
     Returns:
         The finalists, best confirmed mean first.
@@ -158,7 +153,7 @@ def confirm(
     cspec, study, search, tracker = start_confirmation(spec, top=top, seeds=seeds, tracker=tracker)
     parent = study.user_attrs[PARENT_RUN_ATTR]
     try:
-        run_worker(cspec, study=study, tracker=tracker, progress=progress)
+        run_worker(cspec, study=study, tracker=tracker, progress=progress, deadline=deadline)
     except BaseException:
         tracker.end_study(parent, status="KILLED")
         raise
@@ -232,27 +227,6 @@ def _follow_plan(spec: StudySpec, study: optuna.Study, plan: list[dict[str, Any]
     cspec = confirm_spec(spec, n_trials=len(plan) * seeds)
     study.sampler = PlanSampler(plan, seeds, cspec.seed)
     return cspec
-
-
-def confirm_by_default(spec: StudySpec, study: optuna.Study, *, progress: ProgressFn | None = None) -> list[Finalist]:
-    """The confirmation ``droptune tune`` runs after a search: when it pays, and only once.
-
-    It pays once the study holds :data:`AUTO_MIN_COMPLETE` complete trials (then
-    :data:`DEFAULT_TOP` finalists x :data:`AUTO_SEEDS` seeds cost about a third more);
-    a study whose top :data:`DEFAULT_TOP` trials are all confirmed already is left as it is.
-    A search resumed after its confirmation may have new top trials: they are confirmed.
-
-    Returns:
-        The finalists, or an empty list when nothing was run.
-    """
-    from droptune.recommend import rank_trials
-
-    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    confirmed = {f["trial"] for f in confirmed_finalists(study.user_attrs)}
-    top = {t.number for t in rank_trials(study)[:DEFAULT_TOP]}
-    if complete < AUTO_MIN_COMPLETE or top <= confirmed:
-        return []
-    return confirm(spec, top=DEFAULT_TOP, seeds=AUTO_SEEDS, progress=progress)
 
 
 def summarise(confirmation: optuna.Study, search: optuna.Study) -> list[Finalist]:

@@ -5,9 +5,13 @@ A fixed warm-up of 2 epochs let the median pruner stop trials after 3 epochs, wh
 24 trials pruned at N <= 1000, some with every trial after the start-up ones pruned, so the
 recommendation came from the prior and 4 random trials). Two rules fix that:
 
-- the warm-up is a share of training, :data:`WARMUP_SHARE` of ``max_epochs`` (at least
-  :data:`MIN_WARMUP_EPOCHS`): a study sized in epochs for its gradient steps (small data,
-  many epochs) gets a warm-up in proportion; high dropout rates converge later, too;
+- the warm-up is a share of training, :data:`WARMUP_SHARE` of the epochs trials really run
+  (at least :data:`MIN_WARMUP_EPOCHS`): a study sized in epochs for its gradient steps (small
+  data, many epochs) gets a warm-up in proportion; high dropout rates converge later, too.
+  "Really run", not ``max_epochs``: with early stopping a trial of ``max_epochs: 150`` ended
+  at epoch 12-22, so a warm-up of 38 epochs never let the pruner act (1 of 249 trials pruned,
+  issue 20). Until trials have completed, the share of ``max_epochs`` is used; after, the
+  median length of the complete trials (never more than the ``max_epochs`` share);
 - :class:`EvidencePruner` never prunes while fewer than :data:`MIN_COMPLETE_SHARE` of the
   study's finished trials are complete, so pruning cannot leave a recommendation resting
   on a handful of complete trials.
@@ -16,6 +20,7 @@ recommendation came from the prior and 4 random trials). Two rules fix that:
 from __future__ import annotations
 
 import math
+import statistics
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -48,7 +53,9 @@ class EvidencePruner(optuna.pruners.MedianPruner):
 
     Args:
         n_startup_trials: Complete trials before any pruning.
-        n_warmup_steps: Epochs (reported steps) before a trial may be pruned.
+        n_warmup_steps: Epochs (reported steps) before a trial may be pruned, planned from
+            ``max_epochs``; once trials have completed, the share of the epochs they really
+            ran when that is fewer (:func:`observed_warmup`).
         min_complete_share: Share of complete trials among the finished ones (complete
             or pruned, this one counted as pruned) below which nothing is pruned.
     """
@@ -59,19 +66,39 @@ class EvidencePruner(optuna.pruners.MedianPruner):
         self, *, n_startup_trials: int = N_STARTUP_TRIALS, n_warmup_steps: int = MIN_WARMUP_EPOCHS,
         min_complete_share: float = MIN_COMPLETE_SHARE,
     ) -> None:
-        super().__init__(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
+        # The parent's own warm-up is off: prune() applies the observed one (observed_warmup).
+        super().__init__(n_startup_trials=n_startup_trials, n_warmup_steps=0)
         self.n_warmup_steps = n_warmup_steps
         self.min_complete_share = min_complete_share
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         """Called by Optuna after each report: prune only past warm-up, with evidence to spare."""
-        if trial.last_step is None or trial.last_step < self.n_warmup_steps:
+        if trial.last_step is None or trial.last_step < MIN_WARMUP_EPOCHS:
             return False
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        complete = sum(t.state == TrialState.COMPLETE for t in finished)
-        if complete < self.min_complete_share * (len(finished) + 1):
+        complete = [t for t in finished if t.state == TrialState.COMPLETE]
+        if len(complete) < self.min_complete_share * (len(finished) + 1):
+            return False
+        if trial.last_step < observed_warmup(complete, self.n_warmup_steps):
             return False
         return super().prune(study, trial)
+
+
+def observed_warmup(complete: list[FrozenTrial], planned: int) -> int:
+    """The warm-up for trials as long as the ``complete`` ones really ran: at most ``planned``.
+
+    Example:
+        >>> from optuna.trial import create_trial
+        >>> runs = [create_trial(value=1.0, intermediate_values={e: 1.0 for e in range(12)})] * 3
+        >>> observed_warmup(runs, planned=38)
+        3
+        >>> observed_warmup([], planned=38)
+        38
+    """
+    lengths = [len(t.intermediate_values) for t in complete if t.intermediate_values]
+    if not lengths:
+        return planned
+    return min(planned, max(MIN_WARMUP_EPOCHS, math.ceil(WARMUP_SHARE * statistics.median(lengths))))
 
 
 def evidence_pruner(spec: StudySpec) -> EvidencePruner:

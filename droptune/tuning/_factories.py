@@ -12,9 +12,10 @@ import optuna
 
 from droptune.config import StudySpec
 from droptune.tuning._evidence import evidence_pruner, warmup_epochs
+from droptune.tuning._sampler import FailureAwareTPESampler
 
 
-def _tpe(seed: int, *, constant_liar: bool = True) -> optuna.samplers.TPESampler:
+def _tpe(seed: int, *, constant_liar: bool = True) -> FailureAwareTPESampler:
     # multivariate TPE models the rates jointly: the best rate of one layer depends on the others.
     # group=True keeps that joint model when the space grows mid-study (coarse-to-fine's
     # per-site scales) instead of falling back to independent sampling for the new variables.
@@ -22,10 +23,11 @@ def _tpe(seed: int, *, constant_liar: bool = True) -> optuna.samplers.TPESampler
     # per-type ranges already place the first trials well (benchmarks/search_quality.py).
     # constant_liar: trials still running (other workers) count as bad results, so parallel
     # asks spread out instead of piling up on one spot. A packed population is asked without
-    # it (see sampler_for).
+    # it (see sampler_for). Trials that failed because of their rates (NaN, out of memory) count
+    # as the worst ones, so TPE moves away from a failing region (droptune.tuning._sampler).
     with warnings.catch_warnings():  # `group` is "experimental" in Optuna 5.0
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
+        return FailureAwareTPESampler(
             seed=seed, multivariate=True, group=True, n_startup_trials=5, constant_liar=constant_liar
         )
 

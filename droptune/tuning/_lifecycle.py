@@ -19,6 +19,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import optuna
+from optuna.trial import FrozenTrial
 
 from droptune._store_guard import create_stores_locked
 from droptune.config import NO_TRACKING, StudySpec
@@ -26,8 +27,9 @@ from droptune.exceptions import StudyError
 from droptune.inspect import inspect_model
 from droptune.preflight import preflight
 from droptune.recommend import N_CLASSES_ATTR
-from droptune.record import PARENT_RUN_ATTR, PRIOR_ATTR
+from droptune.record import BASELINE_ATTR, PARENT_RUN_ATTR, PRIOR_ATTR
 from droptune.report import report_study
+from droptune.sites import DropoutSite
 from droptune.space import SearchSpace
 from droptune.tracking import MlflowTracker, NullTracker, OffloadedTracker, Tracker, enable_wal, make_storage
 from droptune.tracking._recorder import TrialRecorder
@@ -46,6 +48,8 @@ from droptune.tuning._scheduler import (
 SITES_TEXT, SITES_JSON = "sites.txt", "sites.json"  # the parent run's site table (droptune inspect)
 
 log = logging.getLogger(__name__)
+
+MIN_TRIALS_FOR_BASELINE = 8
 
 
 def space_of(spec: StudySpec) -> SearchSpace:
@@ -193,6 +197,7 @@ def _prepare(spec: StudySpec, tracker: Tracker | None) -> StudyLifecycle:
         if spec.source:
             tracker.log_artifact(parent, spec.source)
         _log_site_table(spec, model, data, space, tracker, parent)
+    _enqueue_baseline(spec, study, space, sites, trials)
     # optuna-dashboard and Optuna's plots name the objective after it.
     if study.metric_names != [spec.objective.metric]:
         with warnings.catch_warnings():  # "experimental" in Optuna 5.0
@@ -201,6 +206,22 @@ def _prepare(spec: StudySpec, tracker: Tracker | None) -> StudyLifecycle:
     # Last: `droptune worker` takes this attribute as the sign that the study is ready to join.
     study.set_user_attr(PARENT_RUN_ATTR, parent)
     return StudyLifecycle(spec=spec, study=study, tracker=tracker, parent_run_id=parent)
+
+
+def _enqueue_baseline(
+    spec: StudySpec, study: optuna.Study, space: SearchSpace, sites: list[DropoutSite], trials: list[FrozenTrial]
+) -> None:
+    """Queue the no-dropout trial once, in a study big enough to afford it (also when resumed bigger).
+
+    "No dropout at all" is measured in every study of :data:`MIN_TRIALS_FOR_BASELINE` trials or
+    more, so that a study never hands over something worse than it without its numbers showing it
+    (issue 20). A smaller study (a smoke test) keeps its few trials for the prior and the search.
+    """
+    if spec.search.n_trials < MIN_TRIALS_FOR_BASELINE or any(BASELINE_ATTR in t.user_attrs for t in trials):
+        return
+    baseline = space.baseline_params(sites)
+    if baseline != space.prior_params(sites):
+        study.enqueue_trial(baseline, user_attrs={BASELINE_ATTR: "no_dropout"})
 
 
 def _log_site_table(

@@ -2,7 +2,7 @@
 
 It starts trials under the study's lock until the study holds ``n_trials`` finished ones
 (across all workers and resumes), honours the deadline, stops after
-:data:`MAX_CONSECUTIVE_FAILURES` failures in a row, beats for its running trials and reaps
+:class:`FailureRule` (mostly failures lately), beats for its running trials and reaps
 dead workers' trials (:mod:`droptune.tuning._heartbeat`). How trials train is the
 executor's business, chosen by lookup in :data:`EXECUTORS`:
 
@@ -53,10 +53,51 @@ from droptune.tuning._lock import study_lock
 
 log = logging.getLogger(__name__)
 
-MAX_CONSECUTIVE_FAILURES = 5
+# The stop rule judges a failure *rate*, not a streak: when NaN or out-of-memory haunt part of
+# the rate range, the sampler is steered away from it (droptune.tuning._sampler) and the
+# study should go on; five failures in a row ended such a study at 5 of 8 complete (issue 20).
+MIN_FAILURES_TO_STOP = 5
+MAX_FAILURE_SHARE = 0.5
+FAILURE_WINDOW = 20
 IDLE_POLL_S = 1.0  # how often a worker with nothing to start looks again
 
 ProgressFn = Callable[[optuna.Study], None]
+
+
+class FailureRule:
+    """Stop a worker once at least :data:`MIN_FAILURES_TO_STOP` of its last
+    :data:`FAILURE_WINDOW` ended trials failed and they are more than
+    :data:`MAX_FAILURE_SHARE` of them: a broken model stops after 5 trials, as before, while
+    a study with a failing region keeps going as long as most trials succeed.
+
+    Example:
+        >>> rule = FailureRule()
+        >>> [rule.add(s, "nan") for s in ["failed", "complete", "failed", "complete"]][-1]
+        False
+        >>> any(rule.add("failed", "nan") for _ in range(5))
+        True
+    """
+
+    def __init__(self) -> None:
+        self.recent: list[bool] = []
+        self.last_reason: str | None = None
+
+    def add(self, state: str, reason: str | None) -> bool:
+        """Record one ended trial; True when the worker should stop."""
+        self.recent = [*self.recent, state == "failed"][-FAILURE_WINDOW:]
+        if state == "failed":
+            self.last_reason = reason
+        failed = sum(self.recent)
+        return failed >= MIN_FAILURES_TO_STOP and failed > MAX_FAILURE_SHARE * len(self.recent)
+
+    def message(self) -> str:
+        """Why the worker stopped, and what to do."""
+        failed = sum(self.recent)
+        return (
+            f"{failed} of the last {len(self.recent)} trials failed; the last one because: {self.last_reason}. "
+            "Fix the model or data (or narrow search.ranges if only high rates fail), then run the same "
+            "command to resume."
+        )
 
 
 @dataclass
@@ -164,9 +205,9 @@ def schedule(
         The study's counts when this worker stopped.
 
     Raises:
-        StudyError: After :data:`MAX_CONSECUTIVE_FAILURES` failed trials in a row.
+        StudyError: When :class:`FailureRule` says most recent trials failed.
     """
-    failures, waited = 0, False
+    failures, waited = FailureRule(), False
     hold_startup_objects()  # the collection after each trial then walks only what the study made
     try:
         with Heartbeat(study._storage, heartbeat_interval(study)) as beat:
@@ -174,21 +215,17 @@ def schedule(
                 free = executor.capacity - len(executor.running())
                 counts = _start(spec, study, recorder, executor, beat, free, deadline) if free > 0 else None
                 if executor.running():
-                    last_failure, ended = None, False
+                    ended, stop = False, False
                     for trial, result in executor.step():  # every ended trial is recorded, then judged
                         recorder.books.submit(beat.discard, trial._trial_id)  # after its add: in order
                         recorder.close(trial, result)
                         ended = True
-                        failures = failures + 1 if result.state == "failed" else 0
-                        last_failure = result.reason if result.state == "failed" else last_failure
+                        stop = failures.add(result.state, result.reason) or stop
                     if ended and progress is not None:  # once per step: a population ends many trials at once
                         recorder.books.submit(progress, study)
-                    if failures >= MAX_CONSECUTIVE_FAILURES:
+                    if stop:
                         recorder.drain()
-                        raise StudyError(
-                            f"{failures} trials in a row failed; the last one because: {last_failure}. "
-                            "Fix the model or data, then run the same command to resume."
-                        )
+                        raise StudyError(failures.message())
                     waited = False
                 elif counts is not None and (counts.finished >= spec.search.n_trials or _past(deadline)):
                     recorder.drain()

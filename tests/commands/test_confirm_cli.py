@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from droptune.cli import main
 from droptune.record import confirmed_finalists
-from droptune.tuning import _confirm
+from droptune.tuning import _budget
 
 STORAGE = "sqlite:///studies/droptune.db"
 
@@ -65,13 +65,25 @@ def test_bad_seeds_exit_2_with_one_message(in_tmp, capsys):
     assert "tiny.confirm" not in optuna.get_all_study_names(STORAGE)
 
 
-def test_tune_confirms_by_default_once_the_study_is_large_enough(in_tmp, monkeypatch, capsys):
-    monkeypatch.setattr(_confirm, "AUTO_MIN_COMPLETE", 4)  # the rule, at a size a test can run
-    monkeypatch.setattr(_confirm, "AUTO_SEEDS", 2)
+def test_tune_confirms_inside_its_n_trials_once_the_study_is_large_enough(in_tmp, monkeypatch, capsys):
+    monkeypatch.setattr(_budget, "MIN_TRIALS_TO_CONFIRM", 4)  # the rule, at a size a test can run
     study_file = write_study(in_tmp)
-    assert main(["tune", str(study_file), "--no-confirm"]) == 0
-    assert "tiny.confirm" not in optuna.get_all_study_names(STORAGE)
-    assert main(["tune", str(study_file)]) == 0  # resumed: nothing left to search, confirmed now
-    finalists = confirmed_finalists(optuna.load_study(study_name="tiny", storage=STORAGE).user_attrs)
-    assert len(finalists) == _confirm.DEFAULT_TOP and all(f["n"] == 2 for f in finalists)
+    assert main(["tune", str(study_file), "--n-trials", "10"]) == 0
+    search = optuna.load_study(study_name="tiny", storage=STORAGE)
+    retrains = optuna.load_study(study_name="tiny.confirm", storage=STORAGE).trials
+    # 10 trials in all: 10 - 3 x 2 searched, then the top 3 retrained twice each.
+    assert len(search.trials) == 10 - _budget.TOP * _budget.SEEDS
+    assert len(retrains) == _budget.TOP * _budget.SEEDS
+    finalists = confirmed_finalists(search.user_attrs)
+    assert len(finalists) == _budget.TOP and all(f["n"] == _budget.SEEDS for f in finalists)
     assert "confirmed: the best trial is" in capsys.readouterr().out
+    assert main(["tune", str(study_file), "--n-trials", "10"]) == 0  # resumed: nothing more runs
+    assert len(optuna.load_study(study_name="tiny.confirm", storage=STORAGE).trials) == len(retrains)
+
+
+def test_no_confirm_gives_the_whole_budget_to_the_search(in_tmp, monkeypatch):
+    monkeypatch.setattr(_budget, "MIN_TRIALS_TO_CONFIRM", 4)
+    study_file = write_study(in_tmp)
+    assert main(["tune", str(study_file), "--n-trials", "6", "--no-confirm"]) == 0
+    assert len(optuna.load_study(study_name="tiny", storage=STORAGE).trials) == 6
+    assert "tiny.confirm" not in optuna.get_all_study_names(STORAGE)

@@ -59,7 +59,7 @@ def test_tied_rates_with_type_granularity(sites):
 
 
 def test_ranges_default_to_design_table_and_can_be_overridden(sites):
-    assert SearchSpace(granularity="site").params(sites)["2"] == RANGES["dense"] == (0.0, 0.7)
+    assert SearchSpace(granularity="site").params(sites)["2"] == RANGES["dense"] == (0.0, 0.8)
     assert SearchSpace(granularity="site", ranges={"dense": (0.2, 0.3)}).params(sites)["2"] == (0.2, 0.3)
     assert SearchSpace().params(sites)["dense"] == RANGES["dense"]  # the default, type
     # global: the widest range over the types present

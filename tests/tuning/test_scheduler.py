@@ -93,10 +93,10 @@ def test_the_executor_is_a_lookup_and_the_study_stops_at_exactly_n_trials(spec: 
     assert executor_kind(replace(spec, search=replace(spec.search, pack=4))) == "packed"
 
 
-def test_five_failures_in_a_row_stop_the_worker(spec: StudySpec, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_whose_trials_all_fail_stops(spec: StudySpec, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(InstantExecutor, "outcome", "failed")
     prepare_study(spec, tracker=NullTracker())
-    with pytest.raises(StudyError, match="6 trials in a row failed; the last one because: boom"):
+    with pytest.raises(StudyError, match="6 of the last 6 trials failed; the last one because: boom"):
         run_worker(spec, tracker=NullTracker())
     assert _states(spec) == [TrialState.FAIL] * 6  # two batches of 3 ran, all recorded; no third started
 
