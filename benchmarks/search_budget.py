@@ -57,7 +57,8 @@ from search_quality import (  # noqa: E402  (the benchmark's tasks and trainers)
 # was chosen against at equal budget (issue 15).
 DROPTUNE_PRUNERS = {"droptune": "median", "dt-nopruner": "none", "dt-hyperband": "hyperband",
                     "dt-sh": "successive_halving"}
-BUDGET_METHODS = ("prior", "vanilla", "random", *DROPTUNE_PRUNERS)
+BUDGET_METHODS = ("prior", "nodrop", "vanilla", "random", *DROPTUNE_PRUNERS)
+BASELINES = ("prior", "nodrop")  # one configuration each, no search: they use no budget
 SEARCHED = {"vanilla": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
 
 
@@ -91,8 +92,9 @@ def search_loop(job: BudgetJob, data: dict[str, Any]) -> dict[str, Any]:
     while (n < job.trials) if job.budget_s is None else (time.monotonic() - started < job.budget_s):
         trial = study.ask()
         rates = space.suggest(trial, sites)
+        extra = {"integration": True} if job.trainer == "lightning" else {}  # optuna-integration's callback
         result, _ = fit(job.task, data, rates, seed=1000 * job.seed + n, max_epochs=job.max_epochs,
-                        patience=job.patience, trial=trial)
+                        patience=job.patience, trial=trial, **extra)
         n += 1
         if not math.isfinite(result.value):
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -102,61 +104,50 @@ def search_loop(job: BudgetJob, data: dict[str, Any]) -> dict[str, Any]:
             study.tell(trial, result.value)
             if best is None or result.value < best["value"]:
                 best = {"value": result.value, "rates": rates, "best_epoch": result.best_epoch}
-    return {"n_trials": n, "seconds": time.monotonic() - started, "chosen": best,
+    pruned = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)))
+    return {"n_trials": n, "n_pruned": pruned, "seconds": time.monotonic() - started, "chosen": best,
             "best_val_loss": best["value"] if best else None}
 
 
 def droptune_search(job: BudgetJob, folder: Path) -> dict[str, Any]:
-    """droptune's defaults through the real engine, then confirmation, within the budget."""
+    """droptune's defaults through the user's own path: ``droptune.api.run_tune`` with the budget as
+    the study's ``timeout`` (it keeps a share for confirming its leaders, then exports)."""
+    from droptune.api import run_tune
     from droptune.config import spec_from_dict
     from droptune.export import export_best
-    from droptune.record import BEST_EPOCH_ATTR
-    from droptune.tuning import count_trials, prepare_study
-    from droptune.tuning._confirm import confirm
+    from droptune.record import BEST_EPOCH_ATTR, confirmed_finalists
+    from droptune.tuning import count_trials
 
     assert job.budget_s is not None  # vanilla ran first and set it
     started = time.monotonic()
-    search_s = job.budget_s * (1.0 - job.confirm_share)
     spec = spec_from_dict({
         "name": f"{job.task.name}-{job.method}-{job.seed}",
         "model": {"class_path": job.task.model, "init_args": job.task.model_args},
         "data": {"class_path": job.task.data, "init_args": job.task.data_args},
-        "search": {"n_trials": 100_000, "timeout": search_s, "pack": job.pack, "heartbeat_interval": None,
+        "search": {"n_trials": 100_000, "timeout": job.budget_s, "pack": job.pack, "heartbeat_interval": None,
                    "pruner": DROPTUNE_PRUNERS[job.method]},
         "trainer": {"max_epochs": job.max_epochs, "early_stopping_patience": job.patience,
                     "accelerator": "cpu" if not torch.cuda.is_available() else "auto"},
         "storage": f"sqlite:///{folder / 'droptune.db'}", "tracking_uri": "none", "seed": job.seed,
     })
-    lifecycle = prepare_study(spec)  # creating the stores counts against the budget too
-    left = max(search_s - (time.monotonic() - started), 1e-3)
-    lifecycle.spec = replace(spec, search=replace(spec.search, timeout=left))
-    study = lifecycle.tune()
-    pruner = type(study.pruner).__name__  # what the engine built from search.pruner, for the log
+    study = run_tune(spec)  # creating the stores counts against the budget too
     counts = count_trials(study)
     if not counts.complete:  # as vanilla's loop, a search runs at least one trial, over budget if it must
         once = replace(spec, search=replace(spec.search, n_trials=counts.finished + 1, timeout=None))
-        study = prepare_study(once).tune()
+        study = run_tune(once, confirm=False)
         counts = count_trials(study)
-    done = [t for t in study.trials if t.state.name == "COMPLETE" and t.datetime_complete and t.datetime_start]
-    per_trial = statistics.fmean((t.datetime_complete - t.datetime_start).total_seconds() for t in done) if done else 0.0
-    left = job.budget_s - (time.monotonic() - started)
-    # As many finalists as the rest of the budget retrains (at least one: a confirmation of one
-    # configuration still replaces its lucky value by a mean). A packed population trains its
-    # members together: a trial's duration is then that of a population of up to `pack` retrains.
-    top = max([1] + [k for k in range(1, job.confirm_top + 1)
-                     if per_trial * math.ceil(k * job.confirm_seeds / job.pack) <= left])
-    finalists = confirm(spec, top=top, seeds=job.confirm_seeds) if done else []
-    study = optuna.load_study(study_name=spec.name, storage=spec.storage)
+    finalists = confirmed_finalists(study.user_attrs)
     chosen = None
-    if done:
+    if counts.complete:
         config = export_best(study)
         trial = study.trials[config["trial"]]
         chosen = {"value": config["value"], "rates": config["rates"], "best_epoch": trial.user_attrs[BEST_EPOCH_ATTR]}
     return {
-        "n_trials": counts.finished, "seconds": time.monotonic() - started, "chosen": chosen, "pruner": pruner,
-        "best_val_loss": study.best_value if done else None, "confirm_top": top,
-        "confirm_trials": sum(f.n for f in finalists),
-        "confirmed_val_mean": finalists[0].value_mean if finalists else None,
+        "n_trials": counts.finished, "n_pruned": counts.pruned, "n_failed": counts.failed,
+        "seconds": time.monotonic() - started, "chosen": chosen,
+        "pruner": type(study.pruner).__name__, "best_val_loss": study.best_value if counts.complete else None,
+        "confirm_top": len(finalists), "confirm_trials": sum(f["n"] for f in finalists),
+        "confirmed_val_mean": finalists[0]["value_mean"] if finalists else None,
     }
 
 
@@ -165,11 +156,12 @@ def run_budget_job(job: BudgetJob) -> dict[str, Any]:
     torch.set_num_threads(1)
     _quiet()
     data = load_data(job.task, job.trainer)
-    if job.method == "prior":
+    if job.method in BASELINES:
         from droptune.space import SearchSpace
 
         sites = SearchSpace().select(task_sites(job.task, data))
-        rates = SearchSpace().rates_from_params(SearchSpace().prior_params(sites), sites)
+        rates = (SearchSpace().rates_from_params(SearchSpace().prior_params(sites), sites) if job.method == "prior"
+                 else {site.name: 0.0 for site in sites})
         # One training with early stopping finds the epochs to retrain for, as a search trial does.
         result, _ = TRAINERS[job.trainer](job.task, data, rates, seed=3 * 10**6 + job.seed,
                                           max_epochs=job.max_epochs, patience=job.patience, trial=None)
@@ -185,64 +177,91 @@ def run_budget_job(job: BudgetJob) -> dict[str, Any]:
     chosen = out["chosen"]
     if chosen is not None:
         fit = TRAINERS[job.trainer]
-        accuracies = []
+        scores = []
         for i in range(job.score_seeds):  # fresh seeds, none used by any search
             _, model = fit(job.task, data, chosen["rates"], seed=2 * 10**6 + 1000 * job.seed + i,
                            max_epochs=chosen["best_epoch"] + 1, patience=None, trial=None)
-            accuracies.append(test_scores(model, data)[0])
-        out["test_accs"] = accuracies
+            scores.append(test_scores(model, data)[0])
+        out["test_accs"] = scores  # accuracy, or the task's metric (mse for a regression)
+        out["metric"] = job.task.metric
     return out
 
 
 def summarize_budget(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per task and method: test accuracy of the exported config (mean ± sd over every retrain
-    of every search seed), trials run, best validation loss, budget (means over search seeds)."""
+    """Per task and method: test score of the exported config (mean ± sd over every retrain
+    of every search seed), trials run, best validation loss, budget (means over search seeds).
+
+    The score keys keep their historical names (``test_acc_mean``...); ``metric`` and
+    ``higher_is_better`` say what they hold (accuracy, or mse for a regression)."""
+    from search_quality import TASKS  # noqa: PLC0415  (the metric of each task)
+
     by: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for r in results:
         by.setdefault(r["task"], {}).setdefault(r["method"], []).append(r)
     tasks: dict[str, Any] = {}
     for task, methods in by.items():
-        tasks[task] = {}
+        metric = TASKS[task].metric if task in TASKS else "accuracy"
+        tasks[task] = {"metric": metric, "higher_is_better": metric == "accuracy"}
         for method, runs in methods.items():
-            accs = [a for r in runs for a in r.get("test_accs", [])]
+            scores = [a for r in runs for a in r.get("test_accs", [])]
             study_means = [statistics.fmean(r["test_accs"]) for r in runs if r.get("test_accs")]
             vals = [r["best_val_loss"] for r in runs if r.get("best_val_loss") is not None]
             tasks[task][method] = {
-                "test_acc_mean": statistics.fmean(accs) if accs else None,
-                "test_acc_sd": statistics.stdev(accs) if len(accs) > 1 else None,
+                "test_acc_mean": statistics.fmean(scores) if scores else None,
+                "test_acc_sd": statistics.stdev(scores) if len(scores) > 1 else None,
                 "test_acc_sd_between_searches": statistics.stdev(study_means) if len(study_means) > 1 else None,
                 "n_trials": statistics.fmean(r["n_trials"] for r in runs),
+                "n_pruned": statistics.fmean(r.get("n_pruned", 0) for r in runs),
                 "budget_s": statistics.fmean(r["budget_s"] for r in runs),
                 "seconds_used": statistics.fmean(r["seconds"] for r in runs),
                 "best_val_loss": statistics.fmean(vals) if vals else None,
                 "n_searches": len(runs),
-                "n_scores": len(accs),
+                "n_scores": len(scores),
             }
         tasks[task]["goal"] = goal(tasks[task])
     return tasks
 
 
-def goal(methods: dict[str, Any]) -> dict[str, bool | None] | None:
-    """Issue 15's goal: droptune >= vanilla, and better by more than one sd (vanilla's)."""
-    dt, va = methods.get("droptune"), methods.get("vanilla")
-    if not dt or not va or dt["test_acc_mean"] is None or va["test_acc_mean"] is None:
+def goal(methods: dict[str, Any], method: str = "droptune") -> dict[str, Any] | None:
+    """Issue 20's goal lines for one task: droptune never worse than the best other arm by more than
+    one sd (that arm's), and better than vanilla TPE by more than one sd (vanilla's)."""
+    sign = 1.0 if methods.get("higher_is_better", True) else -1.0
+    dt = methods.get(method)
+    others = {m: v for m, v in methods.items() if m in ("prior", "nodrop", "vanilla", "random")
+              and isinstance(v, dict) and v.get("test_acc_mean") is not None}
+    if not dt or dt.get("test_acc_mean") is None or "vanilla" not in others:
         return None
-    return {"at_least_vanilla": dt["test_acc_mean"] >= va["test_acc_mean"],
-            "better_by_one_sd": dt["test_acc_mean"] - va["test_acc_mean"] > (va["test_acc_sd"] or 0.0)}
+    best_name = max(others, key=lambda m: sign * others[m]["test_acc_mean"])
+    best, va = others[best_name], others["vanilla"]
+    behind = sign * (best["test_acc_mean"] - dt["test_acc_mean"])
+    ahead = sign * (dt["test_acc_mean"] - va["test_acc_mean"])
+    return {"best_other": best_name,
+            "not_worse_than_best_by_one_sd": behind <= (best["test_acc_sd"] or 0.0),
+            "better_than_vanilla_by_one_sd": ahead > (va["test_acc_sd"] or 0.0),
+            "at_least_vanilla": ahead >= 0}
 
 
 def budget_markdown(tasks: dict[str, Any]) -> str:
-    """The budget results as one markdown table."""
-    lines = ["| task | method | budget (s) | trials run | best val loss | test acc of the exported config |",
+    """The budget results as one markdown table, and the goal lines per task."""
+    lines = ["| task | method | budget (s) | trials run (pruned) | best val loss | test score of the exported config |",
              "|---|---|---|---|---|---|"]
     for task, methods in tasks.items():
+        metric = "accuracy" if methods.get("higher_is_better", True) else methods.get("metric", "mse")
         for name in BUDGET_METHODS:
             m = methods.get(name)
             if not m:
                 continue
             val = "–" if m["best_val_loss"] is None else f"{m['best_val_loss']:.4f}"
             acc = "–" if m["test_acc_mean"] is None else f"{m['test_acc_mean']:.4f} ± {m['test_acc_sd'] or 0:.4f}"
-            lines.append(f"| {task} | {name} | {m['budget_s']:.0f} | {m['n_trials']:.1f} | {val} | {acc} |")
+            lines.append(f"| {task} | {name} | {m['budget_s']:.0f} | {m['n_trials']:.1f} ({m.get('n_pruned', 0):.1f}) "
+                         f"| {val} | {acc} ({metric}) |")
+    lines += ["", "| task | best other arm | droptune not worse than it by > 1 sd | droptune better than vanilla by > 1 sd |",
+              "|---|---|---|---|"]
+    for task, methods in tasks.items():
+        g = methods.get("goal")
+        if g:
+            lines.append(f"| {task} | {g['best_other']} | {'yes' if g['not_worse_than_best_by_one_sd'] else 'NO'} "
+                         f"| {'yes' if g['better_than_vanilla_by_one_sd'] else 'no'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -83,6 +83,12 @@ class Task:
     data_args: dict[str, Any]
     max_epochs: int
     patience: int
+    # What the test split is scored by: "accuracy" (higher is better) or "mse" (a regression).
+    metric: str = "accuracy"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric == "accuracy"
 
     def build_model(self) -> torch.nn.Module:
         return _import(self.model)(**self.model_args)
@@ -109,6 +115,17 @@ TASKS: dict[str, Task] = {
              "droptune.data.DigitsDataModule", {"view": "patches", "train_size": 400}, 40, 8),
         Task("digits-mlp", "droptune.models.MLP", {"in_features": 64, "hidden": [256, 256]},
              "droptune.data.DigitsDataModule", {"view": "flat", "train_size": 300}, 40, 6),
+        # Kinds droptune was not tuned on (issue 20): benchmarks/extra_tasks.py.
+        Task("diabetes-mlp", "extra_tasks.RegressorMLP", {}, "extra_tasks.DiabetesDataModule", {}, 60, 8,
+             metric="mse"),
+        Task("noisy-digits-mlp", "droptune.models.MLP", {"in_features": 64, "hidden": [256, 256]},
+             "extra_tasks.NoisyDigitsDataModule", {"view": "flat", "train_size": 300}, 40, 6),
+        Task("mnist1d-small-mlp", "droptune.models.MLP", {"in_features": 40, "hidden": [32, 32]},
+             "droptune.data.Mnist1dDataModule", {"train_size": 4000}, 30, 5),
+        Task("digits-wide-mlp", "droptune.models.MLP", {"in_features": 64, "hidden": [1024, 1024, 1024]},
+             "droptune.data.DigitsDataModule", {"view": "flat", "train_size": 150}, 40, 6),
+        Task("digits-rnn", "droptune.models.RecurrentClassifier", {},
+             "droptune.data.DigitsDataModule", {"view": "sequence", "train_size": 400}, 30, 5),
     )
 }
 DEFAULT_TASKS = ("mnist1d-mlp", "mnist1d-cnn", "digits-cnn", "digits-transformer")
@@ -118,6 +135,8 @@ def _import(path: str) -> Any:
     import importlib
 
     module, _, name = path.rpartition(".")
+    if module == "extra_tasks" and str(Path(__file__).resolve().parent) not in sys.path:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
     return getattr(importlib.import_module(module), name)
 
 
@@ -295,9 +314,13 @@ def fit_torch(
 
 def fit_lightning(
     task: Task, data: Any, rates: Mapping[str, float], *, seed: int, max_epochs: int,
-    patience: int | None, trial: optuna.Trial | None,
+    patience: int | None, trial: optuna.Trial | None, integration: bool = False,
 ) -> tuple[Fit, torch.nn.Module]:
-    """Train as droptune's engine does: ``Trainer.fit`` with GapCallback, PruningCallback, EarlyStopping."""
+    """Train as droptune's engine does: ``Trainer.fit`` with GapCallback, PruningCallback, EarlyStopping.
+
+    ``integration``: prune with optuna-integration's ``PyTorchLightningPruningCallback``
+    instead (what a hand-written Optuna study uses), and measure no gap.
+    """
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping
 
@@ -309,9 +332,13 @@ def fit_lightning(
     apply_rates(model, dict(rates))
     gap = GapCallback(metrics=("val_loss", "val_acc"), seed=seed)
     callbacks: list[pl.Callback] = [gap]
-    pruning = PruningCallback(trial, gap, "val_loss") if trial is not None else None
+    pruning = PruningCallback(trial, gap, "val_loss") if trial is not None and not integration else None
     if pruning is not None:
         callbacks.append(pruning)
+    if trial is not None and integration:
+        from optuna_integration import PyTorchLightningPruningCallback
+
+        callbacks.append(PyTorchLightningPruningCallback(trial, monitor="val_loss"))
     if patience:
         callbacks.append(EarlyStopping("val_loss", patience=patience, mode="min"))
     trainer = pl.Trainer(
@@ -319,12 +346,16 @@ def fit_lightning(
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0,
     )
-    trainer.fit(model, datamodule=data["module"])
+    pruned = False
+    try:
+        trainer.fit(model, datamodule=data["module"])
+    except optuna.TrialPruned:  # optuna-integration's callback raises it out of fit
+        pruned = True
     history = [r["val_loss"] for r in gap.history]
     if not history:
         return Fit(math.inf, 0, 0, False, []), model
     best_epoch = int(np.argmin(history))
-    pruned = pruning is not None and pruning.pruned_at is not None
+    pruned = pruned or (pruning is not None and pruning.pruned_at is not None)
     return Fit(history[best_epoch], best_epoch, len(history), pruned, history), model.cpu()
 
 
@@ -332,12 +363,16 @@ TRAINERS = {"torch": fit_torch, "lightning": fit_lightning}
 
 
 def test_scores(model: torch.nn.Module, data: Any) -> tuple[float, float]:
-    """``(accuracy, loss)`` of ``model`` on the test split."""
+    """``(score, loss)`` of ``model`` on the test split: accuracy and cross-entropy of a
+    classifier; for a regression (float targets), the mean squared error twice."""
     tx, ty = data["tensors"]["test"]
     model.eval()
     with torch.no_grad():
-        logits = model(tx.to(model.device) if hasattr(model, "device") else tx).cpu()
-    return float((logits.argmax(-1) == ty).float().mean()), float(torch.nn.functional.cross_entropy(logits, ty))
+        out = model(tx.to(model.device) if hasattr(model, "device") else tx).cpu()
+    if ty.is_floating_point():
+        mse = float(torch.nn.functional.mse_loss(out.reshape(ty.shape), ty))
+        return mse, mse
+    return float((out.argmax(-1) == ty).float().mean()), float(torch.nn.functional.cross_entropy(out, ty))
 
 
 # ----------------------------------------------------------------------------- one study
@@ -756,7 +791,7 @@ def plot(summary: dict[str, Any], trials: int, methods: Sequence[str], path: Pat
 def task_settings(args: argparse.Namespace, name: str) -> tuple[Task, int, int | None]:
     """Task ``name`` at the command line's sizes, with its epochs and patience."""
     task = TASKS[name]
-    if task.data.endswith("Mnist1dDataModule"):
+    if task.data.endswith("Mnist1dDataModule") and name != "mnist1d-small-mlp":  # that one needs its data
         task = task.with_train_size(args.mnist1d_train_size)
     elif args.digits_train_size:
         task = task.with_train_size(args.digits_train_size)
@@ -779,7 +814,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="methods:\n" + "\n".join(f"  {m.name:13s} {m.help}" for m in _methods().values()))
     p.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), choices=list(TASKS))
-    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=list(_methods()))
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=[*_methods(), "nodrop"],
+                   help="nodrop (every site at 0: a --budget arm only) and the methods below")
     p.add_argument("--seeds", type=int, default=5, help="studies per task and method (seeds 0..N-1; default 5)")
     p.add_argument("--trials", type=int, default=60, help="trials per study (default 60)")
     p.add_argument("--max-epochs", type=int, default=None, help="cap on each task's max_epochs (default: the task's)")
