@@ -15,6 +15,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from droptune.recommend._coverage import few_trials, range_edges
 from droptune.recommend._recommend import MIN_TRIALS, _setters, n_kept
 from droptune.recommend._trials import best_trial, rank_trials
 from droptune.record import BEST_EPOCH_ATTR, EPOCHS_ATTR, GAP_ATTR, site_rates, site_types
@@ -38,7 +39,8 @@ class Caveat:
     """One warning about a recommendation.
 
     Attributes:
-        kind: ``all_trials``, ``noise``, ``chance``, ``under_trained``, ``site_mean`` or ``pruned``.
+        kind: ``few_trials``, ``range_edge``, ``all_trials``, ``noise``, ``chance``, ``under_trained``,
+            ``site_mean`` or ``pruned``.
         study: The study it is about.
         message: What was found, what it means and what to do, in words.
     """
@@ -87,6 +89,8 @@ def caveats(
             continue
         name = study.study_name
         checks = (
+            few_trials(ranked),
+            range_edges(ranked[: n_kept(len(ranked), top)]),
             _all_trials(ranked, top),
             _noise(ranked),
             _chance(study, ranked, n_classes or _int(study.user_attrs.get(N_CLASSES_ATTR))),

@@ -53,7 +53,7 @@ def test_basis_says_how_many_trials_of_how_many():
 
 
 def test_warns_when_the_top_fraction_falls_back_to_all_trials():
-    (found,) = caveats(spread_study(3))
+    (found,) = [c for c in caveats(spread_study(3)) if c.kind != "few_trials"]
     assert found.kind == "all_trials"
     assert "median of all 3 of them" in found.message and "Run at least 15 trials" in found.message
     assert "all_trials" not in kinds(spread_study(4))  # 3 of 4: the best ones, not all
@@ -66,7 +66,7 @@ def test_warns_when_trial_values_are_within_the_objectives_noise():
         # each trial's loss jitters by ~0.05 from epoch to epoch; trials differ by 0.001
         jitter = [1.0 + (0.05 if e % 2 else 0.0) for e in range(10)]
         add(study, 1.0 + 0.001 * i, curve=jitter, best_epoch=2)
-    (found,) = caveats(study)
+    (found,) = [c for c in caveats(study) if c.kind != "few_trials"]  # 8 trials: also "few"
     assert found.kind == "noise" and "within noise" in found.message
     # |second differences| are 0.1: a deviation of 0.1 / (0.6745 * sqrt(6)) = 0.0605 per epoch
     assert "noise of the objective within a trial (0.0605)" in found.message
@@ -90,7 +90,7 @@ def test_without_curves_noise_means_values_equal_to_a_tenth_of_a_percent():
     study = optuna.create_study(study_name="s")
     for i in range(8):
         add(study, 1.0 + 1e-5 * i, best_epoch=2)
-    assert kinds(study) == ["noise"]
+    assert kinds(study) == ["few_trials", "noise"]
 
 
 def test_warns_when_a_classifier_sits_at_chance_with_its_number_of_classes():
@@ -162,3 +162,30 @@ def test_which_figure_names_export_and_the_columns_that_differ():
     text = which_figure(items)
     assert "droptune export STUDY -o best.yaml" in text and "apply_rates" in text
     assert "here dense: rate 0.060, best 0.050" in text  # the median of the top 3 against trial 0
+
+
+def test_warns_below_ten_complete_trials_and_not_from_ten_on():
+    (found,) = [c for c in caveats(spread_study(6)) if c.kind == "few_trials"]
+    assert "only 6 complete trials" in found.message and "--n-trials 24" in found.message
+    assert "few_trials" not in kinds(spread_study(10))
+
+
+def _edge_study(top_rates: list[float], high: float = 0.6) -> optuna.Study:
+    """12 trials over an ``input`` variable in [0, high]; the 3 best have ``top_rates``."""
+    study = optuna.create_study(study_name="edge")
+    rates = [*top_rates, *[0.1 * (i % 5) for i in range(12 - len(top_rates))]]
+    for i, rate in enumerate(rates):
+        attrs = record.start_attrs({"input_dropout": rate, "fc.1": 0.3}, {"input_dropout": "input", "fc.1": "dense"})
+        attrs.update({record.GAP_ATTR: 0.05, record.EPOCHS_ATTR: 10, record.BEST_EPOCH_ATTR: 3})
+        study.add_trial(optuna.trial.create_trial(
+            params={"input": rate, "dense": 0.3}, value=0.5 + 0.1 * i, user_attrs=attrs,
+            distributions={"input": FloatDistribution(0.0, high), "dense": FloatDistribution(0.0, 0.8)},
+        ))
+    return study
+
+
+def test_warns_when_the_best_trials_sit_at_the_top_of_a_range_and_names_the_key_to_widen():
+    (found,) = [c for c in caveats(_edge_study([0.6, 0.59, 0.57])) if c.kind == "range_edge"]
+    assert "'input' (top 0.6)" in found.message and "ranges: {input: [0, 0.8]}" in found.message
+    assert "range_edge" not in kinds(_edge_study([0.3, 0.2, 0.4]))  # inside the range: nothing to say
+    assert "range_edge" not in kinds(_edge_study([0.9, 0.9, 0.9], high=0.9))  # a range that cannot grow
