@@ -79,3 +79,16 @@ def test_a_packed_population_decides_from_one_snapshot_with_the_same_rules():
     trials = [study.ask(), study.ask()]
     early, late = {s: 5.0 for s in range(4)}, {s: 5.0 for s in range(11)}
     assert prune_decisions(study, trials, [early, late]) == [False, True]
+
+
+def test_under_early_stopping_the_warmup_follows_the_epochs_trials_really_ran():
+    # max_epochs 150 plans a warm-up of 38 epochs; early stopping ended the complete trials at
+    # epoch 12, so a planned warm-up would never let the pruner act (issue 20: 1 of 249 pruned).
+    pruner = PRUNERS["median"](spec(150))
+    study = optuna.create_study(pruner=pruner)
+    for _ in range(6):
+        study.add_trial(finished(TrialState.COMPLETE, [1.0 - 0.01 * e for e in range(12)]))
+    assert not bad_trial_pruned_at(study, epoch=2)  # a quarter of 12 epochs: 3
+    assert bad_trial_pruned_at(study, epoch=3)
+    # Before any trial completed there is nothing to compare with: the planned warm-up holds.
+    assert not bad_trial_pruned_at(study_with(pruner, n_complete=0), epoch=20)

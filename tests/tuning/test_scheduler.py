@@ -53,6 +53,9 @@ class InstantExecutor:
         history = [{"epoch": 0.0, "val_loss": 1.0, "overfit_gap": 0.1}]
         if self.outcome == "failed":
             return [(t, TrialResult("failed", reason="boom", history=history)) for t in done]
+        if self.outcome == "five in a row fail":  # a failing region of rates, not a broken model
+            return [(t, TrialResult("failed", reason="boom", history=history) if 6 <= t.number <= 10 else
+                     TrialResult("complete", 1.0 + t.number, history=history)) for t in done]
         return [(t, TrialResult("complete", 1.0 + t.number, history=history)) for t in done]
 
     def close(self) -> None:
@@ -99,6 +102,15 @@ def test_a_worker_whose_trials_all_fail_stops(spec: StudySpec, monkeypatch: pyte
     with pytest.raises(StudyError, match="6 of the last 6 trials failed; the last one because: boom"):
         run_worker(spec, tracker=NullTracker())
     assert _states(spec) == [TrialState.FAIL] * 6  # two batches of 3 ran, all recorded; no third started
+
+
+def test_five_failures_in_a_row_among_successes_do_not_stop_the_study(spec: StudySpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Five failures in a row used to end such a study; the rule now judges the share that fails
+    # (5 of the last 12 here), so the study goes on to its n_trials.
+    monkeypatch.setattr(InstantExecutor, "outcome", "five in a row fail")
+    prepare_study(spec, tracker=NullTracker())
+    counts = run_worker(spec, tracker=NullTracker())
+    assert counts.complete == 7 and counts.failed == 5
 
 
 def test_an_interrupted_step_fails_the_running_trials_and_propagates(spec: StudySpec, monkeypatch: pytest.MonkeyPatch) -> None:
