@@ -284,7 +284,7 @@ def run_budget(args: Any, argv: Sequence[str] | None) -> int:
         log_path.write_text("".join(json.dumps(r) + "\n" for r in earlier.values()))
     started, results = time.monotonic(), []
     # Seeds outermost: a run stopped part-way has every task at the same number of seeds.
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name in args.tasks:
             task, max_epochs, patience = task_settings(args, name)
             budget = args.budget_s

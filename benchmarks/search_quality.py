@@ -817,6 +817,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=[*_methods(), "nodrop"],
                    help="nodrop (every site at 0: a --budget arm only) and the methods below")
     p.add_argument("--seeds", type=int, default=5, help="studies per task and method (seeds 0..N-1; default 5)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="--budget: start at this seed (a second process can run other seeds; merge with --reuse)")
     p.add_argument("--trials", type=int, default=60, help="trials per study (default 60)")
     p.add_argument("--max-epochs", type=int, default=None, help="cap on each task's max_epochs (default: the task's)")
     p.add_argument("--patience", type=int, default=None, help="early-stopping patience (default: the task's)")
