@@ -44,6 +44,7 @@ __all__ = [
     "GAP_CONSTRAINT",
     "MODEL_RATES_ATTR",
     "MODEL_TYPES_ATTR",
+    "MODEL_SIZE_ATTR",
     "PACK_ATTR",
     "PARENT_RUN_ATTR",
     "PARENT_TAG",
@@ -98,6 +99,7 @@ GAP_ATTR = "overfit_gap"  # the gap at the best epoch
 EPOCHS_ATTR = "epochs"
 REASON_ATTR = "fail_reason"
 PRIOR_ATTR = "prior"  # the enqueued textbook-prior trial
+MODEL_SIZE_ATTR = "model_size"  # study: {"n_params": the tuned model's parameter count}
 BASELINE_ATTR = "baseline"  # the enqueued no-dropout trial (every variable at its low end)
 PACK_ATTR = "pack"  # size of the population a packed trial was trained in
 # Optuna study attribute for `search.pack: auto`: {"pack": K, "reason": why, "worker": host:pid}

@@ -6,10 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from droptune.commands._base import command, err, out
 from droptune.exceptions import ConfigError
 from droptune.inspect import SiteReport, inspect_model
+
+if TYPE_CHECKING:
+    from droptune.config import StudySpec
 
 
 def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,17 +39,27 @@ def inspect_command(args: argparse.Namespace) -> int:
 
 def site_report(target: str) -> SiteReport:
     """The site report of a study file's model (with its example input) or of a class path."""
-    path = Path(target)
-    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
-        from droptune.config import load_config
+    model, spec, data = build_target(target)
+    if spec is not None:
         from droptune.tuning import space_of
-        from droptune.tuning._build import build, example_input
+        from droptune.tuning._build import example_input
 
-        spec = load_config(path)
-        model, data = build(spec)
         return inspect_model(
             model, example_input(model, data), layer_types=spec.search.layer_types, space=space_of(spec)
         )
+    return inspect_model(model, getattr(model, "example_input_array", None))
+
+
+def build_target(target: str) -> tuple[Any, StudySpec | None, Any]:
+    """``(model, spec, data)`` of a study file, or ``(model, None, None)`` of a class path built with no arguments."""
+    path = Path(target)
+    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
+        from droptune.config import load_config
+        from droptune.tuning._build import build
+
+        spec = load_config(path)
+        model, data = build(spec)
+        return model, spec, data
     from droptune.config import ClassSpec
 
     cls = ClassSpec(class_path=target).resolve()
@@ -56,4 +70,4 @@ def site_report(target: str) -> SiteReport:
             f"{target} cannot be built without arguments ({error}); write a study file naming it with "
             "init_args and inspect that."
         ) from None
-    return inspect_model(model, getattr(model, "example_input_array", None))
+    return model, None, None

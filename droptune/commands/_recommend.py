@@ -32,6 +32,10 @@ def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--by", choices=("type", "site"), default="type", help="one recommendation per layer type or per site"
     )
+    parser.add_argument(
+        "--for-model", metavar="STUDY_FILE|CLASS_PATH",
+        help="say whether the per-type rates carry to this model (by its size against the studied model's)",
+    )
 
 
 @command("recommend", add_recommend_arguments, help="recommend a dropout rate per layer type from finished studies")
@@ -47,7 +51,15 @@ def recommend_command(args: argparse.Namespace) -> int:
         sys.stdout.write(dump_recommendations(items, args.format))
         sys.stdout.flush()
     # With JSON or YAML on stdout, the words go to stderr so the data stays parseable.
-    print_caveats(studies, items, top=args.top, console=out if args.format == "table" else err)
+    words = out if args.format == "table" else err
+    print_caveats(studies, items, top=args.top, console=words)
+    if args.for_model:
+        from droptune.commands._inspect import build_target
+        from droptune.recommend._transfer import transfer_note
+
+        target = build_target(args.for_model)[0]
+        _, text = transfer_note(studies, sum(p.numel() for p in target.parameters()))
+        words.print(text, markup=False, highlight=False)
     return 0
 
 

@@ -15,6 +15,7 @@ from droptune.exceptions import ConfigError, StudyError
 from droptune.recommend import basis, caveats, compute, evidence, which_figure
 from droptune.recommend._confirmed import confirmed_note
 from droptune.recommend._recommend import Recommendation
+from droptune.recommend._transfer import transfer_note
 from droptune.report import _figures as figs
 from droptune.report._data import OVERFIT_RISE, TrialRow, trial_rows
 from droptune.report._html import counts_line, esc, figure, page, sites_table, table
@@ -117,6 +118,7 @@ def _recommendation_section(studies: list[optuna.Study], top: float) -> str:
         html += [f'<div class="warn">{esc(c)}</div>' for c in found]
     else:
         html.append('<div class="ok">No warning: enough trials, values apart, learning, not cut short.</div>')
+    html.append(f"<h3>For another model</h3><p>{esc(transfer_note(studies)[1])}</p>")
     html += [f'<p class="muted">{esc(n)}</p>' for n in notes]
     return "".join(html)
 

@@ -27,7 +27,7 @@ from droptune.exceptions import StudyError
 from droptune.inspect import inspect_model
 from droptune.preflight import preflight
 from droptune.recommend import N_CLASSES_ATTR
-from droptune.record import BASELINE_ATTR, PARENT_RUN_ATTR, PRIOR_ATTR
+from droptune.record import BASELINE_ATTR, MODEL_SIZE_ATTR, PARENT_RUN_ATTR, PRIOR_ATTR
 from droptune.report import report_study
 from droptune.sites import DropoutSite
 from droptune.space import SearchSpace
@@ -191,6 +191,8 @@ def _prepare(spec: StudySpec, tracker: Tracker | None) -> StudyLifecycle:
             log.info("closed %d MLflow runs left open by a stopped worker", closed)
     if not trials:
         study.enqueue_trial(space.prior_params(sites), user_attrs={PRIOR_ATTR: True})
+        # What the recommendation is evidence for (droptune.recommend._transfer).
+        study.set_user_attr(MODEL_SIZE_ATTR, {"n_params": sum(p.numel() for p in model.parameters())})
         n_classes = getattr(data, "num_classes", None)
         if isinstance(n_classes, int):  # the recommendation's chance check
             study.set_user_attr(N_CLASSES_ATTR, n_classes)
