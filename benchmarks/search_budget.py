@@ -96,10 +96,10 @@ def search_loop(job: BudgetJob, data: dict[str, Any]) -> dict[str, Any]:
         result, _ = fit(job.task, data, rates, seed=1000 * job.seed + n, max_epochs=job.max_epochs,
                         patience=job.patience, trial=trial, **extra)
         n += 1
-        if not math.isfinite(result.value):
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        elif result.pruned:
+        if result.pruned:  # before the finite check: a trial pruned at epoch 0 has no value, and is no failure
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif not math.isfinite(result.value):
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             study.tell(trial, result.value)
             if best is None or result.value < best["value"]:

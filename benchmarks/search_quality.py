@@ -352,8 +352,8 @@ def fit_lightning(
     except optuna.TrialPruned:  # optuna-integration's callback raises it out of fit
         pruned = True
     history = [r["val_loss"] for r in gap.history]
-    if not history:
-        return Fit(math.inf, 0, 0, False, []), model
+    if not history:  # pruned at epoch 0 by optuna-integration's callback (it raises before the gap's record)
+        return Fit(math.inf, 0, 0, pruned, []), model
     best_epoch = int(np.argmin(history))
     pruned = pruned or (pruning is not None and pruning.pruned_at is not None)
     return Fit(history[best_epoch], best_epoch, len(history), pruned, history), model.cpu()
