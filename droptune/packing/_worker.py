@@ -64,13 +64,14 @@ class PackedExecutor:
         template: pl.LightningModule,
         datamodule: pl.LightningDataModule,
         sites: list[DropoutSite],
+        all_sites: list[DropoutSite] | None = None,
     ) -> None:
         self.spec, self.space, self.recorder = spec, space, recorder
+        self.all_sites = all_sites if all_sites is not None else sites  # recorded: exports name every site
         if not isinstance(spec.search.pack, int):  # the scheduler resolves "auto" first
             raise ConfigError(f"search.pack {spec.search.pack!r} must be resolved to an integer (resolve_pack).")
         self.capacity = spec.search.pack
         self.sites = sites
-        self.layer_types = {s.name: s.layer_type for s in sites}
         device = resolve_device(spec.trainer)
         base, rate_buffers = packable_copy(template, sites)
         loss_fn, classify = resolve_loss(spec.loss, template)
@@ -115,7 +116,7 @@ class PackedExecutor:
                 raise ConfigError(f"{self.spec.source or 'study'}: model.init_args: {err}.") from None
             with write_batch(trial.storage):  # the trial's parameters in one append
                 member_rates = self.space.suggest(trial, self.sites)
-            self.recorder.open(trial, member_rates, self.layer_types, pack=self.capacity)
+            self.recorder.open_sites(trial, member_rates, self.sites, self.all_sites, pack=self.capacity)
             models.append(model)
             rates.append(member_rates)
         self.population.add(models, rates)

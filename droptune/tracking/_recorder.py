@@ -32,6 +32,7 @@ from droptune.tracking._bookkeeper import Bookkeeper
 
 if TYPE_CHECKING:
     from droptune.config import ObjectiveSpec
+    from droptune.sites import DropoutSite
     from droptune.tracking._base import Tracker
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,23 @@ class TrialRecorder:
         params = run_params(rates, layer_types)
         self._runs[trial.number] = self.books.submit(
             self.tracker.start_trial, self.parent_run_id, trial.number, params
+        )
+
+    def open_sites(
+        self, trial: optuna.Trial, rates: Mapping[str, float], sites: Sequence[DropoutSite],
+        all_sites: Sequence[DropoutSite], **extra: Any,
+    ) -> None:
+        """:meth:`open` from the tuned ``sites`` and every site of the model (``all_sites``).
+
+        Both executors open their trials here, so that every trial records the whole model's
+        rates and types (sites left out by include/exclude keep their built rate) and an
+        export is complete however the study ran.
+        """
+        self.open(
+            trial, rates, {s.name: s.layer_type for s in sites},
+            model_rates={s.name: rates.get(s.name, s.rate) for s in all_sites},
+            model_types={s.name: s.layer_type for s in all_sites},
+            **extra,
         )
 
     def run_id(self, trial: optuna.Trial) -> str:

@@ -76,13 +76,7 @@ class FitExecutor:
         with write_batch(trial.storage):  # the trial's parameters in one append
             rates = self.space.suggest(trial, sites)
         apply_rates(model, rates)
-        self.recorder.open(
-            trial,
-            rates,
-            {s.name: s.layer_type for s in sites},
-            model_rates={s.name: rates.get(s.name, s.rate) for s in all_sites},
-            model_types={s.name: s.layer_type for s in all_sites},
-        )
+        self.recorder.open_sites(trial, rates, sites, all_sites)
         # The run is open and the trial marked before training: a worker killed mid-fit is seen.
         self.recorder.drain()
         try:

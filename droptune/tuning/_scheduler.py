@@ -155,8 +155,9 @@ def _packed(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> Exe
     from droptune.packing import PackedExecutor  # only packed studies need torch.func
 
     model, data = build(spec)
-    sites = space.select(model_sites(spec, model, data))
-    return PackedExecutor(spec=spec, space=space, recorder=recorder, template=model, datamodule=data, sites=sites)
+    all_sites = model_sites(spec, model, data)
+    return PackedExecutor(spec=spec, space=space, recorder=recorder, template=model, datamodule=data,
+                          sites=space.select(all_sites), all_sites=all_sites)
 
 
 def _auto(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> Executor:

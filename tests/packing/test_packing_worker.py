@@ -297,3 +297,20 @@ def test_a_packed_study_runs_on_the_gpu(study_file) -> None:  # type: ignore[no-
     path = study_file(trainer=", accelerator: gpu")
     assert main(["tune", str(path), "--pack", "4"]) == 0
     assert sum(t.state == TrialState.COMPLETE for t in _trials(load_config(path))) == 6
+
+
+def test_a_packed_study_with_include_exports_every_site_and_applies_to_a_fresh_model(study_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A packed trial used to record only the tuned sites: apply_rates then refused the export
+    # ("missing sites ['input_dropout']"), while the same study with pack: 1 worked.
+    from droptune import apply_rates, get_rates
+    from droptune.testing import TinyModule
+
+    path = study_file(search=", n_trials: 4, pack: 2, include: [dropout]")
+    assert main(["tune", str(path), "--no-confirm"]) == 0
+    assert main(["export", str(path), "-o", str(tmp_path / "best.yaml")]) == 0
+    model = TinyModule()
+    built = get_rates(model)["input_dropout"]
+    apply_rates(model, str(tmp_path / "best.yaml"))  # raises SiteError if a site is missing
+    rates = get_rates(model)
+    assert rates["input_dropout"] == pytest.approx(built)  # not tuned: exported at its built rate
+    assert set(rates) == {"input_dropout", "dropout"}
