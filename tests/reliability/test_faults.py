@@ -237,7 +237,7 @@ def test_four_workers_run_64_trials_none_lost_or_duplicated(project, monkeypatch
     storage, tracking = stores(project)
     for name, value in env().items():
         monkeypatch.setenv(name, value)
-    assert main(["tune", "study.yaml", "--workers", "4"]) == 0
+    assert main(["tune", "study.yaml", "--workers", "4", "--no-confirm"]) == 0  # 64 searched trials
     trials = assert_closed_and_matching("tiny", storage, tracking)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 64
     assert sorted(t.number for t in trials) == list(range(64))
