@@ -1,7 +1,7 @@
 """Layer types by role: from a traced forward pass when given, structure alone otherwise.
 
-Some kinds settle their type by what they are, wherever they run: stochastic depth is
-``residual``, an RNN's or a VariationalDropout's dropout ``recurrent``, Dropout1d/2d/3d and
+Some kinds settle their type by what they are, wherever they run: LayerDrop is
+``layerdrop``, stochastic depth is ``residual``, an RNN's or a VariationalDropout's dropout ``recurrent``, Dropout1d/2d/3d and
 DropBlock ``spatial``. Every other dropout is typed by what its call saw in the traced
 pass (:mod:`droptune.sites._trace`), in this order:
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from droptune.nn import VariationalDropout
+from droptune.sites._rates import is_layerdrop
 from droptune.sites._trace import ATTENTION_FUNCTIONS, TRANSPARENT_KINDS, Call
 
 _SPATIAL_KINDS = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.FeatureAlphaDropout)
@@ -47,6 +48,8 @@ class Verdict:
 def fixed_type(module: nn.Module, attr: str) -> Verdict | None:
     """The type of kinds whose role does not depend on where they run, else None."""
     kind = type(module).__name__
+    if is_layerdrop(attr):
+        return Verdict("layerdrop", f"LayerDrop ({attr}): skips whole layers at random in training")
     if attr == "drop_prob" or is_stochastic_depth(module):
         # timm's DropBlock2d also holds a float drop_prob, but drops blocks of feature maps.
         if "DropBlock" in kind:

@@ -21,6 +21,7 @@ from droptune.sites._classify import (
     structural_type,
     traced_type,
 )
+from droptune.sites._rates import get_rate, is_config_attr, is_layerdrop, layerdrop_attrs
 from droptune.sites._site import LAYER_TYPES, DropoutSite
 from droptune.sites._trace import Call, TraceResult, trace
 
@@ -36,9 +37,17 @@ class Unreachable:
     kind: str
     function: str
     rate: float
+    config_keys: tuple[str, ...] = ()  # config keys this module read at forward time
 
     def describe(self) -> str:
-        return f"{self.function}(rate {self.rate:g}) in {self.module_path or '<root>'} ({self.kind})"
+        text = f"{self.function}(rate {self.rate:g}) in {self.module_path or '<root>'} ({self.kind})"
+        if self.config_keys:
+            text += (
+                f", which reads {', '.join(self.config_keys)} at forward time but does not pass it on as it is "
+                "(set that key on the model's config object to change the rate: apply_rates accepts its "
+                "site name, or hold the rate in an nn.Dropout)"
+            )
+        return text
 
 
 @dataclass
@@ -126,7 +135,8 @@ def find_sites(
     held = {(path, attr) for path, _, attr in entries}
     if result is not None:
         order = {path: i for i, (path, _) in enumerate(model.named_modules())}
-        extra = dict.fromkeys(c.key for c in result.calls if c.key is not None and c.key not in held)
+        read = [key for key in result.reads if is_layerdrop(key[1])]  # config.layerdrop: no call carries it
+        extra = dict.fromkeys(k for k in [*(c.key for c in result.calls), *read] if k is not None and k not in held)
         entries += [(path, model.get_submodule(path), attr) for path, attr in extra if path in order]
         entries.sort(key=lambda e: order[e[0]])  # stable: module sites stay first at a path
     matched: set[str] = set()
@@ -172,9 +182,11 @@ def _site(
             verdict = Verdict(override, f"layer_types override {pattern!r}")
             matched.add(pattern)
             break
-    live = result is None or path in result.ran or bool(calls)
+    live = result is None or path in result.ran or bool(calls) or (path, attr) in result.reads
     functional = any(c.module_path != path for c in calls) or (bool(calls) and (path, attr) not in held)
-    site = DropoutSite(name, path, attr, type(module).__name__, verdict.layer_type, float(getattr(module, attr)))  # type: ignore[arg-type]
+    kind = type(get_rate(module, "config") if is_config_attr(attr) else module).__name__
+    rate = float(get_rate(module, attr))
+    site = DropoutSite(name, path, attr, kind, verdict.layer_type, rate)  # type: ignore[arg-type]
     return replace(site, live=live, why=verdict.why, functional=functional)
 
 
@@ -216,11 +228,26 @@ def _unreachable(model: nn.Module, result: TraceResult | None) -> list[Unreachab
     if result is None:
         return []
     out = dict.fromkeys(
-        Unreachable(c.module_path, type(model.get_submodule(c.module_path)).__name__, c.function, c.rate)
+        Unreachable(
+            c.module_path,
+            type(model.get_submodule(c.module_path)).__name__,
+            c.function,
+            c.rate,
+            _config_reads(result, c.module_path),
+        )
         for c in result.calls
         if c.key is None and not math.isnan(c.rate) and c.rate > 0.0
     )
     return list(out)
+
+
+def _config_reads(result: TraceResult, module_path: str) -> tuple[str, ...]:
+    """The config keys (named as their sites) that ``module_path`` read in the traced pass."""
+    return tuple(
+        f"{path}.{attr}" if path else attr
+        for (path, attr), readers in result.reads.items()
+        if is_config_attr(attr) and module_path in readers
+    )
 
 
 def _walk(model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:
@@ -229,6 +256,8 @@ def _walk(model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:
         attr = _rate_attr(module)
         if attr is not None:
             yield path, module, attr
+        for layerdrop in layerdrop_attrs(module):  # OPT, Whisper, BART: self.layerdrop
+            yield path, module, layerdrop
 
 
 def _rate_attr(module: nn.Module) -> str | None:

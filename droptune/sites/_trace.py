@@ -8,9 +8,12 @@ functional dropout (``F.dropout*``, ``F.scaled_dot_product_attention(dropout_p=)
 that attribute: the value was changed and the call's rate changed with it, which proves
 the tie even for attributes that were 0.0. A call at any other rate is a literal rate that
 no attribute feeds. Probe values are tiny so that code gated on a rate (``if
-self.drop_rate:``) takes its dropout branch while the numbers barely move (LayerDrop
-skips almost nothing at 1e-6). Attributes, train/eval modes, buffers (BatchNorm running
-statistics) and the RNG state are restored afterwards.
+self.drop_rate:``) takes its dropout branch while the numbers barely move. Rate-named keys
+of the model's config objects (``config.hidden_dropout``) are probed the same way, and
+report when they are read. LayerDrop rates are held at exactly 0 (reads reported), so that
+no layer is skipped and the pass is the same under every RNG state. Attributes, config
+keys, train/eval modes, buffers (BatchNorm running statistics) and the RNG state are
+restored afterwards.
 
 The same pass follows the data: each dropout's output tensor is marked, marks flow
 through every op, and an add of two same-shape tensors whose marks differ is a residual
@@ -32,10 +35,10 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from droptune.exceptions import ConfigError
+from droptune.sites._rates import Key, Watched, config_candidates, is_config_attr, is_layerdrop, set_rate
 
 PROBE_BASE = 1.0e-6
 PROBE_STEP = 1.0e-12
-Key = tuple[str, str]  # (module path, attribute) holding a rate
 ATTENDED: Key = ("", "<attended>")  # a mark: this tensor went through attention
 _MARKS = "_droptune_marks"
 _SOFTMAX = "_droptune_softmax"
@@ -98,10 +101,11 @@ class TraceResult:
     branch: set[Key] = field(default_factory=set)  # keys seen inside a residual branch
     has_attention: bool = False
     probed: dict[Key, float] = field(default_factory=dict)  # key -> original value
+    reads: dict[Key, set[str]] = field(default_factory=dict)  # watched key -> paths of modules that read it
 
 
 def rate_candidates(model: nn.Module) -> dict[Key, float]:
-    """Every public float attribute in [0, 1) of every module: where a rate may live."""
+    """Every public float attribute in [0, 1) of every module, and the rate-named config keys."""
     out: dict[Key, float] = {}
     for path, module in model.named_modules():
         for attr, value in vars(module).items():
@@ -109,7 +113,7 @@ def rate_candidates(model: nn.Module) -> dict[Key, float]:
                 continue
             if 0.0 <= value < 1.0:
                 out[(path, attr)] = value
-    return out
+    return out | config_candidates(model)
 
 
 def call_rate(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[float, bool]:
@@ -138,7 +142,11 @@ class _Tracer(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        flat = tree_flatten((args, kwargs))[0]
+        for value in flat:
+            if isinstance(value, Watched):  # torch.rand([]) < self.layerdrop
+                value.seen()
+        inputs = [t for t in flat if isinstance(t, torch.Tensor)]
         marks: frozenset[Key] = frozenset().union(*(getattr(t, _MARKS, frozenset()) for t in inputs))
         if func in _ADD_FUNCTIONS and len(inputs) >= 2 and inputs[0].shape == inputs[1].shape:
             a: frozenset[Key] = getattr(inputs[0], _MARKS, frozenset())
@@ -184,6 +192,10 @@ class _Tracer(TorchFunctionMode):
         keys = {call.key} if call.key is not None else set()
         return frozenset(keys | ({ATTENDED} if attention else set()))
 
+    def read(self, key: Key) -> None:
+        """A watched rate was used while the innermost running module was the top of the stack."""
+        self.result.reads.setdefault(key, set()).add(self.stack[-1])
+
     def enter(self, path: str, module: nn.Module) -> None:
         self.stack.append(path)
         self.result.ran.add(path)
@@ -227,18 +239,18 @@ def trace(model: nn.Module, example_input: Any, *, probe: bool = True, train: bo
         ConfigError: If the forward pass on ``example_input`` fails.
     """
     candidates = rate_candidates(model)
+    tunable = [key for key in candidates if not is_layerdrop(key[1])]
     if probe:
-        probes = {PROBE_BASE + i * PROBE_STEP: key for i, key in enumerate(candidates)}
+        probes = {PROBE_BASE + i * PROBE_STEP: key for i, key in enumerate(tunable)}
     else:
-        values = list(candidates.values())
-        probes = {v: k for k, v in candidates.items() if v > 0.0 and values.count(v) == 1}
+        values = [candidates[k] for k in tunable]
+        probes = {candidates[k]: k for k in tunable if candidates[k] > 0.0 and values.count(candidates[k]) == 1}
     tracer = _Tracer(probes, train=train)
     handles = _hook(model, tracer)
     modes = {module: module.training for module in model.modules()}
     saved = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
-        for value, (path, attr) in probes.items() if probe else ():
-            setattr(model.get_submodule(path), attr, value)
+        _set_probes(model, candidates, probes if probe else {}, tracer)
         model.train(train)
         with torch.no_grad(), _fork_rng(), tracer:
             call_model(model, example_input)
@@ -256,6 +268,18 @@ def trace(model: nn.Module, example_input: Any, *, probe: bool = True, train: bo
     return tracer.result
 
 
+def _set_probes(model: nn.Module, candidates: Mapping[Key, float], probes: Mapping[float, Key], tracer: _Tracer) -> None:
+    """Probe values in place; LayerDrop rates at 0 and config keys watched (their reads reported)."""
+    values = {key: value for value, key in probes.items()}
+    for key, original in candidates.items():
+        path, attr = key
+        value = 0.0 if is_layerdrop(attr) else values.get(key, original)
+        if is_layerdrop(attr) or is_config_attr(attr):
+            value = Watched(value, key, tracer.read)
+        if value is not original:
+            set_rate(model.get_submodule(path), attr, value)
+
+
 def _hook(model: nn.Module, tracer: _Tracer) -> list[Any]:
     """Hooks on every module that keep the tracer's stack of running modules."""
     handles = []
@@ -270,7 +294,7 @@ def _restore(
 ) -> None:
     """Put back attributes, train/eval modes and buffers (BatchNorm statistics) as they were."""
     for (path, attr), value in attributes.items():
-        setattr(model.get_submodule(path), attr, value)
+        set_rate(model.get_submodule(path), attr, value)
     for module, training in modes.items():
         module.training = training
     with torch.no_grad():
