@@ -10,7 +10,7 @@ from torch import nn
 
 from droptune.exceptions import ConfigError
 from droptune.sites._rates import CONFIG, config_of, is_config_attr, is_layerdrop
-from droptune.sites._site import DropoutSite
+from droptune.sites._site import DropoutSite, LayerType
 
 
 def rename(rates: Mapping[Any, Any], *, prefix: str = "", strip_prefix: str = "") -> dict[Any, Any]:
@@ -54,7 +54,7 @@ def attribute_site(model: nn.Module, name: Any) -> DropoutSite | None:
     value = vars(holder).get(key) if holder is not None else None
     if key.startswith("_") or isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
-    layer_type = "layerdrop" if is_layerdrop(attr) else "dense"
+    layer_type: LayerType = "layerdrop" if is_layerdrop(attr) else "dense"
     return DropoutSite(name, path, attr, type(holder).__name__, layer_type, float(value))
 
 
