@@ -134,13 +134,13 @@ def packable_copy(
     packed = copy.deepcopy(model)
     buffers: dict[str, str] = {}
     # Untraced: every packable site (LayerDrop keeps the model's rate).
-    chosen = sites if sites is not None else [s for s in discover(model) if s.layer_type != "layerdrop"]
+    chosen = sites if sites is not None else [s for s in discover(model) if s.layer_type not in _UNPACKABLE]
     by_name = {s.name: s for s in chosen}
     _refuse_unpackable(by_name.values())
     sentinels: dict[float, tuple[str, str]] = {}
     held = set()
     for site in discover(packed):
-        if site.layer_type == "layerdrop":  # not tuned (checked above): the model keeps its rate
+        if site.layer_type in _UNPACKABLE:  # not tuned (checked above): the model keeps its rate
             continue
         held.add(site.name)
         module = packed.get_submodule(site.module_path)
@@ -168,12 +168,18 @@ def packable_copy(
     return packed, buffers
 
 
+_UNPACKABLE = {
+    "layerdrop": "LayerDrop skips a layer for every member at once",
+    "patch": "PatchDropout changes the number of tokens, which members must share",
+}
+
+
 def _refuse_unpackable(sites: Any) -> None:
-    """LayerDrop skips a layer for the whole batch, and a config key is one value for all members."""
+    """LayerDrop skips a layer for the whole batch, PatchDropout changes the sequence length,
+    and a config key is one value for all members."""
     for site in sites:
-        if site.layer_type == "layerdrop" or "." in site.attr:
-            what = "LayerDrop skips a layer for every member at once" if site.layer_type == "layerdrop" else (
-                "a config key holds one value for every member")
+        if site.layer_type in _UNPACKABLE or "." in site.attr:
+            what = _UNPACKABLE.get(site.layer_type, "a config key holds one value for every member")
             raise PackingError(
                 f"dropout site {site.name!r} cannot be packed: {what}, so members cannot differ there. "
                 f"Leave it out (search.exclude: [{site.name!r}]). {WORKERS_HINT}"

@@ -1,7 +1,7 @@
 """Layer types by role: from a traced forward pass when given, structure alone otherwise.
 
 Some kinds settle their type by what they are, wherever they run: LayerDrop is
-``layerdrop``, stochastic depth is ``residual``, an RNN's or a VariationalDropout's dropout ``recurrent``, Dropout1d/2d/3d and
+``layerdrop``, PatchDropout ``patch``, stochastic depth is ``residual``, an RNN's or a VariationalDropout's dropout ``recurrent``, Dropout1d/2d/3d and
 DropBlock ``spatial``. Every other dropout is typed by what its call saw in the traced
 pass (:mod:`droptune.sites._trace`), in this order:
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from droptune.nn import VariationalDropout
-from droptune.sites._rates import is_layerdrop
+from droptune.sites._rates import is_layerdrop, is_patch_dropout
 from droptune.sites._trace import ATTENTION_FUNCTIONS, TRANSPARENT_KINDS, Call
 
 _SPATIAL_KINDS = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.FeatureAlphaDropout)
@@ -50,6 +50,8 @@ def fixed_type(module: nn.Module, attr: str) -> Verdict | None:
     kind = type(module).__name__
     if is_layerdrop(attr):
         return Verdict("layerdrop", f"LayerDrop ({attr}): skips whole layers at random in training")
+    if is_patch_dropout(module):
+        return Verdict("patch", f"{kind}: keeps a random subset of the patch tokens in training")
     if attr == "drop_prob" or is_stochastic_depth(module):
         # timm's DropBlock2d also holds a float drop_prob, but drops blocks of feature maps.
         if "DropBlock" in kind:

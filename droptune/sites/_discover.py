@@ -21,7 +21,7 @@ from droptune.sites._classify import (
     structural_type,
     traced_type,
 )
-from droptune.sites._rates import get_rate, is_config_attr, is_layerdrop, layerdrop_attrs
+from droptune.sites._rates import get_rate, is_config_attr, is_layerdrop, is_patch_dropout, layerdrop_attrs
 from droptune.sites._site import LAYER_TYPES, DropoutSite
 from droptune.sites._trace import Call, TraceResult, trace
 
@@ -80,13 +80,17 @@ def discover(
     Transformer layers; stochastic depth: a parameter-free leaf module with a float
     ``drop_prob`` (timm's DropPath; timm's DropBlock2d is found the same way, as
     spatial) or torchvision's ``StochasticDepth`` (its ``p``); droptune's
-    :class:`~droptune.nn.VariationalDropout` and :class:`~droptune.nn.DropPath`.
+    :class:`~droptune.nn.VariationalDropout` and :class:`~droptune.nn.DropPath`;
+    timm's ``PatchDropout`` (its ``prob``, type ``patch``); LayerDrop, a float attribute
+    named ``layerdrop`` (``encoder_layerdrop``, ``layer_drop``...; type ``layerdrop``).
 
     With ``example_input``, one traced training-mode pass (no gradients; RNG state,
     modes, buffers and attributes restored) also finds rates held as plain float
     attributes and handed to functional dropout or attention (Llama's
-    ``self_attn.attention_dropout``, timm's ``drop_rate`` in ``F.dropout``), proving
-    each tie by changing the attribute and seeing the call's rate change; marks sites
+    ``self_attn.attention_dropout``, timm's ``drop_rate`` in ``F.dropout``) or read from
+    the model's config at forward time (Falcon's ``config.hidden_dropout``; Wav2Vec2's
+    ``config.layerdrop``), proving each tie by changing the value and seeing the call's
+    rate change (LayerDrop and PatchDropout are held at 0 instead); marks sites
     whose dropout never runs as not ``live``; and types every site by its role in the
     data flow (see :mod:`droptune.sites._classify`). A dropout call at a literal rate
     that no attribute holds is warned about (``DroptuneWarning``).
@@ -278,6 +282,8 @@ def _rate_attr(module: nn.Module) -> str | None:
         return "drop_prob"
     if is_stochastic_depth(module) and _is_rate(getattr(module, "p", None)):
         return "p"
+    if is_patch_dropout(module) and _is_rate(getattr(module, "prob", None)):
+        return "prob"
     return None
 
 

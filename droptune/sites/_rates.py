@@ -1,5 +1,8 @@
 """Where rates live besides dropout modules: LayerDrop attributes and model config objects.
 
+timm's PatchDropout (``prob``, from ``patch_drop_rate``) keeps a random ``1 - prob`` of the
+patch tokens (``randn`` + ``argsort``): known by its class name, like StochasticDepth.
+
 LayerDrop (Fan et al. 2019) skips a whole layer when ``torch.rand([]) < p``: no dropout
 call carries its rate, so it is known by its conventional name (``layerdrop``,
 ``encoder_layerdrop``, ``layer_drop``...), held by a module (OPT, Whisper, BART) or read
@@ -28,6 +31,17 @@ _LAYERDROP = re.compile(r"^(encoder_|decoder_)?layer_?drop(_rate|_prob|_p)?$")
 def is_layerdrop(attr: str) -> bool:
     """Whether ``attr`` (or its last part: ``config.layerdrop``) is named as a LayerDrop rate."""
     return bool(_LAYERDROP.match(attr.rpartition(".")[2]))
+
+
+def is_patch_dropout(module: nn.Module) -> bool:
+    """timm's ``PatchDropout`` (rate in ``prob``), recognised by name: no import."""
+    return "PatchDropout" in type(module).__name__
+
+
+def held_at_zero(module: nn.Module, attr: str) -> bool:
+    """Rates the traced pass holds at exactly 0: they skip layers or drop tokens, changing
+    what runs or the shapes (even at a tiny probe, PatchDropout keeps one token fewer)."""
+    return is_layerdrop(attr) or (attr == "prob" and is_patch_dropout(module))
 
 
 def is_config_attr(attr: str) -> bool:

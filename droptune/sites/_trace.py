@@ -10,8 +10,9 @@ the tie even for attributes that were 0.0. A call at any other rate is a literal
 no attribute feeds. Probe values are tiny so that code gated on a rate (``if
 self.drop_rate:``) takes its dropout branch while the numbers barely move. Rate-named keys
 of the model's config objects (``config.hidden_dropout``) are probed the same way, and
-report when they are read. LayerDrop rates are held at exactly 0 (reads reported), so that
-no layer is skipped and the pass is the same under every RNG state. Attributes, config
+report when they are read. LayerDrop and PatchDropout rates are held at exactly 0 (reads
+reported), so that no layer is skipped, no token dropped, and the pass is the same under
+every RNG state. Attributes, config
 keys, train/eval modes, buffers (BatchNorm running statistics) and the RNG state are
 restored afterwards.
 
@@ -35,7 +36,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from droptune.exceptions import ConfigError
-from droptune.sites._rates import Key, Watched, config_candidates, is_config_attr, is_layerdrop, set_rate
+from droptune.sites._rates import Key, Watched, config_candidates, held_at_zero, is_config_attr, set_rate
 
 PROBE_BASE = 1.0e-6
 PROBE_STEP = 1.0e-12
@@ -239,7 +240,7 @@ def trace(model: nn.Module, example_input: Any, *, probe: bool = True, train: bo
         ConfigError: If the forward pass on ``example_input`` fails.
     """
     candidates = rate_candidates(model)
-    tunable = [key for key in candidates if not is_layerdrop(key[1])]
+    tunable = [key for key in candidates if not held_at_zero(model.get_submodule(key[0]), key[1])]
     if probe:
         probes = {PROBE_BASE + i * PROBE_STEP: key for i, key in enumerate(tunable)}
     else:
@@ -272,12 +273,13 @@ def _set_probes(model: nn.Module, candidates: Mapping[Key, float], probes: Mappi
     """Probe values in place; LayerDrop rates at 0 and config keys watched (their reads reported)."""
     values = {key: value for value, key in probes.items()}
     for key, original in candidates.items():
-        path, attr = key
-        value = 0.0 if is_layerdrop(attr) else values.get(key, original)
-        if is_layerdrop(attr) or is_config_attr(attr):
+        module, attr = model.get_submodule(key[0]), key[1]
+        still = held_at_zero(module, attr)
+        value = 0.0 if still else values.get(key, original)
+        if still or is_config_attr(attr):
             value = Watched(value, key, tracer.read)
         if value is not original:
-            set_rate(model.get_submodule(path), attr, value)
+            set_rate(module, attr, value)
 
 
 def _hook(model: nn.Module, tracer: _Tracer) -> list[Any]:
