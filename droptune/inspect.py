@@ -127,7 +127,7 @@ def _advice(found: Discovery) -> list[str]:
 def _site_advice(site: DropoutSite, found: Discovery) -> list[str]:
     out = []
     calls = found.calls_of(site)
-    before = {c.next_module for c in calls if c.next_module}
+    before = {c.next_module for c in calls if c.next_module and not c.added_first}  # an add first: a different tensor
     norms = sorted(k for k in before if k.startswith("BatchNorm"))
     if norms:
         out.append(

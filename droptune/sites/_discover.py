@@ -223,8 +223,13 @@ def _verdict(
     if fixed is not None:
         return fixed
     if calls and result is not None:
-        in_branch = (path, attr) in result.branch
-        return traced_type(calls[0], in_branch=in_branch, has_attention=result.has_attention)
+        key = (path, attr)
+        return traced_type(
+            calls[0],
+            in_branch=key in result.branch,
+            has_attention=result.has_attention,
+            beside_attention=key in result.beside_attention,
+        )
     return structural_type(model, path, module, attr)
 
 

@@ -43,6 +43,7 @@ PROBE_STEP = 1.0e-12
 ATTENDED: Key = ("", "<attended>")  # a mark: this tensor went through attention
 _MARKS = "_droptune_marks"
 _SOFTMAX = "_droptune_softmax"
+_CONV = "_droptune_conv"  # a conv's output, still in its (B, C, ...) layout
 
 # function -> (rate keyword, rate position, training keyword or None, its position)
 RATE_FUNCTIONS: dict[Callable[..., Any], tuple[str, int, str | None, int]] = {
@@ -67,6 +68,13 @@ _ADD_FUNCTIONS = {
     torch.Tensor.__iadd__,
 }
 _CONV_KINDS = (nn.modules.conv._ConvNd,)
+# Ops after which a conv output is no longer in its channels-first layout.
+_RELAYOUT = {
+    torch.permute, torch.Tensor.permute, torch.transpose, torch.Tensor.transpose, torch.Tensor.transpose_,
+    torch.swapaxes, torch.Tensor.swapaxes, torch.movedim, torch.Tensor.movedim, torch.t, torch.Tensor.t,
+    torch.reshape, torch.Tensor.reshape, torch.Tensor.view, torch.flatten, torch.Tensor.flatten,
+    torch.Tensor.unflatten, torch.Tensor.reshape_as, torch.Tensor.view_as,
+}
 # Modules with parameters that rescale features without mixing them.
 TRANSPARENT_KINDS: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._NormBase,
@@ -90,7 +98,9 @@ class Call:
     conv_rank: int | None  # output rank of that module if it was a conv
     softmax_input: bool  # its input is a softmax output: attention probabilities
     attended_input: bool  # its input went through attention
+    conv_layout: bool = False  # its input is a conv output still in the conv's layout (not permuted)
     next_module: str | None = None  # class of the next module with parameters to run
+    added_first: bool = False  # its output met a residual add before the next module with parameters
 
 
 @dataclass
@@ -100,6 +110,7 @@ class TraceResult:
     ran: set[str] = field(default_factory=set)  # paths of modules whose forward ran
     calls: list[Call] = field(default_factory=list)
     branch: set[Key] = field(default_factory=set)  # keys seen inside a residual branch
+    beside_attention: set[Key] = field(default_factory=set)  # in a branch no attention saw, added to one it did
     has_attention: bool = False
     probed: dict[Key, float] = field(default_factory=dict)  # key -> original value
     reads: dict[Key, set[str]] = field(default_factory=dict)  # watched key -> paths of modules that read it
@@ -150,9 +161,7 @@ class _Tracer(TorchFunctionMode):
         inputs = [t for t in flat if isinstance(t, torch.Tensor)]
         marks: frozenset[Key] = frozenset().union(*(getattr(t, _MARKS, frozenset()) for t in inputs))
         if func in _ADD_FUNCTIONS and len(inputs) >= 2 and inputs[0].shape == inputs[1].shape:
-            a: frozenset[Key] = getattr(inputs[0], _MARKS, frozenset())
-            b: frozenset[Key] = getattr(inputs[1], _MARKS, frozenset())
-            self.result.branch |= (a ^ b) - {ATTENDED}
+            self._residual_add(getattr(inputs[0], _MARKS, frozenset()), getattr(inputs[1], _MARKS, frozenset()))
         if func in RATE_FUNCTIONS:
             marks = marks | self._record(func, args, kwargs, inputs)
         outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
@@ -162,12 +171,28 @@ class _Tracer(TorchFunctionMode):
         )
         if func in _SOFTMAX_FUNCTIONS and self.attention_depth:
             marks = marks | {ATTENDED}  # eager attention: probabilities of an attention block
+        conv = func not in _RELAYOUT and {t.dim() for t in inputs if getattr(t, _CONV, False)}
         for t in outputs:
             if marks:
                 _set(t, _MARKS, getattr(t, _MARKS, frozenset()) | marks)
             if softmax:
                 _set(t, _SOFTMAX, True)
+            if conv and t.dim() in conv:
+                _set(t, _CONV, True)
         return out
+
+    def _residual_add(self, a: frozenset[Key], b: frozenset[Key]) -> None:
+        """An add of two same-shape tensors: the dropouts on one side only are in a branch.
+
+        Parallel residual (GPT-NeoX, Phi): ``mlp(x) + attn(x) + x``; layer 0's MLP branch
+        has seen no attention, but it is a sub-layer's output all the same.
+        """
+        differ = (a ^ b) - {ATTENDED}
+        self.result.branch |= differ
+        if (ATTENDED in a) != (ATTENDED in b):
+            self.result.beside_attention |= (b - a) if ATTENDED in a else (a - b)
+        for call in self.pending:
+            call.added_first = call.added_first or call.key in differ
 
     def _record(self, func: Any, args: tuple, kwargs: Any, inputs: list[torch.Tensor]) -> frozenset[Key]:
         rate, training = call_rate(func, args, kwargs)
@@ -187,6 +212,7 @@ class _Tracer(TorchFunctionMode):
             conv_rank=self.conv_rank,
             softmax_input=bool(first is not None and getattr(first, _SOFTMAX, False)),
             attended_input=bool(first is not None and ATTENDED in getattr(first, _MARKS, ())),
+            conv_layout=bool(first is not None and getattr(first, _CONV, False)),
         )
         self.result.calls.append(call)
         self.pending.append(call)
@@ -220,6 +246,8 @@ class _Tracer(TorchFunctionMode):
         self.after_params = True
         is_conv = isinstance(module, _CONV_KINDS) and len(outputs) == 1
         self.conv_rank = outputs[0].dim() if is_conv else None
+        if is_conv:
+            _set(outputs[0], _CONV, True)
 
 
 def trace(model: nn.Module, example_input: Any, *, probe: bool = True, train: bool = True) -> TraceResult:
@@ -304,7 +332,7 @@ def _restore(
             if name in buffers and buffers[name].shape == buffer.shape:
                 buffer.copy_(buffers[name])
     for tensor in [*model.parameters(), *model.buffers()]:  # an op may return its input
-        for name in (_MARKS, _SOFTMAX):
+        for name in (_MARKS, _SOFTMAX, _CONV):
             if name in vars(tensor):
                 delattr(tensor, name)
 
