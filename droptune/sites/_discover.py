@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import math
 import numbers
 import warnings
 from collections.abc import Iterator, Mapping
@@ -24,30 +23,10 @@ from droptune.sites._classify import (
 from droptune.sites._rates import get_rate, is_config_attr, is_layerdrop, is_patch_dropout, layerdrop_attrs
 from droptune.sites._site import LAYER_TYPES, DropoutSite
 from droptune.sites._trace import Call, TraceResult, trace
+from droptune.sites._unreachable import Unreachable, unreachable_calls
 
 # nn.Dropout, Dropout1d/2d/3d, AlphaDropout and FeatureAlphaDropout all derive from it.
 _DROPOUT_MODULES = (nn.modules.dropout._DropoutNd, VariationalDropout)
-
-
-@dataclass(frozen=True)
-class Unreachable:
-    """A dropout call at a literal rate that no attribute feeds: droptune cannot tune it."""
-
-    module_path: str
-    kind: str
-    function: str
-    rate: float
-    config_keys: tuple[str, ...] = ()  # config keys this module read at forward time
-
-    def describe(self) -> str:
-        text = f"{self.function}(rate {self.rate:g}) in {self.module_path or '<root>'} ({self.kind})"
-        if self.config_keys:
-            text += (
-                f", which reads {', '.join(self.config_keys)} at forward time but does not pass it on as it is "
-                "(set that key on the model's config object to change the rate: apply_rates accepts its "
-                "site name, or hold the rate in an nn.Dropout)"
-            )
-        return text
 
 
 @dataclass
@@ -146,7 +125,7 @@ def find_sites(
     matched: set[str] = set()
     sites = [_site(model, path, module, attr, result, overrides, matched, held) for path, module, attr in entries]
     _warn_unmatched(overrides, matched, sites)
-    unreachable = _unreachable(model, result)
+    unreachable = unreachable_calls(model, result)
     if unreachable and warn:
         warnings.warn(
             f"{len(unreachable)} dropout call(s) run at a literal rate that no attribute holds, so "
@@ -231,32 +210,6 @@ def _verdict(
             beside_attention=key in result.beside_attention,
         )
     return structural_type(model, path, module, attr)
-
-
-def _unreachable(model: nn.Module, result: TraceResult | None) -> list[Unreachable]:
-    if result is None:
-        return []
-    out = dict.fromkeys(
-        Unreachable(
-            c.module_path,
-            type(model.get_submodule(c.module_path)).__name__,
-            c.function,
-            c.rate,
-            _config_reads(result, c.module_path),
-        )
-        for c in result.calls
-        if c.key is None and not math.isnan(c.rate) and c.rate > 0.0
-    )
-    return list(out)
-
-
-def _config_reads(result: TraceResult, module_path: str) -> tuple[str, ...]:
-    """The config keys (named as their sites) that ``module_path`` read in the traced pass."""
-    return tuple(
-        f"{path}.{attr}" if path else attr
-        for (path, attr), readers in result.reads.items()
-        if is_config_attr(attr) and module_path in readers
-    )
 
 
 def _walk(model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:

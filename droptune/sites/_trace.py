@@ -36,10 +36,9 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from droptune.exceptions import ConfigError
-from droptune.sites._rates import Key, Watched, config_candidates, held_at_zero, is_config_attr, set_rate
+from droptune.sites._probe import call_model, fork_rng, probe_values, rate_candidates, restore, set_probes
+from droptune.sites._rates import Key, Watched
 
-PROBE_BASE = 1.0e-6
-PROBE_STEP = 1.0e-12
 ATTENDED: Key = ("", "<attended>")  # a mark: this tensor went through attention
 _MARKS = "_droptune_marks"
 _SOFTMAX = "_droptune_softmax"
@@ -114,18 +113,6 @@ class TraceResult:
     has_attention: bool = False
     probed: dict[Key, float] = field(default_factory=dict)  # key -> original value
     reads: dict[Key, set[str]] = field(default_factory=dict)  # watched key -> paths of modules that read it
-
-
-def rate_candidates(model: nn.Module) -> dict[Key, float]:
-    """Every public float attribute in [0, 1) of every module, and the rate-named config keys."""
-    out: dict[Key, float] = {}
-    for path, module in model.named_modules():
-        for attr, value in vars(module).items():
-            if attr.startswith("_") or attr == "training" or type(value) is not float:
-                continue
-            if 0.0 <= value < 1.0:
-                out[(path, attr)] = value
-    return out | config_candidates(model)
 
 
 def call_rate(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[float, bool]:
@@ -268,20 +255,15 @@ def trace(model: nn.Module, example_input: Any, *, probe: bool = True, train: bo
         ConfigError: If the forward pass on ``example_input`` fails.
     """
     candidates = rate_candidates(model)
-    tunable = [key for key in candidates if not held_at_zero(model.get_submodule(key[0]), key[1])]
-    if probe:
-        probes = {PROBE_BASE + i * PROBE_STEP: key for i, key in enumerate(tunable)}
-    else:
-        values = [candidates[k] for k in tunable]
-        probes = {candidates[k]: k for k in tunable if candidates[k] > 0.0 and values.count(candidates[k]) == 1}
+    probes = probe_values(model, candidates, probe=probe)
     tracer = _Tracer(probes, train=train)
     handles = _hook(model, tracer)
     modes = {module: module.training for module in model.modules()}
     saved = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
-        _set_probes(model, candidates, probes if probe else {}, tracer)
+        set_probes(model, candidates, probes if probe else {}, tracer.read)
         model.train(train)
-        with torch.no_grad(), _fork_rng(), tracer:
+        with torch.no_grad(), fork_rng(), tracer:
             call_model(model, example_input)
     except Exception as err:
         raise ConfigError(
@@ -292,22 +274,10 @@ def trace(model: nn.Module, example_input: Any, *, probe: bool = True, train: bo
     finally:
         for handle in handles:
             handle.remove()
-        _restore(model, candidates, modes, saved)
+        restore(model, candidates, modes, saved)
+        _unmark(model)
     tracer.result.probed = candidates
     return tracer.result
-
-
-def _set_probes(model: nn.Module, candidates: Mapping[Key, float], probes: Mapping[float, Key], tracer: _Tracer) -> None:
-    """Probe values in place; LayerDrop rates at 0 and config keys watched (their reads reported)."""
-    values = {key: value for value, key in probes.items()}
-    for key, original in candidates.items():
-        module, attr = model.get_submodule(key[0]), key[1]
-        still = held_at_zero(module, attr)
-        value = 0.0 if still else values.get(key, original)
-        if still or is_config_attr(attr):
-            value = Watched(value, key, tracer.read)
-        if value is not original:
-            set_rate(module, attr, value)
 
 
 def _hook(model: nn.Module, tracer: _Tracer) -> list[Any]:
@@ -319,36 +289,12 @@ def _hook(model: nn.Module, tracer: _Tracer) -> list[Any]:
     return handles
 
 
-def _restore(
-    model: nn.Module, attributes: Mapping[Key, float], modes: Mapping[nn.Module, bool], buffers: Mapping[str, torch.Tensor]
-) -> None:
-    """Put back attributes, train/eval modes and buffers (BatchNorm statistics) as they were."""
-    for (path, attr), value in attributes.items():
-        set_rate(model.get_submodule(path), attr, value)
-    for module, training in modes.items():
-        module.training = training
-    with torch.no_grad():
-        for name, buffer in model.named_buffers():
-            if name in buffers and buffers[name].shape == buffer.shape:
-                buffer.copy_(buffers[name])
-    for tensor in [*model.parameters(), *model.buffers()]:  # an op may return its input
+def _unmark(model: nn.Module) -> None:
+    """Take the tracer's marks off parameters and buffers (an op may return its input)."""
+    for tensor in [*model.parameters(), *model.buffers()]:
         for name in (_MARKS, _SOFTMAX, _CONV):
             if name in vars(tensor):
                 delattr(tensor, name)
-
-
-def call_model(model: nn.Module, example_input: Any) -> Any:
-    """``model(example_input)``: a mapping is keyword arguments, a tuple/list positional ones."""
-    if isinstance(example_input, Mapping):
-        return model(**example_input)
-    if isinstance(example_input, (tuple, list)):
-        return model(*example_input)
-    return model(example_input)
-
-
-def _fork_rng() -> Any:
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
-    return torch.random.fork_rng(devices=devices)
 
 
 def _is_attention(module: nn.Module) -> bool:
