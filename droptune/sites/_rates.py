@@ -90,8 +90,18 @@ def config_candidates(model: nn.Module) -> dict[Key, float]:
         seen.add(id(config))
         for key, value in vars(config).items():
             if "drop" in key and not key.startswith("_") and type(value) is float and 0.0 <= value < 1.0:
-                out[(path, f"{CONFIG}.{key}")] = value
+                if _settable(config, key, value):
+                    out[(path, f"{CONFIG}.{key}")] = value
     return out
+
+
+def _settable(config: Any, key: str, value: float) -> bool:
+    """Whether ``config.key`` can be set (a frozen dataclass refuses): setting its own value changes nothing."""
+    try:
+        setattr(config, key, value)
+    except Exception:  # FrozenInstanceError, a read-only property, a validating setter...
+        return False
+    return True
 
 
 def layerdrop_attrs(module: nn.Module) -> list[str]:

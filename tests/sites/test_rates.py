@@ -97,3 +97,24 @@ def test_the_unreachable_warning_is_empty_of_config_keys_when_none_was_read():
 
     [call] = find_sites(Literal(), torch.randn(2, 4), warn=False).unreachable
     assert call.config_keys == () and "reads" not in call.describe()
+
+
+def test_a_frozen_config_is_left_alone():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Frozen:
+        hidden_dropout: float = 0.2
+
+    class Reader(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = Frozen()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.dropout(self.fc(x), p=self.config.hidden_dropout, training=self.training)
+
+    assert config_candidates(Reader()) == {}
+    found = find_sites(Reader(), torch.randn(2, 4), warn=False)  # the pass runs; the rate is out of reach
+    assert found.sites == [] and [u.rate for u in found.unreachable] == [0.2]
