@@ -1,4 +1,4 @@
-"""More tiny transformers families: LayerDrop (OPT, Whisper, Wav2Vec2), config-read rates (Falcon), GPT-NeoX, DeBERTa-v2.
+"""More tiny transformers families: LayerDrop (OPT, Whisper, Wav2Vec2, HuBERT), config-read rates (Falcon), GPT-NeoX, DeBERTa-v2.
 
 Same shape as :mod:`._hf`: a builder (attn_implementation -> model), an example input, and
 the layer type expected of every site, by site-name glob, first match wins.
@@ -105,6 +105,17 @@ MORE: dict[str, Family] = {
             "*": "hidden",
         },
     ),
+    "hubert": Family(
+        lambda attn: transformers.HubertModel(transformers.HubertConfig(**_WAV2VEC2, attn_implementation=attn)),
+        _audio,
+        {
+            "config.layerdrop": "layerdrop",  # read from the config at forward time, as in Wav2Vec2
+            "feature_projection.dropout": "input",
+            "encoder.dropout": "input",
+            "*.attention.dropout": "attention",
+            "*": "hidden",
+        },
+    ),
     "falcon": Family(
         lambda attn: transformers.FalconForCausalLM(
             transformers.FalconConfig(
@@ -148,5 +159,5 @@ MORE: dict[str, Family] = {
     ),
 }
 
-SITE_COUNTS_MORE = {"opt": 5, "whisper": 18, "wav2vec2": 11, "falcon": 4, "gpt_neox": 7, "deberta_v2": 8}
+SITE_COUNTS_MORE = {"opt": 5, "whisper": 18, "wav2vec2": 11, "hubert": 11, "falcon": 4, "gpt_neox": 7, "deberta_v2": 8}
 EAGER_ONLY = {"deberta_v2"}  # no sdpa in transformers' DeBERTa-v2

@@ -26,7 +26,12 @@ def _summary(sites):
 
 @pytest.mark.parametrize(
     ("family", "layerdrop"),
-    [("wav2vec2", "config.layerdrop"), ("opt", "model.decoder.layerdrop"), ("whisper", "model.encoder.layerdrop")],
+    [
+        ("wav2vec2", "config.layerdrop"),
+        ("hubert", "config.layerdrop"),
+        ("opt", "model.decoder.layerdrop"),
+        ("whisper", "model.encoder.layerdrop"),
+    ],
 )
 def test_discovery_is_the_same_under_every_rng_state(family, layerdrop):
     model = MORE[family].build("eager")
