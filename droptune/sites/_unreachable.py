@@ -22,14 +22,21 @@ class Unreachable:
     config_keys: tuple[str, ...] = ()  # config keys this module read at forward time
 
     def describe(self) -> str:
-        text = f"{self.function}(rate {self.rate:g}) in {self.module_path or '<root>'} ({self.kind})"
-        if self.config_keys:
-            text += (
-                f", which reads {', '.join(self.config_keys)} at forward time but does not pass it on as it is "
-                "(set that key on the model's config object to change the rate: apply_rates accepts its "
-                "site name, or hold the rate in an nn.Dropout)"
-            )
-        return text
+        where = f"in {self.module_path or '<root>'} ({self.kind})"
+        if not self.config_keys:
+            return f"{self.function}(rate {self.rate:g}) {where}"
+        keys = ", ".join(self.config_keys)
+        # The pass runs config keys at tiny probe values: a rate that small was computed from one.
+        rate = f"a rate computed from {keys}" if self.rate < _PROBED else f"rate {self.rate:g}"
+        return (
+            f"{self.function}({rate}) {where}, which reads {keys} at forward time but does not pass it on "
+            "as it is (set that key on the model's config object to change the rate: apply_rates accepts "
+            "its site name; or hold the rate in an nn.Dropout)"
+        )
+
+
+# Below any real drop probability, above the probe values (1e-6): a rate derived from a probe.
+_PROBED = 1.0e-4
 
 
 def unreachable_calls(model: nn.Module, result: TraceResult | None) -> list[Unreachable]:

@@ -126,6 +126,7 @@ class _Scaled(nn.Module):
 
 
 def test_a_derived_config_rate_is_warned_about_naming_the_config_key():
-    with pytest.warns(DroptuneWarning, match=r"reads config\.hidden_dropout at forward time"):
+    says = r"a rate computed from config\.hidden_dropout\) in <root> \(_Scaled\), which reads config\.hidden_dropout"
+    with pytest.warns(DroptuneWarning, match=says):
         found = find_sites(_Scaled(), torch.randn(2, 4))
     assert found.sites == [] and [u.config_keys for u in found.unreachable] == [("config.hidden_dropout",)]
