@@ -103,16 +103,15 @@ def inspect_model(
     except Exception:  # nothing to tune is worth showing too: the table says why
         tuned = []
     shares = space.shares(tuned)
-    tuned_names = {s.name for s in tuned}
+    variables = space.variables(tuned)
     rows = [
         SiteRow(
-            s.name, s.kind, s.layer_type, s.why, s.rate, s.live,
-            space.param_of(s) if s.name in tuned_names else "",
-            shares.get(s.name, 1.0),
+            s.name, s.kind, s.layer_type, s.why, s.rate, s.live, variables.get(s.name, ""), shares.get(s.name, 1.0)
         )
         for s in found.sites
     ]
-    return SiteReport(rows, found.unreachable, _advice(found), traced=found.trace is not None)
+    advice = _advice(found) + space.notes(tuned)
+    return SiteReport(rows, found.unreachable, advice, traced=found.trace is not None)
 
 
 def _advice(found: Discovery) -> list[str]:
@@ -128,7 +127,7 @@ def _advice(found: Discovery) -> list[str]:
 def _site_advice(site: DropoutSite, found: Discovery) -> list[str]:
     out = []
     calls = found.calls_of(site)
-    before = {c.next_module for c in calls if c.next_module}
+    before = {c.next_module for c in calls if c.next_module and not c.added_first}  # an add first: a different tensor
     norms = sorted(k for k in before if k.startswith("BatchNorm"))
     if norms:
         out.append(

@@ -50,7 +50,7 @@ def test_the_report_is_plain_data_and_leaves_the_model_alone():
     net = Net().eval()
     report = inspect_model(net, torch.randn(4, 4))
     data = report.as_dict()
-    assert data["unreachable"] == [{"module_path": "", "kind": "Net", "function": "dropout", "rate": 0.25}]
+    assert data["unreachable"] == [{"module_path": "", "kind": "Net", "function": "dropout", "rate": 0.25, "config_keys": ()}]
     assert [row["name"] for row in data["sites"]] == ["in_drop", "pre_bn", "unused", "out_drop"]
     assert not net.training and float(net.bn.running_mean.abs().sum()) == 0.0
 

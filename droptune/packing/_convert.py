@@ -133,10 +133,15 @@ def packable_copy(
     check_packable(model)
     packed = copy.deepcopy(model)
     buffers: dict[str, str] = {}
-    by_name = {s.name: s for s in (sites if sites is not None else discover(model))}
+    # Untraced: every packable site (LayerDrop keeps the model's rate).
+    chosen = sites if sites is not None else [s for s in discover(model) if s.layer_type not in _UNPACKABLE]
+    by_name = {s.name: s for s in chosen}
+    _refuse_unpackable(by_name.values())
     sentinels: dict[float, tuple[str, str]] = {}
     held = set()
     for site in discover(packed):
+        if site.layer_type in _UNPACKABLE:  # not tuned (checked above): the model keeps its rate
+            continue
         held.add(site.name)
         module = packed.get_submodule(site.module_path)
         replacement = _replacement(module, site)
@@ -161,6 +166,24 @@ def packable_copy(
     if sites is None or any(s.functional for s in by_name.values()) or held - set(by_name):
         install(packed, sentinels)
     return packed, buffers
+
+
+_UNPACKABLE = {
+    "layerdrop": "LayerDrop skips a layer for every member at once",
+    "patch": "PatchDropout changes the number of tokens, which members must share",
+}
+
+
+def _refuse_unpackable(sites: Any) -> None:
+    """LayerDrop skips a layer for the whole batch, PatchDropout changes the sequence length,
+    and a config key is one value for all members."""
+    for site in sites:
+        if site.layer_type in _UNPACKABLE or "." in site.attr:
+            what = _UNPACKABLE.get(site.layer_type, "a config key holds one value for every member")
+            raise PackingError(
+                f"dropout site {site.name!r} cannot be packed: {what}, so members cannot differ there. "
+                f"Leave it out (search.exclude: [{site.name!r}]). {WORKERS_HINT}"
+            )
 
 
 def _attribute_rate(packed: nn.Module, site: DropoutSite) -> str:

@@ -23,7 +23,7 @@ from droptune.exceptions import ConfigError, StudyError
 from droptune.recommend._importance import variable_importances
 from droptune.recommend._trials import best_trial, rank_trials, site_rates, site_types, type_rates
 from droptune.sites import LAYER_TYPES
-from droptune.space import GLOBAL_PARAM, PRIORS, SCALE_PREFIX
+from droptune.space import GLOBAL_PARAM, PRIORS, SCALE_PREFIX, UNTIED_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -223,20 +223,29 @@ def _setters(trial: FrozenTrial) -> dict[str, str] | None:
     """``{site: Optuna variable setting it}``, inferred from the trial's params and sites.
 
     Granularity ``site`` names a variable after each site, ``type`` after each layer type
-    and ``global`` has the one variable ``dropout`` (a site may itself be named "dropout").
+    and ``global`` has the one variable ``dropout`` (a site may itself be named "dropout");
+    sites built at 0 beside a nonzero rate have their own ``<variable>@0``.
     ``coarse-to-fine`` trials are read as ``type``: their per-site scales exist only in
     the fine phase, so they never have an importance of their own.
     """
     params = {p for p in trial.params if not p.startswith(SCALE_PREFIX)}
     types = site_types(trial)
-    sites = list(site_rates(trial))
+    rates = site_rates(trial)
+    sites = list(rates)
     if params == set(sites):
         return {s: s for s in sites}
-    if params == {types.get(s) for s in sites}:
-        return {s: types[s] for s in sites}
-    if params == {GLOBAL_PARAM}:
-        return dict.fromkeys(sites, GLOBAL_PARAM)
-    return None
+    untied = {p for p in params if p.endswith(UNTIED_SUFFIX)}
+    if params - untied == {types.get(s) for s in sites}:
+        setters = {s: types[s] for s in sites}
+    elif params - untied == {GLOBAL_PARAM}:
+        setters = dict.fromkeys(sites, GLOBAL_PARAM)
+    else:
+        return None
+    for site, rate in rates.items():  # members built at 0 were tuned on their own, at the variable's value
+        own = setters[site] + UNTIED_SUFFIX
+        if own in untied and rate == trial.params[own]:
+            setters[site] = own
+    return setters
 
 
 def _order(pool: dict[str, _Pool], by: str) -> list[str]:

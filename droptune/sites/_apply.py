@@ -17,6 +17,7 @@ from torch import nn
 from droptune.exceptions import ConfigError, SiteError
 from droptune.sites._discover import discover
 from droptune.sites._names import attribute_site, mismatch_hints, rename
+from droptune.sites._rates import set_rate
 
 RatesLike = Mapping[str, float] | str | os.PathLike[str]
 
@@ -60,7 +61,8 @@ def apply_rates(
             on (rates exported from the wrapper, applied to the bare backbone).
 
     A name may also be a rate held as a float attribute (``module path.attribute``, as
-    a traced :func:`discover` names it): it is set like any other site.
+    a traced :func:`discover` names it) or a key of the config object a module holds
+    (``config.hidden_dropout``, ``model.config.layerdrop``): it is set like any other site.
 
     Returns:
         ``model``, for chaining.
@@ -92,7 +94,7 @@ def apply_rates(
     _check(rates, sites, strict=bool(strict), source=source, model=model)
     for name, rate in rates.items():
         site = sites[name]
-        setattr(site.module(model), site.attr, float(rate))
+        set_rate(site.module(model), site.attr, float(rate))
     return model
 
 

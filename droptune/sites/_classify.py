@@ -1,18 +1,23 @@
 """Layer types by role: from a traced forward pass when given, structure alone otherwise.
 
-Some kinds settle their type by what they are, wherever they run: stochastic depth is
-``residual``, an RNN's or a VariationalDropout's dropout ``recurrent``, Dropout1d/2d/3d and
+Some kinds settle their type by what they are, wherever they run: LayerDrop is
+``layerdrop``, PatchDropout ``patch``, stochastic depth is ``residual``, an RNN's or a VariationalDropout's dropout ``recurrent``, Dropout1d/2d/3d and
 DropBlock ``spatial``. Every other dropout is typed by what its call saw in the traced
 pass (:mod:`droptune.sites._trace`), in this order:
 
 - ``attention``: its rate reaches ``scaled_dot_product_attention`` or
   ``multi_head_attention_forward``, or it drops a softmax output (attention probabilities);
-- ``spatial``: it drops conv feature maps still in their layout;
+- ``hidden``: in a model with attention, it drops data attention has seen, inside a
+  residual branch, before the add (attention output projection, MLP activations and
+  output): BERT's ``hidden_dropout_prob``, GPT-2's ``resid_pdrop``, timm's ``proj_drop``,
+  also when the block keeps a conv layout (CoAtNet, MaxViT);
+- ``spatial``: it drops conv feature maps still in the conv's layout (a conv output
+  permuted back to (B, T, C), as Wav2Vec2 and DeBERTa do, is not);
 - ``input``: nothing with parameters ran before it (norm layers aside), or, in a model
-  with attention, no attention has touched its input (dropout on embeddings);
-- ``hidden``: in a model with attention, it sits inside a residual branch, before the add
-  (attention output projection, MLP activations and output): BERT's
-  ``hidden_dropout_prob``, GPT-2's ``resid_pdrop``, timm's ``proj_drop``;
+  with attention, no attention has touched its input (dropout on embeddings), unless its
+  branch is added beside an attention branch (parallel residual: then ``hidden``);
+- ``hidden`` too: a token sequence (rank 3 or more) inside a residual branch of a model
+  without attention (MLP-Mixer's token and channel MLPs);
 - ``dense``: anything else (a classifier head's dropout).
 
 Without a traced call, registration order stands in for execution order.
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from droptune.nn import VariationalDropout
+from droptune.sites._rates import is_layerdrop, is_patch_dropout
 from droptune.sites._trace import ATTENTION_FUNCTIONS, TRANSPARENT_KINDS, Call
 
 _SPATIAL_KINDS = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.FeatureAlphaDropout)
@@ -47,6 +53,10 @@ class Verdict:
 def fixed_type(module: nn.Module, attr: str) -> Verdict | None:
     """The type of kinds whose role does not depend on where they run, else None."""
     kind = type(module).__name__
+    if is_layerdrop(attr):
+        return Verdict("layerdrop", f"LayerDrop ({attr}): skips whole layers at random in training")
+    if is_patch_dropout(module):
+        return Verdict("patch", f"{kind}: keeps a random subset of the patch tokens in training")
     if attr == "drop_prob" or is_stochastic_depth(module):
         # timm's DropBlock2d also holds a float drop_prob, but drops blocks of feature maps.
         if "DropBlock" in kind:
@@ -61,20 +71,34 @@ def fixed_type(module: nn.Module, attr: str) -> Verdict | None:
     return None
 
 
-def traced_type(call: Call, *, in_branch: bool, has_attention: bool) -> Verdict:
-    """The type of a dropout from the first traced call its rate reached."""
+def traced_type(call: Call, *, in_branch: bool, has_attention: bool, beside_attention: bool = False) -> Verdict:
+    """The type of a dropout from the first traced call its rate reached.
+
+    Args:
+        call: Its first traced call.
+        in_branch: Its output is added to a tensor it is not part of (a residual branch).
+        has_attention: The model has attention.
+        beside_attention: Its branch, unseen by attention, is added to one attention saw
+            (parallel residual: GPT-NeoX's layer-0 MLP).
+    """
     if call.function in _ATTENTION_NAMES:
         return Verdict("attention", f"rate passed to {call.function} in {call.module_path or 'the model'}")
     if call.softmax_input:
         return Verdict("attention", "drops a softmax output (attention probabilities)")
-    if call.conv_rank is not None and call.input_rank >= 3 and call.input_rank == call.conv_rank:
-        return Verdict("spatial", "drops conv feature maps")
+    if has_attention and in_branch and call.attended_input:
+        return Verdict("hidden", "inside a transformer sub-layer's residual branch, before the add")
+    if call.conv_rank is not None and call.input_rank >= 3 and call.conv_layout:
+        return Verdict("spatial", "drops conv feature maps (in the conv's channels-first layout)")
     if not call.after_params:
         return Verdict("input", "on the model input (no layer with parameters before it)")
+    if has_attention and in_branch and beside_attention:
+        return Verdict("hidden", "inside a sub-layer's residual branch added beside attention (parallel residual)")
     if has_attention and not call.attended_input:
         return Verdict("input", "on embeddings (no attention has seen its input yet)")
-    if has_attention and in_branch:
-        return Verdict("hidden", "inside a transformer sub-layer's residual branch, before the add")
+    if in_branch and call.input_rank >= 3:
+        return Verdict("hidden", "on a token sequence inside a sub-layer's residual branch, before the add")
+    if in_branch:
+        return Verdict("dense", "on dense features inside a residual branch")
     return Verdict("dense", "on dense features outside any residual branch")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import math
 import numbers
 import warnings
 from collections.abc import Iterator, Mapping
@@ -21,24 +20,13 @@ from droptune.sites._classify import (
     structural_type,
     traced_type,
 )
+from droptune.sites._rates import get_rate, is_config_attr, is_layerdrop, is_patch_dropout, layerdrop_attrs
 from droptune.sites._site import LAYER_TYPES, DropoutSite
 from droptune.sites._trace import Call, TraceResult, trace
+from droptune.sites._unreachable import Unreachable, unreachable_calls
 
 # nn.Dropout, Dropout1d/2d/3d, AlphaDropout and FeatureAlphaDropout all derive from it.
 _DROPOUT_MODULES = (nn.modules.dropout._DropoutNd, VariationalDropout)
-
-
-@dataclass(frozen=True)
-class Unreachable:
-    """A dropout call at a literal rate that no attribute feeds: droptune cannot tune it."""
-
-    module_path: str
-    kind: str
-    function: str
-    rate: float
-
-    def describe(self) -> str:
-        return f"{self.function}(rate {self.rate:g}) in {self.module_path or '<root>'} ({self.kind})"
 
 
 @dataclass
@@ -71,13 +59,17 @@ def discover(
     Transformer layers; stochastic depth: a parameter-free leaf module with a float
     ``drop_prob`` (timm's DropPath; timm's DropBlock2d is found the same way, as
     spatial) or torchvision's ``StochasticDepth`` (its ``p``); droptune's
-    :class:`~droptune.nn.VariationalDropout` and :class:`~droptune.nn.DropPath`.
+    :class:`~droptune.nn.VariationalDropout` and :class:`~droptune.nn.DropPath`;
+    timm's ``PatchDropout`` (its ``prob``, type ``patch``); LayerDrop, a float attribute
+    named ``layerdrop`` (``encoder_layerdrop``, ``layer_drop``...; type ``layerdrop``).
 
     With ``example_input``, one traced training-mode pass (no gradients; RNG state,
     modes, buffers and attributes restored) also finds rates held as plain float
     attributes and handed to functional dropout or attention (Llama's
-    ``self_attn.attention_dropout``, timm's ``drop_rate`` in ``F.dropout``), proving
-    each tie by changing the attribute and seeing the call's rate change; marks sites
+    ``self_attn.attention_dropout``, timm's ``drop_rate`` in ``F.dropout``) or read from
+    the model's config at forward time (Falcon's ``config.hidden_dropout``; Wav2Vec2's
+    ``config.layerdrop``), proving each tie by changing the value and seeing the call's
+    rate change (LayerDrop and PatchDropout are held at 0 instead); marks sites
     whose dropout never runs as not ``live``; and types every site by its role in the
     data flow (see :mod:`droptune.sites._classify`). A dropout call at a literal rate
     that no attribute holds is warned about (``DroptuneWarning``).
@@ -126,13 +118,14 @@ def find_sites(
     held = {(path, attr) for path, _, attr in entries}
     if result is not None:
         order = {path: i for i, (path, _) in enumerate(model.named_modules())}
-        extra = dict.fromkeys(c.key for c in result.calls if c.key is not None and c.key not in held)
+        read = [key for key in result.reads if is_layerdrop(key[1])]  # config.layerdrop: no call carries it
+        extra = dict.fromkeys(k for k in [*(c.key for c in result.calls), *read] if k is not None and k not in held)
         entries += [(path, model.get_submodule(path), attr) for path, attr in extra if path in order]
         entries.sort(key=lambda e: order[e[0]])  # stable: module sites stay first at a path
     matched: set[str] = set()
     sites = [_site(model, path, module, attr, result, overrides, matched, held) for path, module, attr in entries]
     _warn_unmatched(overrides, matched, sites)
-    unreachable = _unreachable(model, result)
+    unreachable = unreachable_calls(model, result)
     if unreachable and warn:
         warnings.warn(
             f"{len(unreachable)} dropout call(s) run at a literal rate that no attribute holds, so "
@@ -172,9 +165,11 @@ def _site(
             verdict = Verdict(override, f"layer_types override {pattern!r}")
             matched.add(pattern)
             break
-    live = result is None or path in result.ran or bool(calls)
+    live = result is None or path in result.ran or bool(calls) or (path, attr) in result.reads
     functional = any(c.module_path != path for c in calls) or (bool(calls) and (path, attr) not in held)
-    site = DropoutSite(name, path, attr, type(module).__name__, verdict.layer_type, float(getattr(module, attr)))  # type: ignore[arg-type]
+    kind = type(get_rate(module, "config") if is_config_attr(attr) else module).__name__
+    rate = float(get_rate(module, attr))
+    site = DropoutSite(name, path, attr, kind, verdict.layer_type, rate)  # type: ignore[arg-type]
     return replace(site, live=live, why=verdict.why, functional=functional)
 
 
@@ -207,20 +202,14 @@ def _verdict(
     if fixed is not None:
         return fixed
     if calls and result is not None:
-        in_branch = (path, attr) in result.branch
-        return traced_type(calls[0], in_branch=in_branch, has_attention=result.has_attention)
+        key = (path, attr)
+        return traced_type(
+            calls[0],
+            in_branch=key in result.branch,
+            has_attention=result.has_attention,
+            beside_attention=key in result.beside_attention,
+        )
     return structural_type(model, path, module, attr)
-
-
-def _unreachable(model: nn.Module, result: TraceResult | None) -> list[Unreachable]:
-    if result is None:
-        return []
-    out = dict.fromkeys(
-        Unreachable(c.module_path, type(model.get_submodule(c.module_path)).__name__, c.function, c.rate)
-        for c in result.calls
-        if c.key is None and not math.isnan(c.rate) and c.rate > 0.0
-    )
-    return list(out)
 
 
 def _walk(model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:
@@ -229,6 +218,8 @@ def _walk(model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:
         attr = _rate_attr(module)
         if attr is not None:
             yield path, module, attr
+        for layerdrop in layerdrop_attrs(module):  # OPT, Whisper, BART: self.layerdrop
+            yield path, module, layerdrop
 
 
 def _rate_attr(module: nn.Module) -> str | None:
@@ -249,6 +240,8 @@ def _rate_attr(module: nn.Module) -> str | None:
         return "drop_prob"
     if is_stochastic_depth(module) and _is_rate(getattr(module, "p", None)):
         return "p"
+    if is_patch_dropout(module) and _is_rate(getattr(module, "prob", None)):
+        return "prob"
     return None
 
 

@@ -9,7 +9,8 @@ from typing import Any
 from torch import nn
 
 from droptune.exceptions import ConfigError
-from droptune.sites._site import DropoutSite
+from droptune.sites._rates import CONFIG, config_of, is_config_attr, is_layerdrop
+from droptune.sites._site import DropoutSite, LayerType
 
 
 def rename(rates: Mapping[Any, Any], *, prefix: str = "", strip_prefix: str = "") -> dict[Any, Any]:
@@ -39,16 +40,22 @@ def attribute_site(model: nn.Module, name: Any) -> DropoutSite | None:
     if not isinstance(name, str):
         return None
     path, _, attr = name.rpartition(".")
+    owner, _, head = path.rpartition(".")
+    if head == CONFIG:  # a key of the config object a module holds: model.config.layerdrop
+        path, attr = owner, f"{CONFIG}.{attr}"
     try:
         module = model.get_submodule(path)
     except AttributeError:
         return None
     if isinstance(module, (nn.RNNBase, nn.modules.dropout._DropoutNd)):
         return None  # structure decides these: a one-layer RNN's dropout does nothing
-    value = vars(module).get(attr)
-    if attr.startswith("_") or isinstance(value, bool) or not isinstance(value, numbers.Real):
+    holder = config_of(module) if is_config_attr(attr) else module
+    key = attr.rpartition(".")[2]
+    value = vars(holder).get(key) if holder is not None else None
+    if key.startswith("_") or isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
-    return DropoutSite(name, path, attr, type(module).__name__, "dense", float(value))
+    layer_type: LayerType = "layerdrop" if is_layerdrop(attr) else "dense"
+    return DropoutSite(name, path, attr, type(holder).__name__, layer_type, float(value))
 
 
 def mismatch_hints(model: nn.Module, unknown: Iterable[Any], sites: Iterable[str]) -> list[str]:

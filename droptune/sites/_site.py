@@ -7,7 +7,9 @@ from typing import Literal, get_args
 
 from torch import nn
 
-LayerType = Literal["input", "dense", "spatial", "recurrent", "attention", "hidden", "residual"]
+LayerType = Literal[
+    "input", "dense", "spatial", "recurrent", "attention", "hidden", "residual", "layerdrop", "patch"
+]
 LAYER_TYPES: tuple[str, ...] = get_args(LayerType)
 
 

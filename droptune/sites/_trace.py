@@ -8,9 +8,13 @@ functional dropout (``F.dropout*``, ``F.scaled_dot_product_attention(dropout_p=)
 that attribute: the value was changed and the call's rate changed with it, which proves
 the tie even for attributes that were 0.0. A call at any other rate is a literal rate that
 no attribute feeds. Probe values are tiny so that code gated on a rate (``if
-self.drop_rate:``) takes its dropout branch while the numbers barely move (LayerDrop
-skips almost nothing at 1e-6). Attributes, train/eval modes, buffers (BatchNorm running
-statistics) and the RNG state are restored afterwards.
+self.drop_rate:``) takes its dropout branch while the numbers barely move. Rate-named keys
+of the model's config objects (``config.hidden_dropout``) are probed the same way, and
+report when they are read. LayerDrop and PatchDropout rates are held at exactly 0 (reads
+reported), so that no layer is skipped, no token dropped, and the pass is the same under
+every RNG state. Attributes, config
+keys, train/eval modes, buffers (BatchNorm running statistics) and the RNG state are
+restored afterwards.
 
 The same pass follows the data: each dropout's output tensor is marked, marks flow
 through every op, and an add of two same-shape tensors whose marks differ is a residual
@@ -32,13 +36,13 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from droptune.exceptions import ConfigError
+from droptune.sites._probe import call_model, fork_rng, probe_values, rate_candidates, restore, set_probes
+from droptune.sites._rates import Key, Watched
 
-PROBE_BASE = 1.0e-6
-PROBE_STEP = 1.0e-12
-Key = tuple[str, str]  # (module path, attribute) holding a rate
 ATTENDED: Key = ("", "<attended>")  # a mark: this tensor went through attention
 _MARKS = "_droptune_marks"
 _SOFTMAX = "_droptune_softmax"
+_CONV = "_droptune_conv"  # a conv's output, still in its (B, C, ...) layout
 
 # function -> (rate keyword, rate position, training keyword or None, its position)
 RATE_FUNCTIONS: dict[Callable[..., Any], tuple[str, int, str | None, int]] = {
@@ -63,6 +67,13 @@ _ADD_FUNCTIONS = {
     torch.Tensor.__iadd__,
 }
 _CONV_KINDS = (nn.modules.conv._ConvNd,)
+# Ops after which a conv output is no longer in its channels-first layout.
+_RELAYOUT = {
+    torch.permute, torch.Tensor.permute, torch.transpose, torch.Tensor.transpose, torch.Tensor.transpose_,
+    torch.swapaxes, torch.Tensor.swapaxes, torch.movedim, torch.Tensor.movedim, torch.t, torch.Tensor.t,
+    torch.reshape, torch.Tensor.reshape, torch.Tensor.view, torch.flatten, torch.Tensor.flatten,
+    torch.Tensor.unflatten, torch.Tensor.reshape_as, torch.Tensor.view_as,
+}
 # Modules with parameters that rescale features without mixing them.
 TRANSPARENT_KINDS: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._NormBase,
@@ -86,7 +97,9 @@ class Call:
     conv_rank: int | None  # output rank of that module if it was a conv
     softmax_input: bool  # its input is a softmax output: attention probabilities
     attended_input: bool  # its input went through attention
+    conv_layout: bool = False  # its input is a conv output still in the conv's layout (not permuted)
     next_module: str | None = None  # class of the next module with parameters to run
+    added_first: bool = False  # its output met a residual add before the next module with parameters
 
 
 @dataclass
@@ -96,20 +109,10 @@ class TraceResult:
     ran: set[str] = field(default_factory=set)  # paths of modules whose forward ran
     calls: list[Call] = field(default_factory=list)
     branch: set[Key] = field(default_factory=set)  # keys seen inside a residual branch
+    beside_attention: set[Key] = field(default_factory=set)  # in a branch no attention saw, added to one it did
     has_attention: bool = False
     probed: dict[Key, float] = field(default_factory=dict)  # key -> original value
-
-
-def rate_candidates(model: nn.Module) -> dict[Key, float]:
-    """Every public float attribute in [0, 1) of every module: where a rate may live."""
-    out: dict[Key, float] = {}
-    for path, module in model.named_modules():
-        for attr, value in vars(module).items():
-            if attr.startswith("_") or attr == "training" or type(value) is not float:
-                continue
-            if 0.0 <= value < 1.0:
-                out[(path, attr)] = value
-    return out
+    reads: dict[Key, set[str]] = field(default_factory=dict)  # watched key -> paths of modules that read it
 
 
 def call_rate(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[float, bool]:
@@ -138,12 +141,14 @@ class _Tracer(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        flat = tree_flatten((args, kwargs))[0]
+        for value in flat:
+            if isinstance(value, Watched):  # torch.rand([]) < self.layerdrop
+                value.seen()
+        inputs = [t for t in flat if isinstance(t, torch.Tensor)]
         marks: frozenset[Key] = frozenset().union(*(getattr(t, _MARKS, frozenset()) for t in inputs))
         if func in _ADD_FUNCTIONS and len(inputs) >= 2 and inputs[0].shape == inputs[1].shape:
-            a: frozenset[Key] = getattr(inputs[0], _MARKS, frozenset())
-            b: frozenset[Key] = getattr(inputs[1], _MARKS, frozenset())
-            self.result.branch |= (a ^ b) - {ATTENDED}
+            self._residual_add(getattr(inputs[0], _MARKS, frozenset()), getattr(inputs[1], _MARKS, frozenset()))
         if func in RATE_FUNCTIONS:
             marks = marks | self._record(func, args, kwargs, inputs)
         outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
@@ -153,12 +158,28 @@ class _Tracer(TorchFunctionMode):
         )
         if func in _SOFTMAX_FUNCTIONS and self.attention_depth:
             marks = marks | {ATTENDED}  # eager attention: probabilities of an attention block
+        conv = func not in _RELAYOUT and {t.dim() for t in inputs if getattr(t, _CONV, False)}
         for t in outputs:
             if marks:
                 _set(t, _MARKS, getattr(t, _MARKS, frozenset()) | marks)
             if softmax:
                 _set(t, _SOFTMAX, True)
+            if conv and t.dim() in conv:
+                _set(t, _CONV, True)
         return out
+
+    def _residual_add(self, a: frozenset[Key], b: frozenset[Key]) -> None:
+        """An add of two same-shape tensors: the dropouts on one side only are in a branch.
+
+        Parallel residual (GPT-NeoX, Phi): ``mlp(x) + attn(x) + x``; layer 0's MLP branch
+        has seen no attention, but it is a sub-layer's output all the same.
+        """
+        differ = (a ^ b) - {ATTENDED}
+        self.result.branch |= differ
+        if (ATTENDED in a) != (ATTENDED in b):
+            self.result.beside_attention |= (b - a) if ATTENDED in a else (a - b)
+        for call in self.pending:
+            call.added_first = call.added_first or call.key in differ
 
     def _record(self, func: Any, args: tuple, kwargs: Any, inputs: list[torch.Tensor]) -> frozenset[Key]:
         rate, training = call_rate(func, args, kwargs)
@@ -178,11 +199,16 @@ class _Tracer(TorchFunctionMode):
             conv_rank=self.conv_rank,
             softmax_input=bool(first is not None and getattr(first, _SOFTMAX, False)),
             attended_input=bool(first is not None and ATTENDED in getattr(first, _MARKS, ())),
+            conv_layout=bool(first is not None and getattr(first, _CONV, False)),
         )
         self.result.calls.append(call)
         self.pending.append(call)
         keys = {call.key} if call.key is not None else set()
         return frozenset(keys | ({ATTENDED} if attention else set()))
+
+    def read(self, key: Key) -> None:
+        """A watched rate was used while the innermost running module was the top of the stack."""
+        self.result.reads.setdefault(key, set()).add(self.stack[-1])
 
     def enter(self, path: str, module: nn.Module) -> None:
         self.stack.append(path)
@@ -207,6 +233,8 @@ class _Tracer(TorchFunctionMode):
         self.after_params = True
         is_conv = isinstance(module, _CONV_KINDS) and len(outputs) == 1
         self.conv_rank = outputs[0].dim() if is_conv else None
+        if is_conv:
+            _set(outputs[0], _CONV, True)
 
 
 def trace(model: nn.Module, example_input: Any, *, probe: bool = True, train: bool = True) -> TraceResult:
@@ -227,20 +255,15 @@ def trace(model: nn.Module, example_input: Any, *, probe: bool = True, train: bo
         ConfigError: If the forward pass on ``example_input`` fails.
     """
     candidates = rate_candidates(model)
-    if probe:
-        probes = {PROBE_BASE + i * PROBE_STEP: key for i, key in enumerate(candidates)}
-    else:
-        values = list(candidates.values())
-        probes = {v: k for k, v in candidates.items() if v > 0.0 and values.count(v) == 1}
+    probes = probe_values(model, candidates, probe=probe)
     tracer = _Tracer(probes, train=train)
     handles = _hook(model, tracer)
     modes = {module: module.training for module in model.modules()}
     saved = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
-        for value, (path, attr) in probes.items() if probe else ():
-            setattr(model.get_submodule(path), attr, value)
+        set_probes(model, candidates, probes if probe else {}, tracer.read)
         model.train(train)
-        with torch.no_grad(), _fork_rng(), tracer:
+        with torch.no_grad(), fork_rng(), tracer:
             call_model(model, example_input)
     except Exception as err:
         raise ConfigError(
@@ -251,7 +274,8 @@ def trace(model: nn.Module, example_input: Any, *, probe: bool = True, train: bo
     finally:
         for handle in handles:
             handle.remove()
-        _restore(model, candidates, modes, saved)
+        restore(model, candidates, modes, saved)
+        _unmark(model)
     tracer.result.probed = candidates
     return tracer.result
 
@@ -265,36 +289,12 @@ def _hook(model: nn.Module, tracer: _Tracer) -> list[Any]:
     return handles
 
 
-def _restore(
-    model: nn.Module, attributes: Mapping[Key, float], modes: Mapping[nn.Module, bool], buffers: Mapping[str, torch.Tensor]
-) -> None:
-    """Put back attributes, train/eval modes and buffers (BatchNorm statistics) as they were."""
-    for (path, attr), value in attributes.items():
-        setattr(model.get_submodule(path), attr, value)
-    for module, training in modes.items():
-        module.training = training
-    with torch.no_grad():
-        for name, buffer in model.named_buffers():
-            if name in buffers and buffers[name].shape == buffer.shape:
-                buffer.copy_(buffers[name])
-    for tensor in [*model.parameters(), *model.buffers()]:  # an op may return its input
-        for name in (_MARKS, _SOFTMAX):
+def _unmark(model: nn.Module) -> None:
+    """Take the tracer's marks off parameters and buffers (an op may return its input)."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        for name in (_MARKS, _SOFTMAX, _CONV):
             if name in vars(tensor):
                 delattr(tensor, name)
-
-
-def call_model(model: nn.Module, example_input: Any) -> Any:
-    """``model(example_input)``: a mapping is keyword arguments, a tuple/list positional ones."""
-    if isinstance(example_input, Mapping):
-        return model(**example_input)
-    if isinstance(example_input, (tuple, list)):
-        return model(*example_input)
-    return model(example_input)
-
-
-def _fork_rng() -> Any:
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
-    return torch.random.fork_rng(devices=devices)
 
 
 def _is_attention(module: nn.Module) -> bool:

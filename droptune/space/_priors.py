@@ -13,6 +13,10 @@ PRIORS: dict[str, float] = {
     # GPT-2 resid_pdrop): the notes' 0.1 for Transformers, not the dense layers' 0.5.
     "hidden": 0.1,
     "residual": 0.1,
+    # LayerDrop (Fan et al. 2019): 0.1-0.2 in fairseq and wav2vec 2.0 (0.05-0.1 fine-tuning).
+    "layerdrop": 0.1,
+    # PatchDropout (Liu et al. 2023) drops 25-50% of the patch tokens at little cost; timm's patch_drop_rate.
+    "patch": 0.25,
 }
 
 # Search range per layer type, [low, high] drop probabilities. Wider than the textbook's
@@ -29,4 +33,6 @@ RANGES: dict[str, tuple[float, float]] = {
     "attention": (0.0, 0.4),
     "hidden": (0.0, 0.4),
     "residual": (0.0, 0.4),
+    "layerdrop": (0.0, 0.3),  # the literature's span (issue 25): whole layers skipped
+    "patch": (0.0, 0.5),
 }

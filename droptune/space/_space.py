@@ -17,6 +17,8 @@ GLOBAL_PARAM = "dropout"
 # coarse-to-fine: a site's rate is its type's rate times 2**scale, scale in [-1, 1].
 SCALE_PREFIX = "scale:"
 SCALE_RANGE = (-1.0, 1.0)
+# A tied group's members built at 0 get a variable of their own: "<variable>@0".
+UNTIED_SUFFIX = "@0"
 
 Granularity = Literal["site", "type", "coarse-to-fine", "global"]
 
@@ -39,7 +41,12 @@ class SearchSpace:
     built with different rates (timm and torchvision raise stochastic depth linearly with
     depth), the variable is the largest rate of the group and each site gets its share,
     ``value * rate / max(rates)``, instead of one flat rate. A group built with one rate
-    (or all at 0) takes the value as it is.
+    (or all at 0) takes the value as it is. A zero share would freeze a knob at 0 (Whisper
+    built with ``dropout=0.1, activation_dropout=0.0`` ties both under ``hidden``), so the
+    members built at 0 of a group whose other members share one nonzero rate are untied:
+    they get a variable of their own, ``<variable>@0`` (``hidden@0``), searched over the
+    same range; :meth:`notes` says so. Only a schedule keeps its zeros (stochastic depth,
+    or several distinct nonzero rates: a ramp that starts at 0).
 
     Args:
         granularity: ``site``, ``type``, ``coarse-to-fine`` or ``global``.
@@ -100,22 +107,54 @@ class SearchSpace:
         return chosen
 
     def param_of(self, site: DropoutSite) -> str:
-        """Name of the Optuna variable that sets ``site``."""
+        """Name of the Optuna variable that sets ``site`` by its granularity (before untying zeros)."""
         if self.granularity == "site":
             return site.name
         if self.granularity in ("type", "coarse-to-fine"):
             return site.layer_type
         return GLOBAL_PARAM
 
+    def variables(self, sites: Sequence[DropoutSite]) -> dict[str, str]:
+        """``{site name: the Optuna variable that sets it}``, zero members untied (see the class)."""
+        out = {s.name: self.param_of(s) for s in sites}
+        for param, members in self._groups(sites).items():
+            if _freezes_zeros(members):
+                out.update({s.name: param + UNTIED_SUFFIX for s in members if s.rate == 0.0})
+        return out
+
+    def notes(self, sites: Sequence[DropoutSite]) -> list[str]:
+        """One line per untied group of zero members: what ``tune`` and ``inspect`` tell the user."""
+        variables = self.variables(sites)
+        out = []
+        for param, members in self._groups(sites).items():
+            zeros = [s.name for s in members if variables[s.name] != param]
+            if zeros:
+                low, high = self.bounds(param + UNTIED_SUFFIX, sites)
+                out.append(
+                    f"{param}: {len(zeros)} site(s) built at rate 0 ({', '.join(zeros)}) are untied from the "
+                    f"others (built at {max(s.rate for s in members):g}) and tuned on their own as "
+                    f"{param + UNTIED_SUFFIX!r} over {low:g}-{high:g}; a share of a tied rate would keep them at 0. "
+                    f"Leave them out with search.exclude to keep them at 0."
+                )
+        return out
+
+    def _groups(self, sites: Sequence[DropoutSite]) -> dict[str, list[DropoutSite]]:
+        groups: dict[str, list[DropoutSite]] = {}
+        if self.granularity != "site":
+            for s in sites:
+                groups.setdefault(self.param_of(s), []).append(s)
+        return groups
+
     def bounds(self, param: str, sites: Sequence[DropoutSite]) -> tuple[float, float]:
         """Range of variable ``param``: its layer type's, or the widest one for ``global``."""
-        types = {s.layer_type for s in sites if self.param_of(s) == param}
+        variables = self.variables(sites)
+        types = {s.layer_type for s in sites if variables[s.name] == param}
         lows, highs = zip(*(self.ranges[t] for t in types))
         return min(lows), max(highs)
 
     def params(self, sites: Sequence[DropoutSite]) -> dict[str, tuple[float, float]]:
         """``{variable: (low, high)}`` in site order."""
-        names = dict.fromkeys(self.param_of(s) for s in sites)
+        names = dict.fromkeys(self.variables(sites).values())
         return {name: self.bounds(name, sites) for name in names}
 
     def suggest(self, trial: optuna.Trial, sites: Sequence[DropoutSite]) -> dict[str, float]:
@@ -140,7 +179,8 @@ class SearchSpace:
         """Turn Optuna parameters back into ``{site name: rate}``."""
         try:
             shares = self.shares(sites)
-            rates = {s.name: float(params[self.param_of(s)]) * shares[s.name] for s in sites}
+            variables = self.variables(sites)
+            rates = {s.name: float(params[variables[s.name]]) * shares[s.name] for s in sites}
         except KeyError as err:
             raise ConfigError(
                 f"the study's trials have no variable {err.args[0]!r}: was it created with another "
@@ -156,15 +196,16 @@ class SearchSpace:
     def shares(self, sites: Sequence[DropoutSite]) -> dict[str, float]:
         """Each site's share of its variable: ``rate / max(rate)`` over the sites tied to it.
 
-        1.0 for every site of a group built with a single rate (or all at 0), and always
-        with ``site`` granularity.
+        1.0 for every site of a group built with a single rate (or all at 0), for untied
+        zero members, and always with ``site`` granularity.
         """
+        variables = self.variables(sites)
         groups: dict[str, list[float]] = {}
         for s in sites:
-            groups.setdefault(self.param_of(s), []).append(s.rate)
+            groups.setdefault(variables[s.name], []).append(s.rate)
         out = {}
         for s in sites:
-            rates = groups[self.param_of(s)]
+            rates = groups[variables[s.name]]
             top = max(rates)
             out[s.name] = s.rate / top if top > 0 and min(rates) != top else 1.0
         return out
@@ -172,8 +213,9 @@ class SearchSpace:
     def prior_params(self, sites: Sequence[DropoutSite]) -> dict[str, float]:
         """The textbook rate of each variable (clipped to its range): the study's first trial."""
         out = {}
+        variables = self.variables(sites)
         for name, (low, high) in self.params(sites).items():
-            priors = [PRIORS[s.layer_type] for s in sites if self.param_of(s) == name]
+            priors = [PRIORS[s.layer_type] for s in sites if variables[s.name] == name]
             out[name] = min(max(statistics.median(priors), low), high)
         return out
 
@@ -184,3 +226,11 @@ class SearchSpace:
         never hands over something worse than it without the numbers showing it.
         """
         return {name: low for name, (low, _) in self.params(sites).items()}
+
+
+def _freezes_zeros(members: Sequence[DropoutSite]) -> bool:
+    """Whether tying ``members`` would hold some at 0: built at 0 beside one nonzero rate, no schedule."""
+    nonzero = {s.rate for s in members if s.rate > 0.0}
+    if len(nonzero) != 1 or all(s.rate > 0.0 for s in members):
+        return False
+    return not any(s.layer_type == "residual" for s in members)  # stochastic depth ramps from 0

@@ -173,6 +173,8 @@ def _prepare(spec: StudySpec, tracker: Tracker | None) -> StudyLifecycle:
     model, data = build(spec)
     space = space_of(spec)
     sites = space.select(model_sites(spec, model, data))
+    for note in space.notes(sites):
+        log.warning("study %s: %s", spec.name, note)
     study = load_study(spec)
     enable_wal(spec.storage)
     if study.direction.name.lower() != spec.objective.direction:

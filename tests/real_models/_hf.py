@@ -124,6 +124,7 @@ FAMILIES: dict[str, Family] = {
         ),
         lambda: {**_ids(), "decoder_input_ids": _ids()["input_ids"]},
         {
+            "model.*.layerdrop": "layerdrop",  # self.layerdrop (encoder_/decoder_layerdrop), at 0
             "model.encoder.dropout": "input",
             "model.decoder.dropout": "input",
             "*_attn.dropout": "attention",
@@ -155,7 +156,7 @@ FAMILIES: dict[str, Family] = {
 }
 
 # How many sites each family has (2 layers): every dropout place of the model, none missed.
-SITE_COUNTS = {"bert": 8, "gpt2": 7, "distilbert": 5, "llama": 2, "qwen2": 2, "bart": 16, "vit": 5}
+SITE_COUNTS = {"bert": 8, "gpt2": 7, "distilbert": 5, "llama": 2, "qwen2": 2, "bart": 18, "vit": 5}
 
 
 def output(out: Any) -> torch.Tensor:

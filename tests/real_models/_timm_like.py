@@ -13,6 +13,9 @@ that decide where dropout lives and how its rate reaches the kernels:
 - ResNet's head: ``if self.drop_rate: x = F.dropout(x, p=float(self.drop_rate), ...)``, and
   ``DropBlock2d`` (a float ``drop_prob``) in the blocks.
 - EfficientNet: the first block of a stage has no skip connection, so its DropPath never runs.
+- ``PatchDropout`` (DeiT/ViT ``patch_drop_rate``): keeps ``max(1, int(L * (1 - prob)))`` of
+  the ``L`` patch tokens, chosen by ``argsort(randn(B, L))``, prefix (class) tokens always
+  kept; held as ``self.patch_drop`` after the position embedding, ``nn.Identity`` at rate 0.
 """
 
 from __future__ import annotations
@@ -124,6 +127,34 @@ class Block(nn.Module):
         return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
 
 
+class PatchDropout(nn.Module):
+    """timm's PatchDropout (timm/layers/patch_dropout.py), without ``return_indices``."""
+
+    def __init__(self, prob: float = 0.5, num_prefix_tokens: int = 1, ordered: bool = False) -> None:
+        super().__init__()
+        assert 0 <= prob < 1.0
+        self.prob = prob
+        self.num_prefix_tokens = num_prefix_tokens
+        self.ordered = ordered
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.prob == 0.0:
+            return x
+        if self.num_prefix_tokens:
+            prefix_tokens, x = x[:, : self.num_prefix_tokens], x[:, self.num_prefix_tokens :]
+        else:
+            prefix_tokens = None
+        B, L = x.shape[0], x.shape[1]
+        num_keep = max(1, int(L * (1.0 - self.prob)))
+        keep_indices = torch.argsort(torch.randn(B, L, device=x.device), dim=-1)[:, :num_keep]
+        if self.ordered:
+            keep_indices = keep_indices.sort(dim=-1)[0]
+        x = x.gather(1, keep_indices.unsqueeze(-1).expand((-1, -1) + x.shape[2:]))
+        if prefix_tokens is not None:
+            x = torch.cat((prefix_tokens, x), dim=1)
+        return x
+
+
 class VisionTransformer(nn.Module):
     def __init__(
         self,
@@ -135,6 +166,7 @@ class VisionTransformer(nn.Module):
         proj_drop_rate: float = 0.1,
         attn_drop_rate: float = 0.1,
         drop_path_rate: float = 0.2,
+        patch_drop_rate: float = 0.0,
         num_classes: int = 3,
     ) -> None:
         super().__init__()
@@ -142,6 +174,7 @@ class VisionTransformer(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.randn(1, 5, dim) * 0.02)
         self.pos_drop = nn.Dropout(pos_drop_rate)
+        self.patch_drop = PatchDropout(patch_drop_rate, num_prefix_tokens=1) if patch_drop_rate > 0 else nn.Identity()
         dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
         self.blocks = nn.Sequential(
             *[Block(dim, proj_drop_rate, attn_drop_rate, dpr[i]) for i in range(depth)]
@@ -153,7 +186,7 @@ class VisionTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x).flatten(2).transpose(1, 2)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = self.pos_drop(x + self.pos_embed)
+        x = self.patch_drop(self.pos_drop(x + self.pos_embed))
         x = self.norm(self.blocks(x))
         return self.head(self.head_drop(x[:, 0]))
 

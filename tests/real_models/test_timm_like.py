@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,7 +16,12 @@ from droptune.space import SearchSpace
 from ._timm_like import EfficientNet, ResNet, VisionTransformer
 
 IMAGES = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-MODELS = {"vit": VisionTransformer, "resnet": ResNet, "efficientnet": EfficientNet}
+MODELS = {
+    "vit": VisionTransformer,
+    "deit": functools.partial(VisionTransformer, patch_drop_rate=0.25),  # DeiT with patch_drop_rate
+    "resnet": ResNet,
+    "efficientnet": EfficientNet,
+}
 
 
 def _sites(name: str, **kwargs):
@@ -167,3 +174,20 @@ def test_get_rates_with_an_example_input_includes_float_attributes():
     model = ResNet(drop_rate=0.2)
     assert "drop_rate" not in get_rates(model)
     assert get_rates(model, IMAGES)["drop_rate"] == 0.2
+
+
+def test_patch_dropout_is_a_site_of_its_own_type_held_still_while_tracing():
+    model, sites = _sites("deit")
+    site = next(s for s in sites if s.name == "patch_drop.prob")
+    assert (site.kind, site.layer_type, site.rate, site.live) == ("PatchDropout", "patch", 0.25, True)
+    assert len(sites) == 1 + 1 + 4 * 4 + 6 + 1
+    tokens = []
+    model.patch_drop.register_forward_hook(lambda _m, _i, out: tokens.append(out.shape[1]))
+    for seed in range(40):
+        torch.manual_seed(seed)
+        assert [(s.name, s.layer_type, s.live) for s in discover(model, IMAGES)] == [
+            (s.name, s.layer_type, s.live) for s in sites
+        ]
+    assert tokens == [5] * 40  # class token + 4 patches: even a tiny probe rate would drop one
+    assert model.patch_drop.prob == 0.25 and type(model.patch_drop.prob) is float
+    assert [s.name for s in discover(model) if s.layer_type == "patch"] == ["patch_drop.prob"]  # structure too

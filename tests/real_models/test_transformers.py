@@ -11,9 +11,14 @@ import torch
 from droptune import apply_rates, discover
 from droptune.exceptions import DroptuneWarning
 
-from ._hf import FAMILIES, SITE_COUNTS, output
+from ._hf import FAMILIES as BASE
+from ._hf import SITE_COUNTS as BASE_COUNTS
+from ._hf import output
+from ._hf_more import EAGER_ONLY, MORE, SITE_COUNTS_MORE
 
-CASES = [(family, attn) for family in FAMILIES for attn in ("eager", "sdpa")]
+FAMILIES = {**BASE, **MORE}
+SITE_COUNTS = {**BASE_COUNTS, **SITE_COUNTS_MORE}
+CASES = [(f, attn) for f in FAMILIES for attn in ("eager", "sdpa") if attn == "eager" or f not in EAGER_ONLY]
 IDS = [f"{family}-{attn}" for family, attn in CASES]
 
 

@@ -238,3 +238,23 @@ def test_the_same_study_twice_is_an_error(make_study, add_trial):
     ten_trials(study, add_trial)
     with pytest.raises(ConfigError, match="the same study is given twice"):
         recommend([study, study])
+
+
+def test_untied_zero_members_count_towards_their_types_importance(make_study, add_trial):
+    """Type granularity with fc.4 built at 0: its own variable dense@0 sets it."""
+    study = make_study()
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        rates = {name: float(rng.uniform(0, 0.3)) for name in ("input_dropout", "fc.1", "fc.4")}
+        add_trial(study, rates, rates["fc.4"] * 3 + rates["input_dropout"] * 0.1, granularity="type")
+    untied = make_study(name="untied")
+    for trial in study.get_trials(deepcopy=False):
+        rates = trial.user_attrs["rates"]
+        params = {"input": rates["input_dropout"], "dense": rates["fc.1"], "dense@0": rates["fc.4"]}
+        untied.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: FloatDistribution(0.0, 0.9) for k in params},
+            value=trial.value, user_attrs=trial.user_attrs))
+    per_variable, _ = variable_importances(untied)
+    recs = {r.layer_type: r for r in recommend(untied)}
+    assert recs["dense"].importance == pytest.approx(per_variable["dense"] + per_variable["dense@0"])
+    assert recs["dense"].importance > recs["input"].importance

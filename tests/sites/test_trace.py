@@ -129,3 +129,31 @@ def test_a_model_that_cannot_train_on_the_example_is_traced_in_eval_mode():
     with pytest.warns(DroptuneWarning, match="traced in eval mode instead"):
         sites = discover(net, torch.randn(1, 4))
     assert [(s.name, s.layer_type, s.live) for s in sites] == [("1", "dense", True)]
+
+
+class ConvThenTokens(nn.Module):
+    """Wav2Vec2's positional conv: a Conv1d over (B, C, T), permuted back to (B, T, C), then dropout."""
+
+    def __init__(self, *, permute_back: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, 4, 3, padding=1)
+        self.drop = nn.Dropout(0.1)
+        self.permute_back = permute_back
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x.transpose(1, 2))
+        y = F.gelu(y)  # layout-preserving ops keep the conv's layout
+        return self.drop(y.transpose(1, 2) if self.permute_back else y)
+
+
+def test_a_conv_output_permuted_back_to_tokens_is_not_spatial():
+    tokens = torch.randn(2, 5, 4)
+    [permuted] = discover(ConvThenTokens(permute_back=True), tokens)
+    [kept] = discover(ConvThenTokens(permute_back=False), tokens)
+    assert permuted.layer_type != "spatial" and kept.layer_type == "spatial"
+
+
+def test_conv_maps_stay_spatial_through_pooling():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.2), nn.Flatten(), nn.Linear(4, 2))
+    [site] = discover(net, torch.randn(2, 3, 4, 4))
+    assert site.layer_type == "spatial"

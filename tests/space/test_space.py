@@ -175,3 +175,31 @@ def test_tied_sites_keep_the_models_own_schedule():
 def test_a_group_built_all_at_zero_takes_the_variable_flat():
     sites = [_site("a", "attention", 0.0), _site("b", "attention", 0.0)]
     assert SearchSpace().rates_from_params({"attention": 0.2}, sites) == {"a": 0.2, "b": 0.2}
+
+
+def test_members_built_at_zero_beside_one_rate_are_untied_and_tuned():
+    # Whisper: dropout 0.1 and activation_dropout 0.0 are both "hidden"
+    sites = [_site("a.dropout", "hidden", 0.1), _site("a.act", "hidden", 0.0), _site("b.dropout", "hidden", 0.1),
+             _site("b.act", "hidden", 0.0)]
+    space = SearchSpace(granularity="type")
+    assert space.variables(sites) == {
+        "a.dropout": "hidden", "a.act": "hidden@0", "b.dropout": "hidden", "b.act": "hidden@0"
+    }
+    assert space.params(sites) == {"hidden": RANGES["hidden"], "hidden@0": RANGES["hidden"]}
+    rates = space.rates_from_params({"hidden": 0.2, "hidden@0": 0.15}, sites)
+    assert rates == {"a.dropout": 0.2, "a.act": 0.15, "b.dropout": 0.2, "b.act": 0.15}
+    assert space.prior_params(sites) == {"hidden": PRIORS["hidden"], "hidden@0": PRIORS["hidden"]}
+    [note] = space.notes(sites)
+    assert "a.act, b.act" in note and "'hidden@0'" in note
+    # global ties everything but the zeros too
+    assert set(SearchSpace(granularity="global").params(sites)) == {"dropout", "dropout@0"}
+    assert SearchSpace(granularity="site").notes(sites) == []
+
+
+def test_a_schedule_keeps_its_zero():
+    ramp = [_site("s.0", "residual", 0.0), _site("s.1", "residual", 0.1)]  # stochastic depth from 0
+    spread = [_site("d.0", "dense", 0.0), _site("d.1", "dense", 0.2), _site("d.2", "dense", 0.4)]
+    space = SearchSpace(granularity="type")
+    assert set(space.variables(ramp + spread).values()) == {"residual", "dense"}
+    assert space.notes(ramp + spread) == []
+    assert space.rates_from_params({"residual": 0.3, "dense": 0.5}, ramp + spread)["s.0"] == 0.0

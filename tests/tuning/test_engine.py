@@ -383,3 +383,19 @@ def test_tracking_uri_none_runs_the_study_without_any_mlflow_store(in_tmp):
     assert main(["tune", str(study_file), "--tracking-uri", "none", "--no-confirm"]) == 0
     assert [t.state for t in trials()] == [TrialState.COMPLETE] * 2
     assert not (in_tmp / "mlruns").exists()  # nothing written for MLflow
+
+
+def test_a_site_built_at_zero_in_a_tied_group_is_tuned_on_its_own_and_tune_says_so(in_tmp, capsys):
+    study_file = write_study(
+        in_tmp,
+        name="zeros",
+        model="droptune.testing.TinyModule, init_args: {input_p: 0.0}",
+        search="n_trials: 3, sampler: random, pruner: none, granularity: type, layer_types: {'*': dense}",
+    )
+    assert main(["tune", str(study_file)]) == 0
+    [note] = [line for line in capsys.readouterr().err.splitlines() if "dense@0" in line]
+    assert note.startswith("WARNING") and "input_dropout" in note and "built at rate 0" in note
+    done = trials("zeros")
+    assert all(set(t.params) == {"dense", "dense@0"} for t in done)
+    assert all(t.user_attrs["rates"]["input_dropout"] == t.params["dense@0"] for t in done)
+    assert any(t.user_attrs["rates"]["input_dropout"] > 0.0 for t in done)
