@@ -63,7 +63,7 @@ def test_ranges_default_to_design_table_and_can_be_overridden(sites):
     assert SearchSpace(granularity="site", ranges={"dense": (0.2, 0.3)}).params(sites)["2"] == (0.2, 0.3)
     assert SearchSpace().params(sites)["dense"] == RANGES["dense"]  # the default, type
     # global: the widest range over the types present
-    assert SearchSpace(granularity="global").params(sites)["dropout"] == (0.0, 0.7)
+    assert SearchSpace(granularity="global").params(sites)["dropout"] == (0.0, 0.8)
 
 
 def test_suggestions_stay_within_ranges(sites):
