@@ -31,7 +31,7 @@ from droptune.commands import (
     _wait,
     _worker,
 )
-from droptune.commands._base import Command, err
+from droptune.commands._base import Command, err, quiet_libraries
 from droptune.exceptions import DroptuneError
 
 COMMANDS: dict[str, Command] = {
@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     # MLflow sets its own loggers to INFO when it is first imported (maybe after this): tell it too.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if args.debug else "WARNING")
-    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "optuna", "alembic", "mlflow", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.WARNING)
+    quiet_libraries(args.debug)  # and again by the commands that import Lightning or Optuna, after they do
     from droptune._signals import handle_sigterm  # SIGTERM (Slurm, Kubernetes) stops a trial as Ctrl-C does
 
     handle_sigterm()

@@ -6,10 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from droptune.commands._base import command, err, out
 from droptune.exceptions import ConfigError
-from droptune.inspect import SiteReport, inspect_model
+
+if TYPE_CHECKING:
+    from droptune.inspect import SiteReport
 
 
 def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +38,8 @@ def inspect_command(args: argparse.Namespace) -> int:
 
 def site_report(target: str) -> SiteReport:
     """The site report of a study file's model (with its example input) or of a class path."""
+    from droptune.inspect import inspect_model
+
     path = Path(target)
     if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
         from droptune.config import load_config

@@ -1,18 +1,23 @@
-"""``droptune tune``: run a study from its file, with a live progress bar and a summary."""
+"""``droptune tune``: run a study from its file, with a live progress bar and a summary.
+
+This module is imported by ``droptune --help``: it imports nothing heavy (torch, Lightning,
+Optuna, MLflow) at the top; the handler does, once the study file has passed its schema.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
+from typing import TYPE_CHECKING
 
-import optuna
-
-from droptune.commands._base import command, err, out
-from droptune.commands._progress import best_rates_table, trial_progress
+from droptune.commands._base import command, err, out, quiet_libraries
 from droptune.config import StudySpec, load_config
-from droptune.recommend import best_trial
-from droptune.tracking import Tracker
-from droptune.tuning import count_trials, prepare_study
+
+if TYPE_CHECKING:
+    import optuna
+
+    from droptune.tracking import Tracker
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,16 +66,30 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> StudySpec:
-    """Load the study file with the command line's overrides."""
+    """Load the study file with the command line's overrides.
+
+    Once its schema has passed (in a fraction of a second), and before the model, data and
+    Lightning are imported (seconds), the first line goes to stderr, unless ``--quiet``.
+    """
     keys = (
         "n_trials", "timeout", "storage", "tracking_uri", "max_epochs", "accelerator", "pack",
         "workers", "workers_per_gpu", "heartbeat_interval",
     )
-    return load_config(args.study_file, {k: getattr(args, k, None) for k in keys})
+    overrides = {k: getattr(args, k, None) for k in keys}
+    announce = None if getattr(args, "quiet", False) else _announce
+    return load_config(args.study_file, overrides, before_imports=announce)
+
+
+def _announce(spec: StudySpec) -> None:
+    err.print(f"droptune: loading study {spec.name} ({spec.source}) …", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> None:
     """Best value, best rates per site and where to look in MLflow."""
+    from droptune.commands._progress import best_rates_table
+    from droptune.recommend import best_trial
+    from droptune.tuning import count_trials
+
     counts = count_trials(study)
     out.print(
         f"\nstudy {spec.name}: {counts.complete} complete, {counts.pruned} pruned, "
@@ -98,9 +117,20 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
 @command("tune", add_tune_arguments, help="run (or resume) a study described by a YAML file")
 def tune_command(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
+    from droptune.commands._live import EpochTap
+    from droptune.commands._progress import trial_progress
+    from droptune.tuning import count_trials, prepare_study
+
+    quiet_libraries(getattr(args, "debug", False))
     lifecycle = prepare_study(spec)  # pre-flight first; stores created under a lock
+    # The trials log their epochs to this tracker: the tap shows them under the bar as well.
+    tap = EpochTap(lifecycle.tracker)
+    lifecycle = dataclasses.replace(lifecycle, tracker=tap)
     study = lifecycle.study
-    with trial_progress(spec.name, spec.search.n_trials, study, console=err, metric=spec.objective.metric) as update:
+    with trial_progress(
+        spec.name, spec.search.n_trials, study, console=err, metric=spec.objective.metric,
+        max_epochs=spec.trainer.max_epochs, tap=tap,
+    ) as update:
         if spec.search.workers > 1:
             from droptune.commands._worker import worker_args
             from droptune.tuning._workers import tune_parallel
