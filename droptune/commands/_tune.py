@@ -122,6 +122,10 @@ def tune_command(args: argparse.Namespace) -> int:
     from droptune.tuning import count_trials, prepare_study
 
     quiet_libraries(getattr(args, "debug", False))
+    err.print(
+        f"droptune: preparing study {spec.name}: one pre-flight batch, the Optuna storage, the MLflow store …",
+        markup=False, highlight=False, soft_wrap=True,
+    )
     lifecycle = prepare_study(spec)  # pre-flight first; stores created under a lock
     # The trials log their epochs to this tracker: the tap shows them under the bar as well.
     tap = EpochTap(lifecycle.tracker)

@@ -1,12 +1,15 @@
-"""What the CLI imports before it answers: `--version`, `--help` and a study file's schema mistakes.
+"""The CLI's fixed costs: what it imports before it answers, and how it exits.
 
-Each runs in a fresh interpreter, which then reports the heavy modules it holds: torch,
-Lightning, Optuna and MLflow take seconds to import, and none of these paths needs them.
+`--version`, `--help` and a study file's schema mistakes each run in a fresh interpreter,
+which then reports the heavy modules it holds: torch, Lightning, Optuna and MLflow take
+seconds to import, and none of these paths needs them. A real study run as the program
+exits without collecting its garbage, and must still leave its stores closed and whole.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -123,3 +126,19 @@ def test_the_site_api_loads_on_first_use():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True", "True"]
+
+
+def test_a_study_run_as_the_program_exits_with_its_stores_closed_and_whole(tmp_path):
+    (tmp_path / "study.yaml").write_text(STUDY + "search: {n_trials: 1}\ntrainer: {max_epochs: 1}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "droptune", "tune", "study.yaml"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr  # nothing printed by the exit's clean-up
+    optuna_db, mlflow_db = tmp_path / "studies" / "droptune.db", tmp_path / "mlruns" / "mlflow.db"
+    # Closed connections: SQLite folded its write-ahead logs back into the databases.
+    assert not list(tmp_path.glob("*/*.db-wal")), list(tmp_path.glob("*/*"))
+    with sqlite3.connect(optuna_db) as db:
+        assert db.execute("SELECT state FROM trials").fetchall() == [("COMPLETE",)]
+    with sqlite3.connect(mlflow_db) as db:
+        assert sorted(db.execute("SELECT name, status FROM runs").fetchall()) == [("s", "FINISHED"), ("trial-0", "FINISHED")]
