@@ -7,7 +7,8 @@ population from its recorder (one record per member). So the CLI listens there: 
 listener of each epoch. Nothing in the engine knows about it.
 
 :class:`LiveTrials` keeps the latest epoch of each running trial: the line shown under the
-progress bar, and the fraction of a trial's epochs done, from which the ETA is estimated.
+progress bar, and the fraction of a trial's epochs done, from which the ETA is estimated;
+:class:`LiveBar` draws that line under the bar, and :class:`EtaColumn` the time left.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeGuard
+
+from rich.console import RenderableType
+from rich.progress import Progress, ProgressColumn, Task
+from rich.text import Text
 
 if TYPE_CHECKING:
     from droptune.tracking import Tracker
@@ -170,3 +175,25 @@ def _values(record: Mapping[str, float], metric: str) -> list[str]:
 
 def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+class LiveBar(Progress):
+    """The progress bar, and under it the running trial's epoch line (:attr:`live_line`)."""
+
+    live_line = ""
+
+    def get_renderables(self) -> Iterator[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        if self.live_line:
+            yield Text(f"  {self.live_line}", no_wrap=True, overflow="ellipsis")
+
+
+class EtaColumn(ProgressColumn):
+    """``· ETA 2:31``, read at each refresh, so that it counts down between epochs."""
+
+    def __init__(self, eta: Callable[[], str]) -> None:
+        super().__init__()
+        self._eta = eta
+
+    def render(self, task: Task) -> Text:
+        return Text(f"· ETA {self._eta()}")

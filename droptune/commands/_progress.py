@@ -28,22 +28,11 @@ from contextlib import contextmanager
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from rich.console import Console, RenderableType
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
-from rich.text import Text
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from droptune.commands._live import EpochTap, LiveTrials
-from droptune.record import EPOCHS_ATTR, GAP_ATTR, REASON_ATTR, site_rates, site_types, type_rates
+from droptune.commands._live import EpochTap, EtaColumn, LiveBar, LiveTrials
+from droptune.record import EPOCHS_ATTR, GAP_ATTR, REASON_ATTR, type_rates
 
 PERIOD_S = 30.0
 EPOCH_LINE_S = 10.0  # off a terminal, an epoch line only this long after the last line printed
@@ -92,7 +81,7 @@ class TrialProgress:
         self._best = "-"
         self._maximize = False
         self._last_status = self._last_line = self._started
-        self._bar: _Bar | None = None
+        self._bar: LiveBar | None = None
         self._task: TaskID | None = None
 
     def start(self, study: optuna.Study) -> None:
@@ -107,13 +96,13 @@ class TrialProgress:
             if done:
                 self._print(f"{self.name}: resuming, {len(done)} of {self.total} trials already finished")
             if self.console.is_terminal:
-                self._bar = _Bar(
+                self._bar = LiveBar(
                     TextColumn("{task.description}"),
                     BarColumn(),
                     MofNCompleteColumn(),
                     TextColumn("pruned {task.fields[pruned]} · failed {task.fields[failed]} · best {task.fields[best]}"),
                     TimeElapsedColumn(),
-                    _EtaColumn(self.eta),
+                    EtaColumn(self.eta),
                     console=self.console,
                     transient=False,
                 )
@@ -221,28 +210,6 @@ class TrialProgress:
         self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-class _Bar(Progress):
-    """The progress bar, and under it the running trial's epoch line (:attr:`live_line`)."""
-
-    live_line = ""
-
-    def get_renderables(self) -> Iterator[RenderableType]:
-        yield self.make_tasks_table(self.tasks)
-        if self.live_line:
-            yield Text(f"  {self.live_line}", no_wrap=True, overflow="ellipsis")
-
-
-class _EtaColumn(ProgressColumn):
-    """``· ETA 2:31``, read at each refresh, so that it counts down between epochs."""
-
-    def __init__(self, eta: Callable[[], str]) -> None:
-        super().__init__()
-        self._eta = eta
-
-    def render(self, task: Task) -> Text:
-        return Text(f"· ETA {self._eta()}")
-
-
 def trial_line(trial: FrozenTrial, metric: str = "objective") -> str:
     """One finished trial in one line: number, state, value, gap, per-type rates, epochs, seconds.
 
@@ -278,35 +245,6 @@ def trial_line(trial: FrozenTrial, metric: str = "objective") -> str:
         reason = str(trial.user_attrs.get(REASON_ATTR) or "no reason recorded").strip().splitlines()
         parts.append(f"reason: {reason[0] if reason else '?'}")
     return " · ".join(parts)
-
-
-def best_rates_table(trial: FrozenTrial) -> Table:
-    """The trial's rates, one row per layer type and rate: sites tied to one rate share a row.
-
-    Under granularity ``type`` a type's sites hold one rate, so a row per site only repeats
-    it; sites of one type with different rates (granularity ``site``, a kept schedule) keep
-    a row each.
-
-    Example:
-        >>> from droptune import record
-        >>> attrs = record.start_attrs({"a": 0.2, "b": 0.2, "c": 0.1}, {"a": "dense", "b": "dense", "c": "input"})
-        >>> study = optuna.create_study()
-        >>> study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs=attrs))
-        >>> [row for row in _rate_rows(study.trials[0])]
-        [('a, b', 'dense', '0.200'), ('c', 'input', '0.100')]
-    """
-    table = Table("sites", "layer type", "rate", title=Text(f"best rates (trial {trial.number})"), title_justify="left")
-    for sites, layer_type, rate in _rate_rows(trial):
-        table.add_row(Text(sites), Text(layer_type), rate)
-    return table
-
-
-def _rate_rows(trial: FrozenTrial) -> list[tuple[str, str, str]]:
-    types = site_types(trial)
-    groups: dict[tuple[str, str], list[str]] = {}
-    for site, rate in site_rates(trial).items():
-        groups.setdefault((types.get(site, "?"), f"{rate:.3f}"), []).append(site)
-    return [(", ".join(sites), layer_type, rate) for (layer_type, rate), sites in groups.items()]
 
 
 @contextmanager

@@ -11,11 +11,16 @@ import dataclasses
 import shlex
 from typing import TYPE_CHECKING
 
+from rich.table import Table
+from rich.text import Text
+
 from droptune.commands._base import command, err, out, quiet_libraries
 from droptune.config import StudySpec, load_config
+from droptune.record import site_rates, site_types
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
     from droptune.tracking import Tracker
 
@@ -86,7 +91,6 @@ def _announce(spec: StudySpec) -> None:
 
 def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> None:
     """Best value, best rates per site and where to look in MLflow."""
-    from droptune.commands._progress import best_rates_table
     from droptune.recommend import best_trial
     from droptune.tuning import count_trials
 
@@ -151,3 +155,33 @@ def tune_command(args: argparse.Namespace) -> int:
 
     print_recommendation(study)
     return 0 if count_trials(study).complete else 1
+
+
+def best_rates_table(trial: FrozenTrial) -> Table:
+    """The trial's rates, one row per layer type and rate: sites tied to one rate share a row.
+
+    Under granularity ``type`` a type's sites hold one rate, so a row per site only repeats
+    it; sites of one type with different rates (granularity ``site``, a kept schedule) keep
+    a row each.
+
+    Example:
+        >>> import optuna
+        >>> from droptune import record
+        >>> attrs = record.start_attrs({"a": 0.2, "b": 0.2, "c": 0.1}, {"a": "dense", "b": "dense", "c": "input"})
+        >>> study = optuna.create_study()
+        >>> study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs=attrs))
+        >>> [row for row in _rate_rows(study.trials[0])]
+        [('a, b', 'dense', '0.200'), ('c', 'input', '0.100')]
+    """
+    table = Table("sites", "layer type", "rate", title=Text(f"best rates (trial {trial.number})"), title_justify="left")
+    for sites, layer_type, rate in _rate_rows(trial):
+        table.add_row(Text(sites), Text(layer_type), rate)
+    return table
+
+
+def _rate_rows(trial: FrozenTrial) -> list[tuple[str, str, str]]:
+    types = site_types(trial)
+    groups: dict[tuple[str, str], list[str]] = {}
+    for site, rate in site_rates(trial).items():
+        groups.setdefault((types.get(site, "?"), f"{rate:.3f}"), []).append(site)
+    return [(", ".join(sites), layer_type, rate) for (layer_type, rate), sites in groups.items()]
