@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from rich.console import RenderableType
@@ -24,6 +24,8 @@ from rich.progress import Progress, ProgressColumn, Task
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
     from droptune.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,20 @@ class LiveTrials:
         """Forget trials that have ended."""
         for number in numbers:
             self._latest.pop(number, None)
+
+    def follow(self, running: Sequence[FrozenTrial]) -> bool:
+        """Take the running trials' last reported epochs (from the study); True if any moved.
+
+        Only the objective is reported to Optuna (no gap); trials no longer running are dropped.
+        """
+        before = {n: epoch for n, (epoch, _) in self._latest.items()}
+        self.drop([n for n in before if n not in {t.number for t in running}])
+        for trial in running:
+            if trial.intermediate_values:
+                step = max(trial.intermediate_values)
+                if before.get(trial.number) != step:
+                    self.record(trial.number, step, {self.metric: trial.intermediate_values[step]})
+        return {n: epoch for n, (epoch, _) in self._latest.items()} != before
 
     def fraction(self) -> float:
         """Trials' worth of epochs done by the running trials (each at most 1; 0 if ``max_epochs`` is unknown)."""

@@ -53,6 +53,9 @@ class TrialProgress:
         max_epochs: Epochs a trial trains at most (the ETA counts a running trial's epochs).
         epoch_line_s: Off a terminal, an ended epoch prints a line only this many seconds
             after the last line printed (default :data:`EPOCH_LINE_S`).
+        poll: Read the running trials' epochs from the study at each :meth:`update` (the
+            launcher of ``tune --workers``, whose trials run in other processes: their
+            reported objective, without the gap), instead of being told by :meth:`epoch`.
         clock: Seconds, monotonic (a test passes its own).
     """
 
@@ -66,10 +69,11 @@ class TrialProgress:
         period_s: float = PERIOD_S,
         max_epochs: int | None = None,
         epoch_line_s: float | None = None,
+        poll: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name, self.total, self.console, self.metric = name, total, console, metric
-        self.period_s, self.clock = period_s, clock
+        self.period_s, self.poll, self.clock = period_s, poll, clock
         self.epoch_line_s = EPOCH_LINE_S if epoch_line_s is None else epoch_line_s
         self.live = LiveTrials(max_epochs=max_epochs, metric=metric)
         self._estimate: tuple[float, float] | None = None  # (seconds left, when estimated)
@@ -114,7 +118,8 @@ class TrialProgress:
         """Print a line per trial finished since the last call; move the bar (or print a status)."""
         with self._lock:
             # One read of the study: each read re-fetches every running trial from the storage.
-            ended = study.get_trials(deepcopy=False, states=ENDED)
+            trials = study.get_trials(deepcopy=False, states=ENDED + ((TrialState.RUNNING,) if self.poll else ()))
+            ended = [t for t in trials if t.state in ENDED]
             new = [t for t in ended if t.number not in self._seen]
             for trial in new:  # get_trials sorts by number
                 self._seen.add(trial.number)
@@ -123,6 +128,8 @@ class TrialProgress:
                 self.live.drop(t.number for t in new)
                 self._count(ended)
                 self._estimate_eta()
+            if self.poll and self.live.follow([t for t in trials if t.state == TrialState.RUNNING]):
+                self._show_epoch()  # a worker process's trial reported an epoch
             self._show()
             if self._bar is None and new and self.clock() - self._last_status >= self.period_s:
                 self.tick()
@@ -133,6 +140,10 @@ class TrialProgress:
             if number in self._seen:  # already ended (a late record)
                 return
             self.live.record(number, epoch, metrics)
+            self._show_epoch()
+
+    def _show_epoch(self) -> None:
+        with self._lock:
             self._estimate_eta()
             if self._bar is not None:
                 self._bar.live_line = self.live.line()
@@ -258,14 +269,17 @@ def trial_progress(
     period_s: float = PERIOD_S,
     max_epochs: int | None = None,
     tap: EpochTap | None = None,
+    poll: bool = False,
 ) -> Iterator[Callable[[optuna.Study], None]]:
     """Feedback for a run of ``study``; yields the update function to hand to the engine.
 
     Not on a terminal, a daemon thread prints the status line every ``period_s`` seconds.
-    With ``tap`` (the tracker the trials log to), each epoch is shown as it ends.
+    With ``tap`` (the tracker the trials log to), each epoch is shown as it ends; with
+    ``poll``, as the study's running trials report it (see :class:`TrialProgress`).
     """
     progress = TrialProgress(
-        name=name, total=total, console=console, metric=metric, period_s=period_s, max_epochs=max_epochs
+        name=name, total=total, console=console, metric=metric, period_s=period_s, max_epochs=max_epochs,
+        poll=poll,
     )
     progress.start(study)
     stop = threading.Event()

@@ -132,14 +132,16 @@ def tune_command(args: argparse.Namespace) -> int:
     )
     lifecycle = prepare_study(spec)  # pre-flight first; stores created under a lock
     # The trials log their epochs to this tracker: the tap shows them under the bar as well.
+    # With --workers the trials run in other processes: their epochs are read from the study.
+    parallel = spec.search.workers > 1
     tap = EpochTap(lifecycle.tracker)
     lifecycle = dataclasses.replace(lifecycle, tracker=tap)
     study = lifecycle.study
     with trial_progress(
         spec.name, spec.search.n_trials, study, console=err, metric=spec.objective.metric,
-        max_epochs=spec.trainer.max_epochs, tap=tap,
+        max_epochs=spec.trainer.max_epochs, tap=None if parallel else tap, poll=parallel,
     ) as update:
-        if spec.search.workers > 1:
+        if parallel:
             from droptune.commands._worker import worker_args
             from droptune.tuning._workers import tune_parallel
 

@@ -158,3 +158,25 @@ def test_a_packed_tune_shows_the_population_s_epochs(tmp_path, monkeypatch, caps
     lines = _tune(tmp_path, monkeypatch, capsys, "--pack", "2", "--accelerator", "cpu")
     for epoch in (1, 2):
         assert any(line.startswith(f"live: 2 trials running · epoch {epoch}/2 · best val_loss ") for line in lines), lines
+
+
+def test_the_launcher_of_workers_reads_the_running_trials_epochs_from_the_study():
+    study = optuna.create_study(study_name="s")
+    buffer = io.StringIO()
+    clock = Clock()
+    progress = TrialProgress(
+        name="s", total=2, console=Console(file=buffer, force_terminal=False, width=200), metric="val_loss",
+        max_epochs=10, epoch_line_s=0.0, poll=True, clock=clock,
+    )
+    progress.start(study)
+    trial = study.ask()  # running in another process
+    progress.update(study)  # no epoch reported yet: nothing
+    trial.report(0.5, 0)
+    trial.report(0.3, 1)
+    clock.now += 20
+    progress.update(study)
+    progress.update(study)  # nothing new: not printed again
+    assert buffer.getvalue().splitlines() == ["s: trial 0 · epoch 2/10 · val_loss 0.3 · ETA 3:00"]
+    study.tell(trial, 0.3)
+    progress.update(study)
+    assert len(progress.live) == 0
