@@ -14,8 +14,10 @@ parent commit), in the same run, on the same machine:
   tracker start, the prepare step, the trial, closing the study with its report,
   confirmation, the terminal summary), and the interpreter's start and exit.
 
-Short commands run ``--repeat`` times; the minimum and median are reported (on a shared
-machine the minimum is the better estimate of the cost, the median of what a user sees).
+Short commands run ``--repeat`` times, the trees taking turns; the minimum and median are
+reported (on a shared machine the minimum is the better estimate of the cost, the median of
+what a user sees; CPU time moves less with the load than wall time). The tune runs alternate
+the trees' order too.
 
 Usage::
 
@@ -115,23 +117,28 @@ def _run(tree: Path, args: list[str], cwd: Path) -> tuple[float, float, subproce
     return wall, cpu, done
 
 
-def short_commands(tree: Path, work: Path, repeat: int) -> dict[str, dict[str, float]]:
-    (work / "mistake.yaml").write_text(MISTAKE)
-    results = {}
-    for label, args in SHORT.items():
-        walls, cpus = [], []
-        for _ in range(repeat):
-            wall, cpu, done = _run(tree, args, work)
-            if label.endswith("(schema mistake)"):
-                assert done.returncode == 2 and "serch" in done.stderr, done.stderr
-            else:
-                assert done.returncode == 0, done.stderr
-            walls.append(wall)
-            cpus.append(cpu)
-        results[label] = {
-            "wall_min_s": min(walls), "wall_median_s": statistics.median(walls), "cpu_min_s": min(cpus),
+def short_commands(trees: dict[str, Path], works: dict[str, Path], repeat: int) -> dict[str, dict[str, Any]]:
+    """Each short command, the trees taking turns run after run (a busy spell hits them alike)."""
+    runs: dict[str, dict[str, list[tuple[float, float]]]] = {t: {label: [] for label in SHORT} for t in trees}
+    for _ in range(repeat):
+        for label, args in SHORT.items():
+            for name, tree in trees.items():
+                wall, cpu, done = _run(tree, args, works[name])
+                if label.endswith("(schema mistake)"):
+                    assert done.returncode == 2 and "serch" in done.stderr, done.stderr
+                else:
+                    assert done.returncode == 0, done.stderr
+                runs[name][label].append((wall, cpu))
+    return {
+        name: {
+            label: {
+                "wall_min_s": min(w for w, _ in times), "wall_median_s": statistics.median(w for w, _ in times),
+                "cpu_min_s": min(c for _, c in times),
+            }
+            for label, times in by_label.items()
         }
-    return results
+        for name, by_label in runs.items()
+    }
 
 
 def tune_lines(tree: Path, work: Path) -> dict[str, float]:
@@ -222,17 +229,24 @@ def main(argv: list[str] | None = None) -> int:
         "trees": {},
     }
     with tempfile.TemporaryDirectory(prefix="droptune-overhead-") as tmp:
-        for label, folder in trees.items():
-            tree = Path(folder).resolve()
-            work = Path(tmp) / label
+        paths = {label: Path(folder).resolve() for label, folder in trees.items()}
+        works = {label: Path(tmp) / label for label in trees}
+        for work in works.values():
             work.mkdir()
-            print(f"{label}: short commands", file=sys.stderr)
-            short = short_commands(tree, work, args.repeat)
+            (work / "mistake.yaml").write_text(MISTAKE)
+        print("short commands", file=sys.stderr)
+        short = short_commands(paths, works, args.repeat)
+        lines, phases = {}, {}
+        for label, tree in paths.items():  # one tree after the other, each run once
             print(f"{label}: tune, as a user sees it", file=sys.stderr)
-            lines = tune_lines(tree, work)
+            lines[label] = tune_lines(tree, works[label])
+        for label, tree in reversed(paths.items()):  # the other order: a trend in the load evens out
             print(f"{label}: tune, phase by phase", file=sys.stderr)
-            phases = tune_phases(tree, work)
-            results["trees"][label] = {"commit": commit_of(tree), "short": short, "lines": lines, "phases": phases}
+            phases[label] = tune_phases(tree, works[label])
+        for label, tree in paths.items():
+            results["trees"][label] = {
+                "commit": commit_of(tree), "short": short[label], "lines": lines[label], "phases": phases[label],
+            }
     text = markdown(results)
     print(text)
     if args.out:
