@@ -7,6 +7,7 @@ subcommands: the other way round would be an import cycle).
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,20 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 Handler = Callable[[argparse.Namespace], int]
+
+# Libraries whose INFO logs are noise on droptune's terminal (they show with --debug).
+NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "optuna", "alembic", "mlflow", "urllib3")
+
+
+def quiet_libraries(debug: bool = False) -> None:
+    """Set the stack's loggers to WARNING (DEBUG with ``--debug``).
+
+    Lightning and Optuna set their loggers to INFO when they are first imported, and the CLI
+    imports them only once a study file has passed its schema check: a command calls this
+    again after importing them.
+    """
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-import optuna
 from rich.table import Table
 
-from droptune.commands._base import command, err, out
+from droptune.commands._base import command, err, out, quiet_libraries
 from droptune.config import load_config
-from droptune.tuning._confirm import DEFAULT_SEEDS, DEFAULT_TOP, Finalist, confirm
+
+if TYPE_CHECKING:
+    import optuna
+
+    from droptune.tuning._confirm import Finalist
+
+# droptune.tuning._confirm's defaults, repeated so that `--help` imports no Optuna nor torch
+# (tests/commands check that they agree).
+DEFAULT_TOP = 3
+DEFAULT_SEEDS = 5
 
 
 def add_confirm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +42,9 @@ def add_confirm_arguments(parser: argparse.ArgumentParser) -> None:
 def confirm_command(args: argparse.Namespace) -> int:
     keys = ("storage", "tracking_uri", "accelerator")
     spec = load_config(args.study_file, {k: getattr(args, k) for k in keys})
+    from droptune.tuning._confirm import confirm
+
+    quiet_libraries(getattr(args, "debug", False))
     done = []
 
     def progress(study: optuna.Study) -> None:

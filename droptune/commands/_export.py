@@ -6,14 +6,9 @@ import argparse
 import sys
 
 from droptune.commands._base import command, err
-from droptune.export import (
-    EXPORT_FORMATS,
-    export_best,
-    format_from_path,
-    render_export,
-    write_export,
-)
-from droptune.recommend import open_study
+
+# droptune.export.EXPORT_FORMATS, repeated so that `--help` imports no Optuna (a test checks).
+EXPORT_FORMATS = ("yaml", "json", "python")
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +25,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("export", add_export_arguments, help="export the best trial's dropout rates (YAML, JSON or Python)")
 def export_command(args: argparse.Namespace) -> int:
+    from droptune.export import export_best, format_from_path, render_export, write_export
+    from droptune.recommend import open_study
+
     study = open_study(args.study, storage=args.storage)
     config = export_best(study, trial=args.trial)
     if args.output is None:

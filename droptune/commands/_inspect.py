@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from droptune.commands._base import command, err, out
 from droptune.exceptions import ConfigError
-from droptune.inspect import SiteReport, inspect_model
 
 if TYPE_CHECKING:
     from droptune.config import StudySpec
+    from droptune.inspect import SiteReport
 
 
 def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +39,8 @@ def inspect_command(args: argparse.Namespace) -> int:
 
 def site_report(target: str) -> SiteReport:
     """The site report of a study file's model (with its example input) or of a class path."""
+    from droptune.inspect import inspect_model
+
     model, spec, data = build_target(target)
     if spec is not None:
         from droptune.tuning import space_of

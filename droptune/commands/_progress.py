@@ -1,13 +1,21 @@
 """Terminal feedback while ``droptune tune`` runs: one line per finished trial, a bar, an ETA.
 
 On a terminal, each finished trial prints a line above a live progress bar that shows
-the counts, the best value and the time left. When stderr is not a terminal (CI, nohup, a
-log file), there is no bar: the same trial lines, plus a plain status line at least every
-:data:`PERIOD_S` seconds, so that a log shows the run is alive even during a long trial.
+the counts, the best value and the time left, and under the bar a line redrawn at each
+epoch of the running trial (its epoch, ``val_loss`` and gap: :mod:`droptune.commands._live`).
+When stderr is not a terminal (CI, nohup, a log file), there is no bar: the same trial
+lines, a plain status line at least every :data:`PERIOD_S` seconds, and the epoch line
+when an epoch ends at least :data:`EPOCH_LINE_S` seconds after the last line printed (so a
+study of short trials prints no epoch lines, and a long trial about one every 10 s at
+most, one per epoch at most).
+
+The time left is estimated from the epochs done (a running trial at epoch 4 of 30 counts
+for 4/30 of a trial), re-estimated at each epoch and counted down in between: it does not
+grow while a trial runs.
 
 The update function is called by the engine after each trial, possibly from another
-thread (its bookkeeping thread), and by ``tune --workers`` every few seconds: it is
-thread-safe and cheap when nothing has changed.
+thread (its bookkeeping thread), and by ``tune --workers`` every few seconds; the epoch
+function by the training loop (or the recorder's thread): both are thread-safe and cheap.
 """
 
 from __future__ import annotations
@@ -15,19 +23,19 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from droptune.record import EPOCHS_ATTR, GAP_ATTR, REASON_ATTR, site_rates, site_types, type_rates
+from droptune.commands._live import EpochTap, EtaColumn, LiveBar, LiveTrials
+from droptune.record import EPOCHS_ATTR, GAP_ATTR, REASON_ATTR, type_rates
 
 PERIOD_S = 30.0
+EPOCH_LINE_S = 10.0  # off a terminal, an epoch line only this long after the last line printed
 ENDED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # each gets a line
 # What counts toward n_trials: a failed trial is redone, so it is not one of them.
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -42,6 +50,12 @@ class TrialProgress:
         console: Where to write (stderr's console in the CLI); a bar only if it is a terminal.
         metric: Name of the objective, for the trial lines.
         period_s: Seconds between status lines when not on a terminal.
+        max_epochs: Epochs a trial trains at most (the ETA counts a running trial's epochs).
+        epoch_line_s: Off a terminal, an ended epoch prints a line only this many seconds
+            after the last line printed (default :data:`EPOCH_LINE_S`).
+        poll: Read the running trials' epochs from the study at each :meth:`update` (the
+            launcher of ``tune --workers``, whose trials run in other processes: their
+            reported objective, without the gap), instead of being told by :meth:`epoch`.
         clock: Seconds, monotonic (a test passes its own).
     """
 
@@ -53,10 +67,16 @@ class TrialProgress:
         console: Console,
         metric: str = "objective",
         period_s: float = PERIOD_S,
+        max_epochs: int | None = None,
+        epoch_line_s: float | None = None,
+        poll: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name, self.total, self.console, self.metric = name, total, console, metric
-        self.period_s, self.clock = period_s, clock
+        self.period_s, self.poll, self.clock = period_s, poll, clock
+        self.epoch_line_s = EPOCH_LINE_S if epoch_line_s is None else epoch_line_s
+        self.live = LiveTrials(max_epochs=max_epochs, metric=metric)
+        self._estimate: tuple[float, float] | None = None  # (seconds left, when estimated)
         self._lock = threading.RLock()
         self._seen: set[int] = set()
         self._started = clock()
@@ -64,14 +84,14 @@ class TrialProgress:
         self._counts = (0, 0, 0, 0)  # finished, complete, pruned, failed
         self._best = "-"
         self._maximize = False
-        self._last_status = self._started
-        self._bar: Progress | None = None
+        self._last_status = self._last_line = self._started
+        self._bar: LiveBar | None = None
         self._task: TaskID | None = None
 
     def start(self, study: optuna.Study) -> None:
         """Count the trials finished before this run (a resumed study) and open the bar."""
         with self._lock:
-            self._maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+            self._maximize = self.live.maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
             ended = study.get_trials(deepcopy=False, states=ENDED)
             self._seen = {t.number for t in ended}
             done = [t for t in ended if t.state in FINISHED]
@@ -80,34 +100,57 @@ class TrialProgress:
             if done:
                 self._print(f"{self.name}: resuming, {len(done)} of {self.total} trials already finished")
             if self.console.is_terminal:
-                self._bar = Progress(
+                self._bar = LiveBar(
                     TextColumn("{task.description}"),
                     BarColumn(),
                     MofNCompleteColumn(),
                     TextColumn("pruned {task.fields[pruned]} · failed {task.fields[failed]} · best {task.fields[best]}"),
                     TimeElapsedColumn(),
-                    TextColumn("· ETA {task.fields[eta]}"),
+                    EtaColumn(self.eta),
                     console=self.console,
                     transient=False,
                 )
                 self._bar.start()
-                self._task = self._bar.add_task(self.name, total=self.total, pruned=0, failed=0, best="-", eta="-")
+                self._task = self._bar.add_task(self.name, total=self.total, pruned=0, failed=0, best="-")
                 self._show()
 
     def update(self, study: optuna.Study) -> None:
         """Print a line per trial finished since the last call; move the bar (or print a status)."""
         with self._lock:
             # One read of the study: each read re-fetches every running trial from the storage.
-            ended = study.get_trials(deepcopy=False, states=ENDED)
+            trials = study.get_trials(deepcopy=False, states=ENDED + ((TrialState.RUNNING,) if self.poll else ()))
+            ended = [t for t in trials if t.state in ENDED]
             new = [t for t in ended if t.number not in self._seen]
             for trial in new:  # get_trials sorts by number
                 self._seen.add(trial.number)
                 self._print(trial_line(trial, self.metric))
             if new:
+                self.live.drop(t.number for t in new)
                 self._count(ended)
+                self._estimate_eta()
+            if self.poll and self.live.follow([t for t in trials if t.state == TrialState.RUNNING]):
+                self._show_epoch()  # a worker process's trial reported an epoch
             self._show()
             if self._bar is None and new and self.clock() - self._last_status >= self.period_s:
                 self.tick()
+
+    def epoch(self, number: int, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Trial ``number`` ended epoch ``epoch`` (from 0): redraw the line under the bar, or print it."""
+        with self._lock:
+            if number in self._seen:  # already ended (a late record)
+                return
+            self.live.record(number, epoch, metrics)
+            self._show_epoch()
+
+    def _show_epoch(self) -> None:
+        with self._lock:
+            self._estimate_eta()
+            if self._bar is not None:
+                self._bar.live_line = self.live.line()
+                self._show()
+                self._bar.refresh()  # redrawn now, not at the next tick
+            elif self.clock() - self._last_line >= self.epoch_line_s:
+                self._print(f"{self.name}: {self.live.line()} · ETA {self.eta()}")
 
     def tick(self) -> None:
         """Print the status line (what the periodic timer calls when not on a terminal)."""
@@ -125,20 +168,33 @@ class TrialProgress:
         )
 
     def eta(self) -> str:
-        """Time left at this run's pace so far (``-`` before its first trial ends)."""
-        finished = self._counts[0]
-        done_here = finished - self._finished_before
-        if finished >= self.total:
+        """Time left at this run's pace so far (``-`` before its first epoch ends), counting down.
+
+        Lock-free: the bar's refresh thread calls it.
+        """
+        if self._counts[0] >= self.total:
             return "0:00"
-        if done_here <= 0:
+        estimate = self._estimate
+        if estimate is None:
             return "-"
-        per_trial = (self.clock() - self._started) / done_here
-        return _clock(per_trial * (self.total - finished))
+        left, at = estimate
+        return _clock(max(0.0, left - (self.clock() - at)))
+
+    def _estimate_eta(self) -> None:
+        """Re-estimate the time left from the trials and epochs done in this run (under the lock)."""
+        finished, running = self._counts[0], self.live.fraction()
+        done = finished - self._finished_before + running
+        if done <= 0:
+            self._estimate = None
+            return
+        now = self.clock()
+        self._estimate = ((now - self._started) / done * max(0.0, self.total - finished - running), now)
 
     def stop(self) -> None:
         """Close the bar, leaving its last state on screen."""
         with self._lock:
             if self._bar is not None:
+                self._bar.live_line = ""  # no trial runs any more: the bar is left as it ends
                 self._show()
                 self._bar.stop()
                 self._bar = None
@@ -158,9 +214,10 @@ class TrialProgress:
     def _show(self) -> None:
         if self._bar is not None and self._task is not None:
             finished, _, pruned, failed = self._counts
-            self._bar.update(self._task, completed=finished, pruned=pruned, failed=failed, best=self._best, eta=self.eta())
+            self._bar.update(self._task, completed=finished, pruned=pruned, failed=failed, best=self._best)
 
     def _print(self, line: str) -> None:
+        self._last_line = self.clock()
         self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
@@ -201,54 +258,43 @@ def trial_line(trial: FrozenTrial, metric: str = "objective") -> str:
     return " · ".join(parts)
 
 
-def best_rates_table(trial: FrozenTrial) -> Table:
-    """The trial's rates, one row per layer type and rate: sites tied to one rate share a row.
-
-    Under granularity ``type`` a type's sites hold one rate, so a row per site only repeats
-    it; sites of one type with different rates (granularity ``site``, a kept schedule) keep
-    a row each.
-
-    Example:
-        >>> from droptune import record
-        >>> attrs = record.start_attrs({"a": 0.2, "b": 0.2, "c": 0.1}, {"a": "dense", "b": "dense", "c": "input"})
-        >>> study = optuna.create_study()
-        >>> study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs=attrs))
-        >>> [row for row in _rate_rows(study.trials[0])]
-        [('a, b', 'dense', '0.200'), ('c', 'input', '0.100')]
-    """
-    table = Table("sites", "layer type", "rate", title=Text(f"best rates (trial {trial.number})"), title_justify="left")
-    for sites, layer_type, rate in _rate_rows(trial):
-        table.add_row(Text(sites), Text(layer_type), rate)
-    return table
-
-
-def _rate_rows(trial: FrozenTrial) -> list[tuple[str, str, str]]:
-    types = site_types(trial)
-    groups: dict[tuple[str, str], list[str]] = {}
-    for site, rate in site_rates(trial).items():
-        groups.setdefault((types.get(site, "?"), f"{rate:.3f}"), []).append(site)
-    return [(", ".join(sites), layer_type, rate) for (layer_type, rate), sites in groups.items()]
-
-
 @contextmanager
 def trial_progress(
-    name: str, total: int, study: optuna.Study, *, console: Console, metric: str = "objective", period_s: float = PERIOD_S
+    name: str,
+    total: int,
+    study: optuna.Study,
+    *,
+    console: Console,
+    metric: str = "objective",
+    period_s: float = PERIOD_S,
+    max_epochs: int | None = None,
+    tap: EpochTap | None = None,
+    poll: bool = False,
 ) -> Iterator[Callable[[optuna.Study], None]]:
     """Feedback for a run of ``study``; yields the update function to hand to the engine.
 
     Not on a terminal, a daemon thread prints the status line every ``period_s`` seconds.
+    With ``tap`` (the tracker the trials log to), each epoch is shown as it ends; with
+    ``poll``, as the study's running trials report it (see :class:`TrialProgress`).
     """
-    progress = TrialProgress(name=name, total=total, console=console, metric=metric, period_s=period_s)
+    progress = TrialProgress(
+        name=name, total=total, console=console, metric=metric, period_s=period_s, max_epochs=max_epochs,
+        poll=poll,
+    )
     progress.start(study)
     stop = threading.Event()
     timer = None
     if not console.is_terminal:
         timer = threading.Thread(target=_every, args=(stop, period_s, progress.tick), daemon=True, name="droptune-progress")
         timer.start()
+    if tap is not None:
+        tap.listener = progress.epoch
     try:
         yield progress.update
         progress.update(study)
     finally:
+        if tap is not None:
+            tap.listener = None
         stop.set()
         if timer is not None:
             timer.join(timeout=5)

@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-
-import optuna
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from droptune.commands._base import add_studies_arguments, command, err, out
 from droptune.exceptions import StudyError
-from droptune.recommend import (
-    Recommendation,
-    SiteRecommendation,
-    basis,
-    caveats,
-    compute,
-    dump_recommendations,
-    open_study,
-    recommend,
-    recommendation_table,
-    which_figure,
-)
-from droptune.recommend._confirmed import confirmed_note
-from droptune.recommend._table import FORMATS
+
+if TYPE_CHECKING:
+    import optuna
+    from rich.console import Console
+
+    from droptune.recommend import Recommendation, SiteRecommendation
+
+# droptune.recommend._table.FORMATS, repeated so that `--help` imports no Optuna (a test checks).
+FORMATS = ("table", "json", "yaml")
 
 
 def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +33,8 @@ def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("recommend", add_recommend_arguments, help="recommend a dropout rate per layer type from finished studies")
 def recommend_command(args: argparse.Namespace) -> int:
+    from droptune.recommend import basis, dump_recommendations, open_study, recommend, recommendation_table
+
     studies = [open_study(ref, storage=args.storage) for ref in args.studies]
     items = recommend(studies, top=args.top, by=args.by)
     if args.format == "table":
@@ -71,6 +66,9 @@ def print_caveats(
     console: Console,
 ) -> None:
     """The warnings on a recommendation, then which figure goes in training code."""
+    from droptune.recommend import Recommendation, caveats, which_figure
+    from droptune.recommend._confirmed import confirmed_note
+
     for note in filter(None, map(confirmed_note, studies)):  # which configuration is kept, and its spread
         console.print(note, markup=False, highlight=False)
     for caveat in caveats(studies, top=top):
@@ -82,6 +80,8 @@ def print_caveats(
 
 def print_recommendation(study: optuna.Study, *, top: float = 0.2) -> None:
     """Print a study's recommendation table, or why there is none yet (end of ``droptune tune``)."""
+    from droptune.recommend import basis, compute, recommendation_table
+
     try:
         items, _ = compute(study, top=top)  # its notes were logged with the MLflow report
     except StudyError as error:

@@ -8,8 +8,6 @@ from pathlib import Path
 from droptune.commands._base import add_studies_arguments, command, err
 from droptune.commands._inspect import site_report
 from droptune.exceptions import DroptuneError
-from droptune.recommend import open_study
-from droptune.report import write_report
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +19,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("report", add_report_arguments, help="write an HTML report of finished studies (opens offline)")
 def report_command(args: argparse.Namespace) -> int:
+    from droptune.recommend import open_study
+    from droptune.report import write_report
+
     studies = [open_study(ref, storage=args.storage) for ref in args.studies]
     sites = {}
     for ref, study in zip(args.studies, studies):

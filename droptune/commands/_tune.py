@@ -1,22 +1,30 @@
-"""``droptune tune``: run a study from its file, with a live progress bar and a summary."""
+"""``droptune tune``: run a study from its file, with a live progress bar and a summary.
+
+This module is imported by ``droptune --help``: it imports nothing heavy (torch, Lightning,
+Optuna, MLflow) at the top; the handler does, once the study file has passed its schema.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 from typing import TYPE_CHECKING
 
-import optuna
+from rich.table import Table
+from rich.text import Text
 
-from droptune.commands._base import command, err, out
-from droptune.commands._progress import best_rates_table, trial_progress
+from droptune.commands._base import command, err, out, quiet_libraries
 from droptune.config import StudySpec, load_config
-from droptune.recommend import best_trial
-from droptune.tracking import Tracker
-from droptune.tuning import StudyLifecycle, count_trials, prepare_study
+from droptune.record import site_rates, site_types
 
 if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
     from droptune.api import ProgressFn, SearchFn
+    from droptune.tracking import Tracker
+    from droptune.tuning import StudyLifecycle
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,16 +74,29 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> StudySpec:
-    """Load the study file with the command line's overrides."""
+    """Load the study file with the command line's overrides.
+
+    Once its schema has passed (in a fraction of a second), and before the model, data and
+    Lightning are imported (seconds), the first line goes to stderr, unless ``--quiet``.
+    """
     keys = (
         "n_trials", "timeout", "storage", "tracking_uri", "max_epochs", "accelerator", "pack",
         "workers", "workers_per_gpu", "heartbeat_interval",
     )
-    return load_config(args.study_file, {k: getattr(args, k, None) for k in keys})
+    overrides = {k: getattr(args, k, None) for k in keys}
+    announce = None if getattr(args, "quiet", False) else _announce
+    return load_config(args.study_file, overrides, before_imports=announce)
+
+
+def _announce(spec: StudySpec) -> None:
+    err.print(f"droptune: loading study {spec.name} ({spec.source}) …", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> None:
     """Best value, best rates per site and where to look in MLflow."""
+    from droptune.recommend import best_trial
+    from droptune.tuning import count_trials
+
     counts = count_trials(study)
     out.print(
         f"\nstudy {spec.name}: {counts.complete} complete, {counts.pruned} pruned, "
@@ -118,15 +139,63 @@ def tune_command(args: argparse.Namespace) -> int:
     from droptune.tuning._budget import split_budget
 
     spec = spec_from_args(args)
+    from droptune.commands._live import EpochTap
+    from droptune.commands._progress import trial_progress
+    from droptune.tuning import count_trials, prepare_study
+
+    quiet_libraries(getattr(args, "debug", False))
+    err.print(
+        f"droptune: preparing study {spec.name}: one pre-flight batch, the Optuna storage, the MLflow store …",
+        markup=False, highlight=False, soft_wrap=True,
+    )
     confirming = not getattr(args, "no_confirm", False)
     search_spec = split_budget(spec, confirm=confirming).search
     lifecycle = prepare_study(search_spec)  # pre-flight first; stores created under a lock
+    # The trials log their epochs to this tracker: the tap shows them under the bar as well.
+    # With --workers the trials run in other processes: their epochs are read from the study.
+    parallel = spec.search.workers > 1
+    tap = EpochTap(lifecycle.tracker)
+    lifecycle = dataclasses.replace(lifecycle, tracker=tap)
     study = lifecycle.study
-    with trial_progress(spec.name, search_spec.search.n_trials, study, console=err, metric=spec.objective.metric) as update:
+    with trial_progress(
+        spec.name, search_spec.search.n_trials, study, console=err, metric=spec.objective.metric,
+        max_epochs=spec.trainer.max_epochs, tap=None if parallel else tap, poll=parallel,
+    ) as update:
+        # Search, then confirm inside the budget: what droptune.tune() runs too (droptune.api).
         run_tune(spec, progress=update, prepared=lifecycle, confirm=confirming,
-                 search=_parallel(args) if spec.search.workers > 1 else None)
+                 search=_parallel(args) if parallel else None)
     print_summary(spec, study, lifecycle.tracker)
     from droptune.commands._recommend import print_recommendation
 
     print_recommendation(study)
     return 0 if count_trials(study).complete else 1
+
+
+def best_rates_table(trial: FrozenTrial) -> Table:
+    """The trial's rates, one row per layer type and rate: sites tied to one rate share a row.
+
+    Under granularity ``type`` a type's sites hold one rate, so a row per site only repeats
+    it; sites of one type with different rates (granularity ``site``, a kept schedule) keep
+    a row each.
+
+    Example:
+        >>> import optuna
+        >>> from droptune import record
+        >>> attrs = record.start_attrs({"a": 0.2, "b": 0.2, "c": 0.1}, {"a": "dense", "b": "dense", "c": "input"})
+        >>> study = optuna.create_study()
+        >>> study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs=attrs))
+        >>> [row for row in _rate_rows(study.trials[0])]
+        [('a, b', 'dense', '0.200'), ('c', 'input', '0.100')]
+    """
+    table = Table("sites", "layer type", "rate", title=Text(f"best rates (trial {trial.number})"), title_justify="left")
+    for sites, layer_type, rate in _rate_rows(trial):
+        table.add_row(Text(sites), Text(layer_type), rate)
+    return table
+
+
+def _rate_rows(trial: FrozenTrial) -> list[tuple[str, str, str]]:
+    types = site_types(trial)
+    groups: dict[tuple[str, str], list[str]] = {}
+    for site, rate in site_rates(trial).items():
+        groups.setdefault((types.get(site, "?"), f"{rate:.3f}"), []).append(site)
+    return [(", ".join(sites), layer_type, rate) for (layer_type, rate), sites in groups.items()]

@@ -16,19 +16,14 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-import webbrowser
 from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from droptune import tracking
 from droptune.commands._base import command, err, out
 from droptune.config import DEFAULT_TRACKING_URI, load_config, require_sqlite_store
 from droptune.exceptions import ConfigError, DroptuneError, StudyError
-from droptune.tracking import artifact_root
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +47,9 @@ def server_command(tracking_uri: str, *, host: str = "127.0.0.1", port: int = 50
     A SQLite store's artifacts are the ``artifacts/`` folder beside the database, where
     droptune's tracker puts them. One worker: the server is ready in half the time.
     """
+    # Lazily, as every import of droptune.tracking here (it imports MLflow): `--help` stays fast.
+    from droptune.tracking import artifact_root
+
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri]
     root = artifact_root(tracking_uri)
     if root is not None:
@@ -102,6 +100,8 @@ def runs_url(
 
 def experiment_id(tracking_uri: str, name: str) -> str:
     """The id of experiment ``name`` (a study's), or a StudyError listing the experiments."""
+    from droptune import tracking
+
     found = tracking.experiment_id(tracking_uri, name)
     if found is None:
         listed = ", ".join(repr(n) for n in tracking.experiment_names(tracking_uri)) or "none"
@@ -152,6 +152,8 @@ def ui_command(args: argparse.Namespace) -> int:
             out.print(url, highlight=False, markup=False, soft_wrap=True)
             server_log.forward()  # from now on the user sees what the server says, as `mlflow ui` would
             if args.open:
+                import webbrowser  # here: it (and urllib.request) cost `droptune --help` 50 ms
+
                 webbrowser.open(url)
             return server.wait()
         except KeyboardInterrupt:
@@ -176,6 +178,8 @@ def _target(args: argparse.Namespace) -> tuple[str, str | None, tuple[str, bool]
 
 def _study_url(host: str, port: int, tracking_uri: str, name: str | None, objective: tuple[str, bool] | None) -> str:
     """The runs table of the named study, or of the store's only study; else the UI's start page."""
+    from droptune import tracking
+
     if name is not None:
         exp: str | None = experiment_id(tracking_uri, name)
     else:
@@ -222,6 +226,9 @@ class _ServerLog:
 
 def _wait_until_served(server: subprocess.Popen, url: str, timeout_s: float, server_log: _ServerLog) -> None:
     """Return once ``url`` answers 200; raise if the server exits first or ``timeout_s`` passes."""
+    import urllib.error
+    import urllib.request
+
     health = url.rstrip("/") + "/health"
     deadline = time.monotonic() + timeout_s
     while True:

@@ -10,7 +10,6 @@ import argparse
 
 from droptune.commands._base import command, err
 from droptune.config import load_config
-from droptune.preflight import wait_until_ready
 
 
 def add_wait_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +22,8 @@ def add_wait_arguments(parser: argparse.ArgumentParser) -> None:
 @command("wait", add_wait_arguments, help="wait until `droptune tune` has prepared the study (for job scripts)")
 def wait_command(args: argparse.Namespace) -> int:
     spec = load_config(args.study_file, {"storage": args.storage})
+    from droptune.preflight import wait_until_ready
+
     if wait_until_ready(spec, timeout=args.timeout, poll=args.poll):
         return 0
     err.print(

@@ -17,14 +17,11 @@ import time
 import zlib
 from pathlib import Path
 
-from droptune.commands._base import command, err
-from droptune.commands._progress import trial_progress
+from droptune.commands._base import command, err, quiet_libraries
 from droptune.commands._tune import add_study_arguments, spec_from_args
 from droptune.config import StudySpec, require_sqlite_store
 from droptune.exceptions import StudyError
 from droptune.record import PARENT_RUN_ATTR
-from droptune.tuning import load_study, make_tracker, run_worker
-from droptune.tuning._heartbeat import worker_id
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +57,12 @@ def worker_command(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     check_stores(spec)
     from droptune import preflight  # a server down: one message, in seconds
+    from droptune.commands._live import EpochTap
+    from droptune.commands._progress import trial_progress
+    from droptune.tuning import load_study, make_tracker, run_worker
+    from droptune.tuning._heartbeat import worker_id
+
+    quiet_libraries(getattr(args, "debug", False))
 
     preflight.check_storage_url(spec.storage)
     preflight.check_tracking_uri(spec.tracking_uri)
@@ -73,7 +76,7 @@ def worker_command(args: argparse.Namespace) -> int:
     parent = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent is None:
         raise StudyError(f"study {spec.name!r} has no MLflow parent run yet: run `droptune tune` on it first.")
-    tracker = make_tracker(spec)
+    tracker = EpochTap(make_tracker(spec))  # the trials' epochs are shown as they end
     if not tracker.has_study_run(parent):
         raise StudyError(
             f"the MLflow parent run {parent} of study {spec.name!r} is not in experiment {spec.name!r} "
@@ -83,7 +86,10 @@ def worker_command(args: argparse.Namespace) -> int:
     if args.quiet:
         counts = run_worker(spec, study=study, tracker=tracker, worker=index, deadline=_deadline(spec))
     else:
-        with trial_progress(spec.name, spec.search.n_trials, study, console=err, metric=spec.objective.metric) as update:
+        with trial_progress(
+            spec.name, spec.search.n_trials, study, console=err, metric=spec.objective.metric,
+            max_epochs=spec.trainer.max_epochs, tap=tracker,
+        ) as update:
             counts = run_worker(spec, study=study, tracker=tracker, worker=index, progress=update, deadline=_deadline(spec))
     err.print(f"worker {worker_id()} done: study {spec.name} holds {counts.finished} finished trials.")
     return 0

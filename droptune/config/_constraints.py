@@ -152,25 +152,47 @@ class Rule:
     fix: str = ""
 
 
-def check_rules(root: Any, table: Mapping[str, Rule | tuple[Rule, ...]]) -> None:
+def check_rules(root: Any, table: Mapping[str, Rule | tuple[Rule, ...]], *, deferred: bool | None = None) -> None:
     """Check every rule of ``table`` against the dataclass tree ``root``.
 
     A key path ending in ``.*`` applies to each value of that mapping (and ``Keys`` to
     each of its keys).
 
+    Rules whose choices a function reads (``Options`` of a callable: Lightning's accelerators,
+    say) are *deferred*: checked after all the others, since those functions may import the
+    heavy stack, and a plain mistake elsewhere in the file is reported without waiting for it.
+
+    Args:
+        root: The dataclass tree (a :class:`~droptune.config.StudySpec`).
+        table: Key path -> rule(s).
+        deferred: Check only the deferred rules (True), only the others (False), or all of
+            them, the deferred ones last (None).
+
     Raises:
-        InvalidValue: For the first value (in table order) that breaks its rule.
+        InvalidValue: For the first value that breaks its rule: in table order, the rules
+            with fixed choices first.
     """
-    for path, rules in table.items():
-        for rule in rules if isinstance(rules, tuple) else (rules,):
-            if rule.when is not None and not rule.when(root):
+    rows = [(path, rule) for path, rules in table.items() for rule in (rules if isinstance(rules, tuple) else (rules,))]
+    if deferred is not None:
+        rows = [row for row in rows if _reads_choices(row[1].constraint) == deferred]
+    for path, rule in sorted(rows, key=lambda row: _reads_choices(row[1].constraint)):  # stable: table order kept
+        if rule.when is not None and not rule.when(root):
+            continue
+        for key, value in _values(root, path, rule):
+            if value is None and rule.allow_none:
                 continue
-            for key, value in _values(root, path, rule):
-                if value is None and rule.allow_none:
-                    continue
-                if not rule.constraint.ok(value):
-                    expected = rule.constraint.describe() + (" or null" if rule.allow_none else "")
-                    raise InvalidValue(key, message(key, expected, value, rule.fix))
+            if not rule.constraint.ok(value):
+                expected = rule.constraint.describe() + (" or null" if rule.allow_none else "")
+                raise InvalidValue(key, message(key, expected, value, rule.fix))
+
+
+def _reads_choices(constraint: Constraint) -> bool:
+    """Whether checking ``constraint`` calls a function for its choices (which may import things)."""
+    if isinstance(constraint, Options):
+        return callable(constraint.values)
+    if isinstance(constraint, AnyOf):
+        return any(_reads_choices(option) for option in constraint.options)
+    return False
 
 
 def _values(root: Any, path: str, rule: Rule) -> Iterator[tuple[str, Any]]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from droptune._io import read_text_file, safe_load_unique
+from droptune._layer_types import LAYER_TYPES
 from droptune.config._constraints import (
     AnyOf,
     Interval,
@@ -29,7 +30,6 @@ from droptune.config._project import (
 )
 from droptune.config._schema import build_dataclass
 from droptune.exceptions import ConfigError
-from droptune.sites import LAYER_TYPES
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
@@ -216,8 +216,17 @@ PARAMETER_CONSTRAINTS: dict[str, Rule | tuple[Rule, ...]] = {
 }
 
 
-def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> StudySpec:
+def load_config(
+    path: str | os.PathLike[str],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    before_imports: Callable[[StudySpec], None] | None = None,
+) -> StudySpec:
     """Read and validate a study file.
+
+    The checks that import nothing run first (keys, types, ranges, names), so that a mistake
+    there is reported at once; then those that import the model, data and loss classes, and
+    Lightning (its accelerators and precisions), which take seconds the first time.
 
     Relative SQLite stores of the file (and the default ones) are made absolute against the
     study's :func:`project_root`; relative ones given in ``overrides`` against the current
@@ -228,6 +237,8 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Non
         overrides: Values that replace the file's, keyed as in :data:`OVERRIDES`
             (``n_trials``, ``storage``...); None values are ignored. They are checked by
             the same table, and a bad one is reported under its flag (``--n-trials``).
+        before_imports: Called with the spec once the checks that import nothing have
+            passed, before the ones that import (the CLI prints its first line there).
 
     Returns:
         The validated study.
@@ -261,7 +272,7 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Non
     data["source"] = str(path)
     try:
         spec = build_dataclass(StudySpec, data, "", shorthands={ClassSpec: "class_path"})
-        _check(spec)
+        _check(spec, before_imports)
     except InvalidValue as err:
         flag = flags.get(err.key)
         raise ConfigError(f"{flag} (overrides {path}): {err}" if flag else f"{path}: {err}") from None
@@ -277,8 +288,11 @@ def spec_from_dict(data: Mapping[str, Any]) -> StudySpec:
     return spec
 
 
-def _check(spec: StudySpec) -> None:
-    check_rules(spec, PARAMETER_CONSTRAINTS)
+def _check(spec: StudySpec, before_imports: Callable[[StudySpec], None] | None = None) -> None:
+    check_rules(spec, PARAMETER_CONSTRAINTS, deferred=False)
+    if before_imports is not None:
+        before_imports(spec)
+    check_rules(spec, PARAMETER_CONSTRAINTS, deferred=True)  # they import Lightning
     if _packed(spec) and spec.loss is not None:
         _check_loss(spec.loss)
     _check_class(spec.model, "model", "lightning.pytorch.LightningModule")

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 from torch import nn
 
-LayerType = Literal[
-    "input", "dense", "spatial", "recurrent", "attention", "hidden", "residual", "layerdrop", "patch"
-]
-LAYER_TYPES: tuple[str, ...] = get_args(LayerType)
+from droptune._layer_types import LAYER_TYPES as LAYER_TYPES  # re-exported: sites.LAYER_TYPES
+from droptune._layer_types import LayerType
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def test_a_real_tune_with_stderr_not_a_terminal_prints_trial_and_status_lines(tm
 
 
 def test_best_rates_table_collapses_sites_tied_to_one_rate():
-    from droptune.commands._progress import best_rates_table
+    from droptune.commands._tune import best_rates_table
 
     study = optuna.create_study()
     rates = {"input_dropout": 0.1, "fc.1": 0.4, "fc.4": 0.4, "fc.7": 0.25}

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import droptune.commands._ui as ui
+from droptune import tracking  # the command imports it when it runs (it imports MLflow): faked there
 from droptune.cli import main
 
 FAKE_SERVER = Path(__file__).with_name("_fake_mlflow_server.py")
@@ -62,9 +63,9 @@ def project(tmp_path, monkeypatch):
     store = Store()
     monkeypatch.setattr(ui, "server_command", fake_command)
     monkeypatch.setattr(ui, "experiment_id", store.experiment_id)
-    monkeypatch.setattr(ui.tracking, "study_experiments", lambda uri: dict(store.studies))
-    monkeypatch.setattr(ui.tracking, "study_objective", lambda uri, exp: store.objective)
-    monkeypatch.setattr(ui.tracking, "ensure_runs_view", store.ensure_runs_view)
+    monkeypatch.setattr(tracking, "study_experiments", lambda uri: dict(store.studies))
+    monkeypatch.setattr(tracking, "study_objective", lambda uri, exp: store.objective)
+    monkeypatch.setattr(tracking, "ensure_runs_view", store.ensure_runs_view)
     return store
 
 
@@ -132,7 +133,7 @@ def test_the_url_is_printed_only_once_the_server_answers(project, monkeypatch, c
 
 def test_open_opens_the_url_in_a_browser(project, monkeypatch, capsys):
     opened: list[str] = []
-    monkeypatch.setattr(ui.webbrowser, "open", opened.append)
+    monkeypatch.setattr("webbrowser.open", opened.append)  # the command imports webbrowser when it opens
     assert main(["ui", "tiny", "--port", str(free_port()), "--open"]) == 0
     assert opened == [capsys.readouterr().out.strip()]
 
