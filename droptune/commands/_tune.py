@@ -135,13 +135,12 @@ def _parallel(args: argparse.Namespace) -> SearchFn:
 
 @command("tune", add_tune_arguments, help="run (or resume) a study described by a YAML file")
 def tune_command(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args)  # a study file's mistake is refused before the stack is imported
     from droptune.api import run_tune
-    from droptune.tuning._budget import split_budget
-
-    spec = spec_from_args(args)
     from droptune.commands._live import EpochTap
     from droptune.commands._progress import trial_progress
     from droptune.tuning import count_trials, prepare_study
+    from droptune.tuning._budget import split_budget
 
     quiet_libraries(getattr(args, "debug", False))
     err.print(
