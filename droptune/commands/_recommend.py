@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 import optuna
@@ -14,6 +15,7 @@ from droptune.recommend import (
     Recommendation,
     SiteRecommendation,
     basis,
+    best_trial,
     caveats,
     compute,
     dump_recommendations,
@@ -47,7 +49,8 @@ def recommend_command(args: argparse.Namespace) -> int:
         sys.stdout.write(dump_recommendations(items, args.format))
         sys.stdout.flush()
     # With JSON or YAML on stdout, the words go to stderr so the data stays parseable.
-    print_caveats(studies, items, top=args.top, console=out if args.format == "table" else err)
+    ref = shlex.quote(args.studies[0]) if len(args.studies) == 1 else "STUDY"
+    print_caveats(studies, items, top=args.top, console=out if args.format == "table" else err, study_ref=ref)
     return 0
 
 
@@ -57,27 +60,45 @@ def print_caveats(
     *,
     top: float,
     console: Console,
+    study_ref: str = "STUDY",
 ) -> None:
-    """The warnings on a recommendation, then which figure goes in training code."""
+    """The warnings on a recommendation, then which column ``droptune export`` writes."""
     for note in filter(None, map(confirmed_note, studies)):  # which configuration is kept, and its spread
         console.print(note, markup=False, highlight=False)
     for caveat in caveats(studies, top=top):
         console.print(f"warning: {caveat}", markup=False, highlight=False)
     by_type = [i for i in items if isinstance(i, Recommendation)]
     if by_type:
-        console.print(which_figure(by_type), markup=False, highlight=False)
+        console.print(which_figure(by_type, study_ref), markup=False, highlight=False)
 
 
-def print_recommendation(study: optuna.Study, *, top: float = 0.2) -> None:
-    """Print a study's recommendation table, or why there is none yet (end of ``droptune tune``)."""
+def print_recommendation(study: optuna.Study, *, top: float = 0.2, study_ref: str = "STUDY") -> None:
+    """The end of ``droptune tune``: both answers in one table, or why there is no recommendation yet.
+
+    One row per layer type holds the best trial's rate (what ``droptune export`` writes) and
+    the recommended one (``--recommended``); one sentence says which is which. With too few
+    trials to recommend from, the best trial's rates per site are shown instead.
+
+    Args:
+        study: The study.
+        top: Fraction of complete trials, best first, the recommendation is drawn from.
+        study_ref: How the printed commands name the study (its file, or its name).
+    """
     try:
         items, _ = compute(study, top=top)  # its notes were logged with the MLflow report
     except StudyError as error:
+        from droptune.commands._progress import best_rates_table
+
+        try:
+            out.print(best_rates_table(best_trial(study)))
+        except StudyError:  # no complete trial: the summary above said so
+            pass
         out.print(f"no recommendation yet: {error}", markup=False, highlight=False)
         return
-    title = f"recommended dropout rate per layer type: the median {basis([study], top=top)}"
+    best = best_trial(study)
+    title = f"dropout rate per layer type: best = trial {best.number}; rate = the median {basis([study], top=top)}"
     out.print(recommendation_table(items, title=title))
-    print_caveats([study], items, top=top, console=out)
+    print_caveats([study], items, top=top, console=out, study_ref=study_ref)
     out.print(
         "the whole story (plots, every trial, which trials overfit): report.html on the study's MLflow parent "
         "run, or `droptune report STUDY_FILE -o report.html`",

@@ -8,7 +8,7 @@ import shlex
 import optuna
 
 from droptune.commands._base import command, err, out
-from droptune.commands._progress import best_rates_table, trial_progress
+from droptune.commands._progress import trial_progress
 from droptune.config import StudySpec, load_config
 from droptune.recommend import best_trial
 from droptune.tracking import Tracker
@@ -70,7 +70,7 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
 
 
 def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> None:
-    """Best value, best rates per site and where to look in MLflow."""
+    """Counts, the best value and where to look in MLflow (the rates follow: :func:`print_recommendation`)."""
     counts = count_trials(study)
     out.print(
         f"\nstudy {spec.name}: {counts.complete} complete, {counts.pruned} pruned, "
@@ -83,7 +83,6 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
         return
     best = best_trial(study)  # the trial `droptune export` writes (a confirmed study: the best mean)
     out.print(f"best {spec.objective.metric}: {best.value:.5g} (trial {best.number})")
-    out.print(best_rates_table(best))  # sites tied to one rate share a row
     url = tracker.runs_url()
     if url is not None:
         # The command on a line of its own, so that it can be copied as it is.
@@ -115,5 +114,5 @@ def tune_command(args: argparse.Namespace) -> int:
     print_summary(spec, study, lifecycle.tracker)
     from droptune.commands._recommend import print_recommendation
 
-    print_recommendation(study)
+    print_recommendation(study, study_ref=shlex.quote(spec.source) if spec.source else shlex.quote(spec.name))
     return 0 if count_trials(study).complete else 1
