@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
+from typing import TYPE_CHECKING
 
 import optuna
 
 from droptune.commands._base import command, err, out
 from droptune.commands._progress import trial_progress
 from droptune.config import StudySpec, load_config
+from droptune.exceptions import ConfigError
 from droptune.recommend import best_trial
 from droptune.tracking import Tracker
 from droptune.tuning import count_trials, prepare_study
+
+if TYPE_CHECKING:
+    from droptune.tuning import StudyLifecycle
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     """The study file and the flags that override it (shared by ``tune`` and ``worker``)."""
     parser.add_argument("study_file", help="YAML study file")
-    parser.add_argument("--n-trials", type=int, help="total finished trials the study should hold")
+    parser.add_argument(
+        "--n-trials", type=int, metavar="N",
+        help="the study's total: run until it holds N finished (complete or pruned) trials, those of earlier "
+        "runs included, so a resumed study runs only the difference",
+    )
     parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     parser.add_argument("--storage", help="Optuna storage URL (default: the file's, sqlite:///studies/droptune.db)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)")
@@ -47,12 +57,39 @@ def _pack(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1 or auto; got {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    """``--more``: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
+
+
+def add_more(lifecycle: StudyLifecycle, args: argparse.Namespace) -> StudySpec:
+    """``--more N``: make the prepared study's ``n_trials`` its finished trials plus N.
+
+    The launched workers (``--workers``) get the same total through ``args.n_trials``.
+    """
+    total = count_trials(lifecycle.study).finished + args.more
+    spec = lifecycle.spec
+    lifecycle.spec = dataclasses.replace(spec, search=dataclasses.replace(spec.search, n_trials=total))
+    args.n_trials = total
+    return lifecycle.spec
+
+
 def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     """``droptune tune``: the study arguments and the worker processes to run them."""
     add_study_arguments(parser)
     parser.add_argument("--workers", type=int, help="run the study in this many worker processes (default 1)")
     parser.add_argument(
         "--workers-per-gpu", type=int, help="at most this many workers share one GPU (default: as many as needed)"
+    )
+    parser.add_argument(
+        "--more", type=_positive, metavar="N",
+        help="run N trials more than the study already holds finished (instead of --n-trials, a total)",
     )
     parser.add_argument(
         "--no-confirm", action="store_true",
@@ -96,9 +133,13 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
 
 @command("tune", add_tune_arguments, help="run (or resume) a study described by a YAML file")
 def tune_command(args: argparse.Namespace) -> int:
+    if getattr(args, "more", None) is not None and args.n_trials is not None:
+        raise ConfigError("--n-trials N is the study's total, --more N adds N to what it holds: give one of them.")
     spec = spec_from_args(args)
     lifecycle = prepare_study(spec)  # pre-flight first; stores created under a lock
     study = lifecycle.study
+    if getattr(args, "more", None) is not None:
+        spec = add_more(lifecycle, args)
     with trial_progress(spec.name, spec.search.n_trials, study, console=err, metric=spec.objective.metric) as update:
         if spec.search.workers > 1:
             from droptune.commands._worker import worker_args

@@ -116,7 +116,7 @@ def test_a_resumed_study_does_not_reprint_old_trials_and_its_eta_counts_this_run
     finish(study, 0.6)
     progress, buffer, clock = plain(total=4)
     progress.start(study)
-    assert buffer.getvalue() == "s: resuming, 2 of 4 trials already finished\n"
+    assert buffer.getvalue() == "s: resuming with 2 finished trials; n_trials 4 is the study's total: 2 to run\n"
     clock.now += 100
     finish(study, 0.3)
     progress.update(study)
