@@ -145,3 +145,24 @@ def test_the_result_reads_as_a_table_in_text_and_html():
     assert result.recommended == {"dense": items[0].recommended} and result.best_trial.number == 1
     young = TuneResult(study=optuna.create_study(study_name="young"), recommendations=None)
     assert "no recommendation yet" in repr(young) and "No recommendation yet" in young._repr_html_()
+
+
+@pytest.mark.slow
+def test_in_a_jupyter_kernel_the_result_is_a_table_and_lightning_is_quiet(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    cells = [
+        "import droptune\nfrom droptune.testing import TinyDataModule, TinyModule",
+        f"result = droptune.tune(model=TinyModule, datamodule=TinyDataModule(), name='nb', n_trials=3, "
+        f"trainer={TRAINER!r}, storage='sqlite:///{tmp_path / 'o.db'}', tracking_uri='none')\nresult",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = notebook.cells[1].outputs
+    streamed = "".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
+    assert "trial 0 complete · val_loss" in streamed and "trial 2 complete" in streamed
+    assert "GPU available" not in streamed and "Tip:" not in streamed
+    (shown,) = [o for o in outputs if o["output_type"] == "execute_result"]
+    assert "<table>" in shown["data"]["text/html"] and "<td>dense</td>" in shown["data"]["text/html"]
+    assert shown["data"]["text/plain"].startswith("TuneResult(study 'nb': 3 complete")
