@@ -9,7 +9,12 @@ Example:
 from __future__ import annotations
 
 from droptune.report._data import TrialRow, overfits, trial_curves, trial_rows
-from droptune.report._parent_run import recommendation_metrics, recommendation_params, report_study, study_note
+from droptune.report._parent_run import (
+    recommendation_metrics,
+    recommendation_params,
+    report_study,
+    study_note,
+)
 from droptune.report._write import render_report, write_report
 
 __all__ = [
