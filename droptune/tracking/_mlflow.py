@@ -197,6 +197,8 @@ class MlflowTracker:
     def describe_study(self, run_id: str, *, params: Mapping[str, str], note: str, report: str | None = None) -> None:
         """Log ``params`` on the parent run and set its description (``mlflow.note.content``).
 
+        With ``report``, a link to that artifact follows the note's first paragraph.
+
         MLflow never changes a logged parameter: when a resumed study's recommendation has
         moved, the first values stay and the description (rewritten each time, like the
         ``recommended.*`` metrics) says so and holds the current ones.
@@ -213,10 +215,12 @@ class MlflowTracker:
                 f"\n\nThe parameters {', '.join(sorted(stale))} still hold the values first logged "
                 "(MLflow never changes a parameter); the figures above and the `recommended.*` metrics are current."
             )
-        if report is not None:
+        if report is not None:  # after the first paragraph: above the fold of MLflow's "Show more"
             experiment = self.client.get_run(run_id).info.experiment_id
             link = f"#/experiments/{experiment}/runs/{run_id}/artifactPath/{report}"
-            note += f"\n\nThe whole story (plots, every trial, which overfit): [{report}]({link}), an artifact of this run."
+            head, _, rest = note.partition("\n\n")
+            said = f"The whole story (plots, every trial, which overfit): [{report}]({link}), an artifact of this run."
+            note = "\n\n".join(part for part in (head, said, rest) if part)
         self.client.set_tag(run_id, NOTE_TAG, note)
 
     def end_study(self, run_id: str, status: str = "FINISHED") -> None:
