@@ -1,7 +1,7 @@
 """droptune: tune the dropout rates of PyTorch Lightning models, layer by layer.
 
 The site API (discover, get_rates, apply_rates) imports only torch; the study-level API
-(tune, recommend, export_best) is loaded on first use, so that training code which only
+(tune, recommend, export_best, export_recommended) is loaded on first use, so that training code which only
 applies an exported config does not import Optuna, MLflow or matplotlib.
 """
 
@@ -21,6 +21,7 @@ _LAZY = {
     "recommend": "droptune.recommend",
     "Recommendation": "droptune.recommend",
     "export_best": "droptune.export",
+    "export_recommended": "droptune.export",
     "write_export": "droptune.export",
 }
 
@@ -37,6 +38,7 @@ __all__ = [
     "apply_rates",
     "discover",
     "export_best",
+    "export_recommended",
     "get_rates",
     "load_config",
     "recommend",
