@@ -33,6 +33,7 @@ _LAZY = {
     "recommend": "droptune.recommend",
     "Recommendation": "droptune.recommend",
     "export_best": "droptune.export",
+    "export_recommended": "droptune.export",
     "write_export": "droptune.export",
 }
 
@@ -49,6 +50,7 @@ __all__ = [
     "apply_rates",
     "discover",
     "export_best",
+    "export_recommended",
     "get_rates",
     "load_config",
     "recommend",

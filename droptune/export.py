@@ -1,9 +1,17 @@
-"""Export a trial's dropout rates, to apply them to a freshly built model in training code.
+"""Export a study's dropout rates, to apply them to a freshly built model in training code.
 
-The exported config (YAML or JSON, never a pickle) holds the study name, the trial number,
-its objective value, ``rates: {site name: rate}`` and ``layer_types: {site name: type}``;
-``droptune.apply_rates(model, "best.yaml")`` reads its ``rates`` back. The ``python``
-format is a snippet doing the same with the rates written inline.
+Two answers can be exported (``docs/export.md``):
+
+- :func:`export_best`, the best trial's rate per site (``droptune export``, ``--best``): a
+  configuration trained and measured as a whole.
+- :func:`export_recommended`, the recommended rate of each layer type (the median over the
+  top trials, what ``droptune recommend`` prints) set on every site of that type
+  (``droptune export --recommended``): the steadier estimate.
+
+Both configs (YAML or JSON, never a pickle) hold the study name, ``rates: {site name: rate}``
+for every site of the model and ``layer_types: {site name: type}``, so that
+``droptune.apply_rates(model, "best.yaml")`` reads either back. The ``python`` format is a
+snippet doing the same with the rates written inline.
 """
 
 from __future__ import annotations
@@ -18,10 +26,18 @@ import yaml
 
 from droptune._io import atomic_write_text
 from droptune.exceptions import ConfigError
-from droptune.recommend import best_trial, find_trial
-from droptune.record import confirmed_finalists, model_rates, model_types
+from droptune.recommend import basis, best_trial, compute, find_trial
+from droptune.record import confirmed_finalists, model_rates, model_types, site_rates
 
-__all__ = ["EXPORT_FORMATS", "export_best", "format_from_path", "render_export", "write_export"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "describe",
+    "export_best",
+    "export_recommended",
+    "format_from_path",
+    "render_export",
+    "write_export",
+]
 
 EXPORT_FORMATS = ("yaml", "json", "python")
 SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".py": "python"}
@@ -61,6 +77,58 @@ def export_best(study: optuna.Study, *, trial: int | None = None) -> dict[str, A
     return config
 
 
+def export_recommended(study: optuna.Study, *, top: float = 0.2) -> dict[str, Any]:
+    """The recommended rate of each layer type, set on every tuned site of that type.
+
+    The recommendation is :func:`droptune.recommend.recommend`'s: per layer type, the median
+    rate over the top ``top`` fraction of complete trials (at least 3). Sites the study did
+    not tune (``include``/``exclude``) keep the rate they had, as :func:`export_best` does.
+
+    Args:
+        study: A droptune study with at least 3 complete trials.
+        top: Fraction of the complete trials, best first, the recommendation is drawn from.
+
+    Returns:
+        ``{"study", "source": "recommended", "basis", "direction", "recommended", "rates",
+        "layer_types"}``: ``recommended`` is ``{layer type: rate}``; ``rates`` and
+        ``layer_types`` cover every site of the model, as in :func:`export_best`.
+
+    Raises:
+        StudyError: If the study has too few complete trials to recommend from.
+        ConfigError: If ``top`` is not in (0, 1].
+    """
+    items, _ = compute(study, top=top, by="type")
+    by_type = {rec.layer_type: rec.recommended for rec in items}
+    best = best_trial(study)  # its record holds every site of the model, tuned or not
+    tuned = site_rates(best)
+    types = model_types(best)
+    rates = {
+        site: by_type[types[site]] if site in tuned and types.get(site) in by_type else rate
+        for site, rate in model_rates(best).items()
+    }
+    return {
+        "study": study.study_name,
+        "source": "recommended",
+        "basis": f"the median rate per layer type {basis([study], top=top)}",
+        "direction": study.direction.name.lower(),
+        "recommended": by_type,
+        "rates": rates,
+        "layer_types": types,
+    }
+
+
+def describe(config: dict[str, Any]) -> str:
+    """What an exported config holds, in a few words: ``trial 3`` or ``the recommended rates``.
+
+    Example:
+        >>> describe({"trial": 3}), describe({"source": "recommended"})
+        ('trial 3', 'the recommended rate per layer type')
+    """
+    if config.get("source") == "recommended":
+        return "the recommended rate per layer type"
+    return f"trial {config['trial']}"
+
+
 def render_export(config: dict[str, Any], fmt: str = "yaml") -> str:
     """The config as ``yaml``, ``json`` or a ``python`` snippet applying it to ``model``.
 
@@ -69,7 +137,7 @@ def render_export(config: dict[str, Any], fmt: str = "yaml") -> str:
     """
     if fmt == "yaml":
         header = (
-            f"# droptune export of study {config['study']!r}, trial {config['trial']}.\n"
+            f"# droptune export of study {config['study']!r}, {describe(config)}.\n"
             "# In training code: droptune.apply_rates(model, 'THIS_FILE.yaml')\n"
         )
         return header + yaml.safe_dump(config, sort_keys=False)
@@ -102,11 +170,11 @@ def write_export(config: dict[str, Any], path: str | os.PathLike[str], fmt: str 
 
 def _snippet(config: dict[str, Any]) -> str:
     types = config.get("layer_types", {})
+    what = describe(config)
+    if "value" in config:
+        what += f" (value {config['value']:.6g}, {config['direction']})"
     lines = [
-        (
-            f"# droptune export of study {config['study']!r}, trial {config['trial']} "
-            f"(value {config['value']:.6g}, {config['direction']})."
-        ),
+        f"# droptune export of study {config['study']!r}, {what}.",
         "# Paste after the model is built; strict=True raises if a site does not match.",
         "import droptune",
         "",

@@ -16,41 +16,37 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import datetime
 import itertools
+import logging
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import lightning.pytorch as pl
 import optuna
 
+from droptune._tune_result import TuneResult
 from droptune.config import StudySpec, load_config, spec_from_dict
 from droptune.exceptions import ConfigError, StudyError
-from droptune.recommend import Caveat, Recommendation, caveats, compute
+from droptune.recommend import caveats, compute
 
 __all__ = ["TuneResult", "study_spec", "tune"]
+
+log = logging.getLogger(__name__)
+# Loggers whose INFO messages (GPU/TPU banners, tips, "Trainer.fit stopped", Optuna's own
+# per-trial lines, MLflow's database set-up) tune() holds back unless verbose: droptune logs
+# one line per trial instead.
+_CHATTY = ("lightning.pytorch", "lightning.fabric", "optuna", "mlflow", "alembic")
 
 # Objects registered by tune(), reachable as droptune.notebook.<key> (see __getattr__).
 _LIVE: dict[str, type] = {}
 _COUNTER = itertools.count()
-
-
-@dataclass
-class TuneResult:
-    """What :func:`tune` returns.
-
-    Attributes:
-        study: The Optuna study (all its trials, resumed ones included).
-        recommendations: The recommended rate per layer type, or None with too few trials.
-        caveats: The warnings on that recommendation (see :func:`droptune.recommend.caveats`).
-    """
-
-    study: optuna.Study
-    recommendations: list[Recommendation] | None
-    caveats: list[Caveat] = field(default_factory=list)
 
 
 def tune(
@@ -61,6 +57,7 @@ def tune(
     datamodule: pl.LightningDataModule | type[pl.LightningDataModule] | None = None,
     name: str | None = None,
     n_trials: int | None = None,
+    verbose: bool = False,
     **options: Any,
 ) -> TuneResult:
     """Run (or resume) a study in this process: ``droptune.tune``.
@@ -78,13 +75,18 @@ def tune(
         name: The study's name (default: the model's class name); the same name and
             stores resume the study.
         n_trials: Finished trials the study should hold (default 40, or the study file's;
-            given with a study file, it overrides the file's as ``--n-trials`` does).
+            given with a study file, it overrides the file's as ``--n-trials`` does). It is
+            the study's total: a resumed study runs only the difference.
+        verbose: Also show Lightning's and Optuna's own messages (GPU/TPU banners, tips,
+            Optuna's trial lines). By default each finished trial is one INFO line on the
+            ``droptune.notebook`` logger (shown on stderr when logging is not configured).
         **options: Anything a study file holds besides ``model`` and ``data``: ``search``,
             ``objective``, ``trainer`` (dicts), ``storage``, ``tracking_uri``, ``seed``,
             ``loss``; and ``model_args`` (keyword arguments for a model class or factory).
 
     Returns:
-        The study, its recommendation and the caveats on it.
+        The study, its recommendation and the caveats on it; displayed in a notebook, a
+        table of the recommended and the best trial's rate per layer type.
 
     Raises:
         ConfigError: If an option is invalid, more than one worker process is asked for, or
@@ -93,12 +95,70 @@ def tune(
     spec = _spec(study, model=model, datamodule=datamodule, name=name, n_trials=n_trials, **options)
     from droptune.api import run_tune  # the engine imports MLflow and Lightning's trainer
 
-    done = run_tune(spec)  # what `droptune tune` runs: search, then confirmation inside the budget
+    with _quiet(not verbose), _trial_lines(spec.objective.metric) as progress:
+        done = run_tune(spec, progress=progress)  # what `droptune tune` runs: search, then confirmation
     try:
         items, _ = compute(done)
     except StudyError:
         return TuneResult(study=done, recommendations=None)
     return TuneResult(study=done, recommendations=items, caveats=caveats(done))
+
+
+@contextlib.contextmanager
+def _quiet(enabled: bool) -> Iterator[None]:
+    """Hold back Lightning's and Optuna's INFO messages and known warnings for the call."""
+    if not enabled:
+        yield
+        return
+    levels = {name: logging.getLogger(name).level for name in _CHATTY}
+    # MLflow sets its loggers' level when first imported (maybe during this call): tell it too.
+    env = os.environ.get("MLFLOW_LOGGING_LEVEL")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    with warnings.catch_warnings():
+        # Lightning 2.6 on torch 2.13 warns about its own use of a torch API once per trial.
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+            if env is None:
+                os.environ.pop("MLFLOW_LOGGING_LEVEL", None)
+
+
+@contextlib.contextmanager
+def _trial_lines(metric: str) -> Iterator[Callable[[optuna.Study], None]]:
+    """A progress function logging one INFO line per finished trial (as ``droptune tune`` prints).
+
+    With no handler configured for it (a fresh notebook), a stderr handler is attached for
+    the call, as Lightning does for its own logger; a configured ``logging`` is left alone.
+    """
+    from droptune.commands._progress import ENDED, trial_line
+
+    seen: set[int] = set()
+    started = datetime.datetime.now()  # Optuna's (naive, local) clock: a resumed study's old trials stay quiet
+
+    def progress(study: optuna.Study) -> None:
+        for trial in study.get_trials(deepcopy=False, states=ENDED):
+            ended = trial.datetime_complete
+            if trial.number not in seen and (ended is None or ended >= started):
+                seen.add(trial.number)
+                log.info("%s", trial_line(trial, metric))
+
+    handler, level = None, log.level
+    if not log.hasHandlers():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    try:
+        yield progress
+    finally:
+        log.setLevel(level)
+        if handler is not None:
+            log.removeHandler(handler)
 
 
 def _spec(study: StudySpec | str | os.PathLike[str] | None, *, n_trials: int | None, **given: Any) -> StudySpec:

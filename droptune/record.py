@@ -68,6 +68,7 @@ __all__ = [
     "TrialResult",
     "WORKER_ATTR",
     "best_record",
+    "run_state",
     "confirmed_finalists",
     "finish_attrs",
     "gap_constraint",
@@ -131,11 +132,26 @@ GAP_METRICS = ("train_loss_eval", "overfit_gap")
 ROLE_TAG = "droptune.role"  # "study" (parent run) or "trial" (child run)
 STUDY_TAG = "droptune.study"
 TRIAL_TAG = "droptune.trial_number"
-STATE_TAG = "droptune.state"  # running, complete, pruned, failed
+STATE_TAG = "droptune.state"  # running, complete, pruned, failed, interrupted (see run_state)
 REASON_TAG = "droptune.reason"
 PARENT_TAG = "mlflow.parentRunId"
 # A trial's end state -> MLflow run status.
 RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+# How the reason of a trial stopped by Ctrl-C or SIGTERM starts (droptune._signals.interrupt_reason).
+INTERRUPTED_REASONS = ("interrupted by ", "terminated by SIGTERM")
+
+
+def run_state(state: str, reason: str | None = None) -> str:
+    """The :data:`STATE_TAG` of a run: the trial's state, or ``interrupted`` for a trial that
+    failed only because its worker was stopped (Ctrl-C, SIGTERM), so it is redone on resume.
+
+    Example:
+        >>> run_state("failed", "interrupted by Ctrl-C or SIGINT (KeyboardInterrupt)"), run_state("failed", "NaN loss")
+        ('interrupted', 'failed')
+    """
+    if state == "failed" and reason is not None and reason.startswith(INTERRUPTED_REASONS):
+        return "interrupted"
+    return state
 
 
 @dataclass

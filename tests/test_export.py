@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from droptune import apply_rates, get_rates
 from droptune.exceptions import ConfigError, SiteError, StudyError
-from droptune.export import export_best, format_from_path, render_export, write_export
+from droptune.export import export_best, export_recommended, format_from_path, render_export, write_export
 from droptune.testing import TinyModule, add_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -157,3 +157,67 @@ def test_write_export_under_a_file_or_onto_a_folder_says_so(study, tmp_path):
     with pytest.raises(ConfigError, match=r"cannot write export .*folder: it is a folder"):
         write_export(export_best(study), tmp_path / "folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "taken"]
+
+
+def mlp_study() -> optuna.Study:
+    """Two dense sites tuned apart (granularity site) and one input site, over 6 trials."""
+    study = optuna.create_study(study_name="mlp")
+    types = {"0": "input", "3": "dense", "6": "dense"}
+    for i, value in enumerate([0.9, 0.5, 0.6, 0.7, 0.8, 1.0]):
+        rates = {"0": 0.05 * i, "3": 0.1 + 0.05 * i, "6": 0.3 + 0.02 * i}
+        add(study, rates, value, layer_types=types)
+    return study
+
+
+def mlp():
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Dropout(0.0), nn.Linear(4, 4), nn.ReLU(), nn.Dropout(0.0), nn.Linear(4, 4), nn.ReLU(), nn.Dropout(0.0)
+    )
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_export_recommended_round_trips_each_site_at_its_types_rate(tmp_path, suffix):
+    from droptune.recommend import recommend
+
+    study = mlp_study()
+    by_type = {r.layer_type: r.recommended for r in recommend(study)}
+    config = export_recommended(study)
+    assert config["source"] == "recommended" and config["recommended"] == by_type
+    path = write_export(config, tmp_path / f"rec{suffix}")
+    model = apply_rates(mlp(), path)  # strict: the file covers every site
+    assert get_rates(model) == pytest.approx({"0": by_type["input"], "3": by_type["dense"], "6": by_type["dense"]})
+    # not the best trial's rates: the two dense sites differ there, and the median is not trial 1's
+    best = get_rates(apply_rates(mlp(), write_export(export_best(study), tmp_path / "best.yaml")))
+    assert best == pytest.approx({"0": 0.05, "3": 0.15, "6": 0.32})
+    assert by_type["dense"] != pytest.approx(0.15) and by_type["dense"] != pytest.approx(0.32)
+
+
+def test_export_recommended_keeps_untuned_sites_at_their_rate():
+    from droptune.record import start_attrs
+
+    study = optuna.create_study(study_name="partial")
+    for i, value in enumerate([0.9, 0.5, 0.6]):  # site "0" was excluded from the search: the model's 0.2 stays
+        rates = {"3": 0.1 * i}
+        attrs = start_attrs(rates, {"3": "dense"}, model_rates={"0": 0.2, **rates}, model_types={"0": "input", "3": "dense"})
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs=attrs))
+    config = export_recommended(study)
+    assert config["rates"]["0"] == 0.2 and config["rates"]["3"] == config["recommended"]["dense"]
+
+
+def test_export_recommended_needs_three_complete_trials():
+    small = optuna.create_study(study_name="small")
+    add(small, {"input_dropout": 0.1, "dropout": 0.5}, 0.9)
+    with pytest.raises(StudyError, match="too few complete trials to recommend: 'small' has 1"):
+        export_recommended(small)
+
+
+def test_recommended_yaml_and_snippet_say_what_they_hold():
+    config = export_recommended(mlp_study())
+    text = render_export(config, "yaml")
+    assert text.startswith("# droptune export of study 'mlp', the recommended rate per layer type.")
+    assert yaml.safe_load(text) == config
+    model = mlp()
+    exec(render_export(config, "python"), {"model": model})  # noqa: S102
+    assert get_rates(model)["6"] == pytest.approx(config["recommended"]["dense"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import optuna
 import pytest
 
@@ -72,3 +74,95 @@ def test_droptune_tune_takes_a_study_file_too_and_refuses_a_mix(stores, tmp_path
         droptune.tune(study_file, model=TinyModule)
     with pytest.raises(ConfigError, match="needs a study file .* or model= and datamodule="):
         droptune.tune(model=TinyModule)
+
+
+def test_lightnings_banners_are_off_and_each_trial_is_one_log_line(stores, capfd, caplog):
+    caplog.set_level(logging.INFO, logger="droptune.notebook")
+    tune(model=TinyModule, datamodule=TinyDataModule(), name="quiet", n_trials=2, trainer=TRAINER, **stores)
+    shown = "".join(capfd.readouterr()) + caplog.text
+    assert "GPU available" not in shown and "TPU available" not in shown and "Tip:" not in shown
+    assert "MLflow database tables" not in shown and "LeafSpec" not in shown
+    lines = [r.getMessage() for r in caplog.records if r.name == "droptune.notebook"]
+    assert [line.split(" · ")[0] for line in lines] == ["trial 0 complete", "trial 1 complete"]
+    assert all(" · val_loss " in line for line in lines)
+    caplog.clear()
+    tune(model=TinyModule, datamodule=TinyDataModule(), name="quiet", n_trials=3, trainer=TRAINER, **stores)
+    lines = [r.getMessage() for r in caplog.records if r.name == "droptune.notebook"]
+    assert [line.split(" · ")[0] for line in lines] == ["trial 2 complete"]  # resumed: the old trials stay quiet
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_verbose_lets_lightning_speak(stores, monkeypatch, verbose):
+    lightning = logging.getLogger("lightning.pytorch")
+    monkeypatch.setattr(lightning, "level", logging.INFO)  # as a fresh notebook has it
+    kept = _Kept()
+    lightning.addHandler(kept)
+    try:
+        tune(model=TinyModule, datamodule=TinyDataModule(), name=f"v{verbose}", n_trials=1, trainer=TRAINER,
+             verbose=verbose, storage=stores["storage"], tracking_uri="none")
+    finally:
+        lightning.removeHandler(kept)
+    assert any("GPU available" in m for m in kept.messages) is verbose
+    assert lightning.level == logging.INFO  # restored after the call
+
+
+def test_with_logging_unconfigured_the_trial_lines_reach_stderr(stores, capfd, monkeypatch):
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # a fresh notebook: nothing configured
+    tune(model=TinyModule, datamodule=TinyDataModule(), name="bare", n_trials=1, trainer=TRAINER,
+         storage=stores["storage"], tracking_uri="none")
+    err = capfd.readouterr().err
+    assert "trial 0 complete · val_loss" in err and "GPU available" not in err
+    assert not logging.getLogger("droptune.notebook").handlers  # the handler was for the call only
+
+
+def test_the_result_reads_as_a_table_in_text_and_html():
+    from droptune.notebook import TuneResult
+    from droptune.recommend import caveats, compute
+    from droptune.testing import add_trial
+
+    study = optuna.create_study(study_name="<demo>")
+    for i, value in enumerate([0.9, 0.5, 0.6, 0.7]):
+        add_trial(study, {"drop": 0.1 + 0.1 * i}, value, layer_types={"drop": "dense"})
+    items, _ = compute(study)
+    result = TuneResult(study=study, recommendations=items, caveats=caveats(study))
+    text = repr(result)
+    assert text.startswith("TuneResult(study '<demo>': 4 complete, 0 pruned, 0 failed; best objective 0.5 (trial 1))")
+    header, row = text.splitlines()[1:3]
+    assert header.split() == ["layer", "type", "recommended", "IQR", "best", "trial", "prior", "trials"]
+    assert row.split() == ["dense", f"{items[0].recommended:.3f}", f"{items[0].low:.3f}-{items[0].high:.3f}", "0.200", "0.50", "3"]
+    page = result._repr_html_()
+    assert "&lt;demo&gt;" in page and "<demo>" not in page
+    assert f"<tr><td>dense</td><td>{items[0].recommended:.3f}</td>" in page
+    assert result.recommended == {"dense": items[0].recommended} and result.best_trial.number == 1
+    young = TuneResult(study=optuna.create_study(study_name="young"), recommendations=None)
+    assert "no recommendation yet" in repr(young) and "No recommendation yet" in young._repr_html_()
+
+
+@pytest.mark.slow
+def test_in_a_jupyter_kernel_the_result_is_a_table_and_lightning_is_quiet(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    cells = [
+        "import droptune\nfrom droptune.testing import TinyDataModule, TinyModule",
+        f"result = droptune.tune(model=TinyModule, datamodule=TinyDataModule(), name='nb', n_trials=3, "
+        f"trainer={TRAINER!r}, storage='sqlite:///{tmp_path / 'o.db'}', tracking_uri='none')\nresult",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = notebook.cells[1].outputs
+    streamed = "".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
+    assert "trial 0 complete · val_loss" in streamed and "trial 2 complete" in streamed
+    assert "GPU available" not in streamed and "Tip:" not in streamed
+    (shown,) = [o for o in outputs if o["output_type"] == "execute_result"]
+    assert "<table>" in shown["data"]["text/html"] and "<td>dense</td>" in shown["data"]["text/html"]
+    assert shown["data"]["text/plain"].startswith("TuneResult(study 'nb': 3 complete")

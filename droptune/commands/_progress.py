@@ -98,7 +98,7 @@ class TrialProgress:
             self._count(ended)
             self._finished_before = self._counts[0]
             if done:
-                self._print(f"{self.name}: resuming, {len(done)} of {self.total} trials already finished")
+                self._print(resume_line(self.name, len(done), self.total))
             if self.console.is_terminal:
                 self._bar = LiveBar(
                     TextColumn("{task.description}"),
@@ -256,6 +256,21 @@ def trial_line(trial: FrozenTrial, metric: str = "objective") -> str:
         reason = str(trial.user_attrs.get(REASON_ATTR) or "no reason recorded").strip().splitlines()
         parts.append(f"reason: {reason[0] if reason else '?'}")
     return " · ".join(parts)
+
+
+def resume_line(name: str, done: int, total: int) -> str:
+    """What a resumed run says first: ``n_trials`` is the study's total, and ``--more`` adds to it.
+
+    Example:
+        >>> print(resume_line("s", 8, 3))
+        s: resuming with 8 finished trials; n_trials 3 is the study's total, not new trials: nothing to run (`--more N` runs N more)
+        >>> print(resume_line("s", 2, 5))
+        s: resuming with 2 finished trials; n_trials 5 is the study's total: 3 to run
+    """
+    head = f"{name}: resuming with {done} finished trials; n_trials {total} is the study's total"
+    if done >= total:
+        return f"{head}, not new trials: nothing to run (`--more N` runs N more)"
+    return f"{head}: {total - done} to run"
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,9 @@ from droptune.exceptions import StudyError
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
     from rich.console import Console
+    from rich.table import Table
 
     from droptune.recommend import Recommendation, SiteRecommendation
 
@@ -47,7 +50,8 @@ def recommend_command(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     # With JSON or YAML on stdout, the words go to stderr so the data stays parseable.
     words = out if args.format == "table" else err
-    print_caveats(studies, items, top=args.top, console=words)
+    ref = shlex.quote(args.studies[0]) if len(args.studies) == 1 else "STUDY"
+    print_caveats(studies, items, top=args.top, console=words, study_ref=ref)
     if args.for_model:
         from droptune.commands._inspect import build_target
         from droptune.recommend._transfer import transfer_note
@@ -64,8 +68,9 @@ def print_caveats(
     *,
     top: float,
     console: Console,
+    study_ref: str = "STUDY",
 ) -> None:
-    """The warnings on a recommendation, then which figure goes in training code."""
+    """The warnings on a recommendation, then which column ``droptune export`` writes."""
     from droptune.recommend import Recommendation, caveats, which_figure
     from droptune.recommend._confirmed import confirmed_note
 
@@ -75,24 +80,74 @@ def print_caveats(
         console.print(f"warning: {caveat}", markup=False, highlight=False)
     by_type = [i for i in items if isinstance(i, Recommendation)]
     if by_type:
-        console.print(which_figure(by_type), markup=False, highlight=False)
+        console.print(which_figure(by_type, study_ref), markup=False, highlight=False)
 
 
-def print_recommendation(study: optuna.Study, *, top: float = 0.2) -> None:
-    """Print a study's recommendation table, or why there is none yet (end of ``droptune tune``)."""
-    from droptune.recommend import basis, compute, recommendation_table
+def print_recommendation(study: optuna.Study, *, top: float = 0.2, study_ref: str = "STUDY") -> None:
+    """The end of ``droptune tune``: both answers in one table, or why there is no recommendation yet.
+
+    One row per layer type holds the best trial's rate (what ``droptune export`` writes) and
+    the recommended one (``--recommended``); one sentence says which is which. With too few
+    trials to recommend from, the best trial's rates per site are shown instead.
+
+    Args:
+        study: The study.
+        top: Fraction of complete trials, best first, the recommendation is drawn from.
+        study_ref: How the printed commands name the study (its file, or its name).
+    """
+    from droptune.recommend import basis, best_trial, compute, recommendation_table
 
     try:
         items, _ = compute(study, top=top)  # its notes were logged with the MLflow report
     except StudyError as error:
+        try:
+            out.print(best_rates_table(best_trial(study)))
+        except StudyError:  # no complete trial: the summary above said so
+            pass
         out.print(f"no recommendation yet: {error}", markup=False, highlight=False)
         return
-    title = f"recommended dropout rate per layer type: the median {basis([study], top=top)}"
+    best = best_trial(study)
+    title = f"dropout rate per layer type: best = trial {best.number}; rate = the median {basis([study], top=top)}"
     out.print(recommendation_table(items, title=title))
-    print_caveats([study], items, top=top, console=out)
+    print_caveats([study], items, top=top, console=out, study_ref=study_ref)
     out.print(
         "the whole story (plots, every trial, which trials overfit): report.html on the study's MLflow parent "
         "run, or `droptune report STUDY_FILE -o report.html`",
         markup=False,
         highlight=False,
     )
+
+
+def best_rates_table(trial: FrozenTrial) -> Table:
+    """The trial's rates, one row per layer type and rate: sites tied to one rate share a row.
+
+    Under granularity ``type`` a type's sites hold one rate, so a row per site only repeats
+    it; sites of one type with different rates (granularity ``site``, a kept schedule) keep
+    a row each.
+
+    Example:
+        >>> import optuna
+        >>> from droptune import record
+        >>> attrs = record.start_attrs({"a": 0.2, "b": 0.2, "c": 0.1}, {"a": "dense", "b": "dense", "c": "input"})
+        >>> study = optuna.create_study()
+        >>> study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs=attrs))
+        >>> [row for row in _rate_rows(study.trials[0])]
+        [('a, b', 'dense', '0.200'), ('c', 'input', '0.100')]
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("sites", "layer type", "rate", title=Text(f"best rates (trial {trial.number})"), title_justify="left")
+    for sites, layer_type, rate in _rate_rows(trial):
+        table.add_row(Text(sites), Text(layer_type), rate)
+    return table
+
+
+def _rate_rows(trial: FrozenTrial) -> list[tuple[str, str, str]]:
+    from droptune.record import site_rates, site_types
+
+    types = site_types(trial)
+    groups: dict[tuple[str, str], list[str]] = {}
+    for site, rate in site_rates(trial).items():
+        groups.setdefault((types.get(site, "?"), f"{rate:.3f}"), []).append(site)
+    return [(", ".join(sites), layer_type, rate) for (layer_type, rate), sites in groups.items()]

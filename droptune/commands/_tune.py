@@ -11,26 +11,29 @@ import dataclasses
 import shlex
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-from rich.text import Text
-
 from droptune.commands._base import command, err, out, quiet_libraries
 from droptune.config import StudySpec, load_config
-from droptune.record import site_rates, site_types
+from droptune.exceptions import ConfigError
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.trial import FrozenTrial
 
     from droptune.api import ProgressFn, SearchFn
     from droptune.tracking import Tracker
+    from droptune.tuning import StudyLifecycle
+
+if TYPE_CHECKING:
     from droptune.tuning import StudyLifecycle
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     """The study file and the flags that override it (shared by ``tune`` and ``worker``)."""
     parser.add_argument("study_file", help="YAML study file")
-    parser.add_argument("--n-trials", type=int, help="total finished trials the study should hold")
+    parser.add_argument(
+        "--n-trials", type=int, metavar="N",
+        help="the study's total: run until it holds N finished (complete or pruned) trials, those of earlier "
+        "runs included, so a resumed study runs only the difference",
+    )
     parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     parser.add_argument("--storage", help="Optuna storage URL (default: the file's, sqlite:///studies/droptune.db)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)")
@@ -59,12 +62,39 @@ def _pack(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1 or auto; got {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    """``--more``: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
+
+
+def add_more(spec: StudySpec, lifecycle: StudyLifecycle, args: argparse.Namespace) -> StudySpec:
+    """``--more N``: the study's ``n_trials`` becomes its finished trials plus N (retrains included).
+
+    The launched workers (``--workers``) get their share of that total (see :func:`_parallel`).
+    """
+    from droptune.tuning import count_trials
+
+    total = count_trials(lifecycle.study).finished + args.more
+    args.n_trials = total
+    return dataclasses.replace(spec, search=dataclasses.replace(spec.search, n_trials=total))
+
+
 def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     """``droptune tune``: the study arguments and the worker processes to run them."""
     add_study_arguments(parser)
     parser.add_argument("--workers", type=int, help="run the study in this many worker processes (default 1)")
     parser.add_argument(
         "--workers-per-gpu", type=int, help="at most this many workers share one GPU (default: as many as needed)"
+    )
+    parser.add_argument(
+        "--more", type=_positive, metavar="N",
+        help="run N trials more than the study already holds finished (instead of --n-trials, a total)",
     )
     parser.add_argument(
         "--no-confirm", action="store_true",
@@ -93,7 +123,7 @@ def _announce(spec: StudySpec) -> None:
 
 
 def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> None:
-    """Best value, best rates per site and where to look in MLflow."""
+    """Counts, the best value and where to look in MLflow (the rates follow: :func:`print_recommendation`)."""
     from droptune.recommend import best_trial
     from droptune.tuning import count_trials
 
@@ -109,7 +139,6 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
         return
     best = best_trial(study)  # the trial `droptune export` writes (a confirmed study: the best mean)
     out.print(f"best {spec.objective.metric}: {best.value:.5g} (trial {best.number})")
-    out.print(best_rates_table(best))  # sites tied to one rate share a row
     url = tracker.runs_url()
     if url is not None:
         # The command on a line of its own, so that it can be copied as it is.
@@ -135,6 +164,8 @@ def _parallel(args: argparse.Namespace) -> SearchFn:
 
 @command("tune", add_tune_arguments, help="run (or resume) a study described by a YAML file")
 def tune_command(args: argparse.Namespace) -> int:
+    if getattr(args, "more", None) is not None and args.n_trials is not None:
+        raise ConfigError("--n-trials N is the study's total, --more N adds N to what it holds: give one of them.")
     spec = spec_from_args(args)  # a study file's mistake is refused before the stack is imported
     from droptune.api import run_tune
     from droptune.commands._live import EpochTap
@@ -148,8 +179,10 @@ def tune_command(args: argparse.Namespace) -> int:
         markup=False, highlight=False, soft_wrap=True,
     )
     confirming = not getattr(args, "no_confirm", False)
-    search_spec = split_budget(spec, confirm=confirming).search
-    lifecycle = prepare_study(search_spec)  # pre-flight first; stores created under a lock
+    lifecycle = prepare_study(split_budget(spec, confirm=confirming).search)  # pre-flight first; stores under a lock
+    if getattr(args, "more", None) is not None:
+        spec = add_more(spec, lifecycle, args)
+    search_spec = lifecycle.spec = split_budget(spec, confirm=confirming).search
     # The trials log their epochs to this tracker: the tap shows them under the bar as well.
     # With --workers the trials run in other processes: their epochs are read from the study.
     parallel = spec.search.workers > 1
@@ -166,35 +199,5 @@ def tune_command(args: argparse.Namespace) -> int:
     print_summary(spec, study, lifecycle.tracker)
     from droptune.commands._recommend import print_recommendation
 
-    print_recommendation(study)
+    print_recommendation(study, study_ref=shlex.quote(spec.source) if spec.source else shlex.quote(spec.name))
     return 0 if count_trials(study).complete else 1
-
-
-def best_rates_table(trial: FrozenTrial) -> Table:
-    """The trial's rates, one row per layer type and rate: sites tied to one rate share a row.
-
-    Under granularity ``type`` a type's sites hold one rate, so a row per site only repeats
-    it; sites of one type with different rates (granularity ``site``, a kept schedule) keep
-    a row each.
-
-    Example:
-        >>> import optuna
-        >>> from droptune import record
-        >>> attrs = record.start_attrs({"a": 0.2, "b": 0.2, "c": 0.1}, {"a": "dense", "b": "dense", "c": "input"})
-        >>> study = optuna.create_study()
-        >>> study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs=attrs))
-        >>> [row for row in _rate_rows(study.trials[0])]
-        [('a, b', 'dense', '0.200'), ('c', 'input', '0.100')]
-    """
-    table = Table("sites", "layer type", "rate", title=Text(f"best rates (trial {trial.number})"), title_justify="left")
-    for sites, layer_type, rate in _rate_rows(trial):
-        table.add_row(Text(sites), Text(layer_type), rate)
-    return table
-
-
-def _rate_rows(trial: FrozenTrial) -> list[tuple[str, str, str]]:
-    types = site_types(trial)
-    groups: dict[tuple[str, str], list[str]] = {}
-    for site, rate in site_rates(trial).items():
-        groups.setdefault((types.get(site, "?"), f"{rate:.3f}"), []).append(site)
-    return [(", ".join(sites), layer_type, rate) for (layer_type, rate), sites in groups.items()]

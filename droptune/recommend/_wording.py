@@ -27,18 +27,27 @@ def evidence(rec: Recommendation, basis: str) -> str:
     return text + f" This type explains {share} % of the objective's variation among the trials."
 
 
-def which_figure(items: Sequence[Recommendation]) -> str:
-    """Which column to put in training code, and why (``recommend`` and ``export`` differ)."""
+def which_figure(items: Sequence[Recommendation], study: str = "STUDY") -> str:
+    """One sentence: which column ``droptune export`` writes, and which ``--recommended`` does.
+
+    Args:
+        items: The recommendation per layer type.
+        study: How to name the study in the commands (a study file or name).
+
+    Example:
+        >>> rec = Recommendation("dense", 0.233, 0.2, 0.3, 0.094, 0.5, 0.42, 3, ("fc.1",))
+        >>> print(which_figure([rec]))  # doctest: +NORMALIZE_WHITESPACE
+        To train with these rates: `droptune export STUDY -o rates.yaml` writes the `best` column (the best
+        trial, site by site; here dense 0.094), `--recommended` the `rate` column on every site of its type
+        (dense 0.233), steadier when a warning says the best trial may be luck; then
+        `droptune.apply_rates(model, "rates.yaml")`.
+    """
     differ = [r for r in items if f"{r.recommended:.3f}" != f"{r.best:.3f}"]
-    example = ""
-    if differ:
-        r = differ[0]
-        example = f" (here {r.layer_type}: rate {r.recommended:.3f}, best {r.best:.3f})"
+    shown = differ[0] if differ else (items[0] if items else None)
+    best = f"; here {shown.layer_type} {shown.best:.3f}" if shown else ""
+    rate = f" ({shown.layer_type} {shown.recommended:.3f})" if shown else ""
     return (
-        "Which figure to use: for this model, `droptune export STUDY -o best.yaml` and "
-        "`droptune.apply_rates(model, \"best.yaml\")` in training code. That is the best trial's rate per site "
-        "(the `best` column, per type the mean of its sites): a configuration that was trained and measured as a "
-        f"whole. The `rate` column, the median of the top trials{example}, is the steadier estimate of what each "
-        "layer type wants: use it to set one rate per layer type by hand, for a similar model, or when the "
-        "warnings say the best trial may be luck."
+        f"To train with these rates: `droptune export {study} -o rates.yaml` writes the `best` column (the best "
+        f"trial, site by site{best}), `--recommended` the `rate` column on every site of its type{rate}, steadier "
+        'when a warning says the best trial may be luck; then `droptune.apply_rates(model, "rates.yaml")`.'
     )

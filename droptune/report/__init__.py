@@ -9,15 +9,22 @@ Example:
 from __future__ import annotations
 
 from droptune.report._data import TrialRow, overfits, trial_curves, trial_rows
-from droptune.report._parent_run import recommendation_metrics, report_study
+from droptune.report._parent_run import (
+    recommendation_metrics,
+    recommendation_params,
+    report_study,
+    study_note,
+)
 from droptune.report._write import render_report, write_report
 
 __all__ = [
     "TrialRow",
     "overfits",
     "recommendation_metrics",
+    "recommendation_params",
     "render_report",
     "report_study",
+    "study_note",
     "trial_curves",
     "trial_rows",
     "write_report",

@@ -79,7 +79,7 @@ def intermediate_figure(study: optuna.Study, metric: str) -> go.Figure | None:
     fig.update_layout(**LAYOUT, title=f"{metric} per epoch of every trial (what pruning saw)")
     fig.update_xaxes(title="epoch")
     values = [v for t in study.get_trials(deepcopy=False) for v in t.intermediate_values.values()]
-    fig.update_yaxes(title=metric, type=_scale(values))
+    fig.update_yaxes(title=metric, **_y_axis(values))
     return fig
 
 
@@ -102,7 +102,7 @@ def history_figure(rows: Sequence[TrialRow], metric: str, direction: str) -> go.
                     line={"color": RED, "shape": "hv"})
     fig.update_layout(**LAYOUT, title=f"{metric} per trial")
     fig.update_xaxes(title="trial")
-    fig.update_yaxes(title=metric, type=_scale([r.value for r in [*done, *pruned]]))
+    fig.update_yaxes(title=metric, **_y_axis([r.value for r in [*done, *pruned]]))
     return fig
 
 
@@ -164,6 +164,31 @@ def _scale(values: Sequence[float | None]) -> str:
     if finite and min(finite) > 0 and max(finite) / min(finite) > 5:
         return "log"
     return "linear"
+
+
+def _y_axis(values: Sequence[float | None]) -> dict[str, object]:
+    """The y axis for ``values``: linear, or log with readable ticks (``0.2 0.5 1 2``).
+
+    Plotly labels a log axis spanning less than a decade or two with bare mantissas
+    (``2  3  5``) or with one label only; explicit 1-2-5 ticks read as the values they are.
+
+    Example:
+        >>> _y_axis([0.1, 2.0])["ticktext"]
+        ['0.1', '0.2', '0.5', '1', '2']
+        >>> _y_axis([0.5, 0.6])
+        {'type': 'linear'}
+    """
+    if _scale(values) == "linear":
+        return {"type": "linear"}
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    low, high = min(finite), max(finite)
+    ticks: list[float] = []
+    for steps in ((1, 2, 5), (1, 2, 3, 5, 7), tuple(range(1, 10))):
+        decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+        ticks = [float(f"{m}e{d}") for d in decades for m in steps if low / 1.05 <= m * 10.0**d <= high * 1.05]
+        if len(ticks) >= 4:
+            break
+    return {"type": "log", "tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
 
 
 def _gap_target(trial: optuna.trial.FrozenTrial) -> float:

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import optuna
+from optuna.trial import TrialState
 
 from droptune.exceptions import StudyError
 from droptune.recommend import (
     Recommendation,
+    basis,
+    best_trial,
     caveats,
     compute,
     recommendation_data,
@@ -46,7 +49,9 @@ def report_study(
 ) -> list[Recommendation] | None:
     """Compute the study's recommendation and log it to its parent run.
 
-    Logs ``recommendations.json`` (the list ``droptune recommend --format json`` prints),
+    The parent run gets the recommendation as metrics (``recommended.<type>`` and its
+    evidence) and as parameters rounded to 2 decimals (``recommended.dense = 0.23``), and a
+    description (:func:`study_note`) that links to the report. Logs ``recommendations.json`` (the list ``droptune recommend --format json`` prints),
     ``report.html`` (what ``droptune report`` writes: one page, opens offline) and PNG plots
     under ``plots/``: rate against ``metric`` per layer type, the optimisation history,
     the importance and the gap curves. The caveats on the recommendation (and, for a study
@@ -71,6 +76,7 @@ def report_study(
             log.warning("could not log the recommendation to MLflow run %s: %s", parent_run_id, err)
     if not tracker.keeps_artifacts:  # plots and the HTML page take seconds: not for a tracker that drops them
         return items
+    report: str | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="droptune-report-") as tmp:
             folder = Path(tmp)
@@ -90,14 +96,65 @@ def report_study(
             for plot in plots:
                 tracker.log_artifact(parent_run_id, plot, PLOTS_DIR)
             notes += plot_notes
-            notes += _html_report(study, folder / REPORT_FILE, top, tracker, parent_run_id)
+            html_notes = _html_report(study, folder / REPORT_FILE, top, tracker, parent_run_id)
+            report = None if html_notes else REPORT_FILE
+            notes += html_notes
             if notes:
                 path = folder / NOTES_FILE
                 path.write_text("\n".join(notes) + "\n")
                 tracker.log_artifact(parent_run_id, path)
     except Exception as err:  # noqa: BLE001  (MLflow unreachable, disk full...: the study is done)
         log.warning("could not log the recommendation to MLflow run %s: %s: %s", parent_run_id, type(err).__name__, err)
+    try:
+        params = recommendation_params(items or [])
+        tracker.describe_study(parent_run_id, params=params, note=study_note(study, items, top=top), report=report)
+    except Exception as err:  # noqa: BLE001  (the study is done: never fail it here)
+        log.warning("could not describe MLflow run %s: %s: %s", parent_run_id, type(err).__name__, err)
     return items
+
+
+def recommendation_params(items: list[Recommendation]) -> dict[str, str]:
+    """The recommendation as parent-run parameters, rounded for the runs table: ``recommended.<type>``.
+
+    Example:
+        >>> rec = Recommendation("dense", 0.2333, 0.2, 0.3, 0.094, 0.5, 0.42, 3, ("fc.1",))
+        >>> recommendation_params([rec])
+        {'recommended.dense': '0.23'}
+    """
+    return {f"recommended.{rec.layer_type}": f"{rec.recommended:.2f}" for rec in items}
+
+
+def study_note(study: optuna.Study, items: list[Recommendation] | None, *, top: float = 0.2) -> str:
+    """The parent run's description (Markdown): the trials, the recommendation, the best trial's rates.
+
+    Example:
+        >>> from droptune.testing import add_trial
+        >>> study = optuna.create_study(study_name="demo")
+        >>> for value, rate in ((0.5, 0.1), (0.4, 0.3), (0.6, 0.2)):
+        ...     add_trial(study, {"fc.1": rate}, value, layer_types={"fc.1": "dense"})
+        >>> print(study_note(study, None))
+        droptune study **demo**: 3 complete, 0 pruned, 0 failed trials. No recommendation yet.
+    """
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    counts = ", ".join(f"{states.count(s)} {w}" for s, w in ((TrialState.COMPLETE, "complete"),
+                                                             (TrialState.PRUNED, "pruned"), (TrialState.FAIL, "failed")))
+    head = f"droptune study **{study.study_name}**: {counts} trials."
+    if not items:
+        return head + " No recommendation yet."
+    best = best_trial(study)
+    rows = [f"| {r.layer_type} | **{r.recommended:.2f}** | {r.low:.2f}-{r.high:.2f} | {r.best:.2f} |" for r in items]
+    return "\n".join([
+        head,
+        "",
+        f"Recommended dropout rate per layer type: the median {basis([study], top=top)}.",
+        "",
+        f"| layer type | recommended | IQR | best trial ({best.number}) |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        "`droptune export STUDY -o rates.yaml` writes the best trial's rates; add `--recommended` for the "
+        "recommended ones on every site of their type.",
+    ])
 
 
 def recommendation_metrics(items: list[Recommendation]) -> dict[str, float]:

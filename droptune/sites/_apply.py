@@ -39,7 +39,7 @@ def apply_rates(
     model: nn.Module,
     rates: RatesLike,
     *,
-    strict: bool | None = None,
+    strict: bool = True,
     prefix: str = "",
     strip_prefix: str = "",
 ) -> nn.Module:
@@ -53,8 +53,9 @@ def apply_rates(
         rates: ``{site name: rate}``, or the path of a YAML/JSON file written by
             ``droptune export`` (its ``rates`` mapping is used) or holding a plain
             mapping.
-        strict: Require a rate for every site of the model. Defaults to True for a
-            file (an exported config is complete) and False for a mapping.
+        strict: Require a rate for every site of the model (default), for a mapping as
+            for a file: a site left out is an error listing the missing sites, never a
+            site silently left at its old rate. False sets only the sites given.
         prefix: Put before every name of ``rates`` (rates exported from a bare
             backbone, applied to a wrapper holding it as ``self.net``: ``"net."``).
         strip_prefix: Take off the names that start with it, before ``prefix`` is put
@@ -74,16 +75,18 @@ def apply_rates(
             be read or holds no mapping of rates.
 
     Example:
-        >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
-        >>> _ = apply_rates(net, {"1": 0.1})
-        >>> net[1].p
+        >>> net = nn.Sequential(nn.Dropout(0.2), nn.Linear(2, 2), nn.Dropout(0.5))
+        >>> _ = apply_rates(net, {"0": 0.0, "2": 0.1})
+        >>> net[2].p
         0.1
+        >>> _ = apply_rates(net, {"2": 0.3}, strict=False)  # only some sites
+        >>> net[0].p, net[2].p
+        (0.0, 0.3)
     """
     source = "rates"
     if isinstance(rates, (str, os.PathLike)):
         source = str(rates)
         rates = load_rates(rates)
-        strict = True if strict is None else strict
     elif not isinstance(rates, Mapping):
         raise ConfigError(
             "apply_rates: rates must be a mapping {site name: rate} or the path of a YAML/JSON "
@@ -91,7 +94,7 @@ def apply_rates(
         )
     rates = rename(rates, prefix=prefix, strip_prefix=strip_prefix)
     sites = {site.name: site for site in discover(model)}
-    _check(rates, sites, strict=bool(strict), source=source, model=model)
+    _check(rates, sites, strict=strict, source=source, model=model)
     for name, rate in rates.items():
         site = sites[name]
         set_rate(site.module(model), site.attr, float(rate))
@@ -160,7 +163,10 @@ def _check(
         if unknown:
             parts.append(f"unknown sites {unknown}{'' if hints else _suggest(unknown, list(sites))}")
         if missing:
-            parts.append(f"missing sites {missing} (a complete config must give every site a rate)")
+            parts.append(
+                f"missing sites {missing} (a complete config must give every site a rate; "
+                "to set only some sites, pass strict=False)"
+            )
         raise SiteError(
             f"{source} does not match the model's dropout sites: {'; '.join(parts + hints)}. "
             f"The model's sites are: {list(sites) or _NONE}."

@@ -61,6 +61,14 @@ class Tracker(Protocol):
         """Log the study's summary metrics on its parent run."""
         ...
 
+    def describe_study(self, run_id: str, *, params: Mapping[str, str], note: str, report: str | None = None) -> None:
+        """Give the parent run its parameters (the recommendation) and its description.
+
+        ``report`` is the artifact path of the study's HTML report on that run, for the
+        description to link to (None: no report was logged).
+        """
+        ...
+
     def end_study(self, run_id: str, status: str = "FINISHED") -> None:
         """Close the parent run (FINISHED or KILLED)."""
         ...

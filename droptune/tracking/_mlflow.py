@@ -30,11 +30,13 @@ from droptune.record import (
     STATE_TAG,
     STUDY_TAG,
     TRIAL_TAG,
+    run_state,
 )
 from droptune.tracking._stores import artifact_root, enable_wal, fast_commits, prepare_store
 
 log = logging.getLogger(__name__)
 
+NOTE_TAG = "mlflow.note.content"  # a run's description, as MLflow's UI shows and edits it
 FLUSH_S = 10.0  # a training run's buffered metrics reach MLflow at least this often
 # MLflow's limits for one log_batch call.
 MAX_PARAMS, MAX_ENTRIES = 100, 1000
@@ -127,7 +129,7 @@ class MlflowTracker:
         self, run_id: str, state: str, *, summary: Mapping[str, float] | None = None, reason: str | None = None
     ) -> None:
         # Every way a child run ends in this process (OffloadedTracker overrides end_trial, not this).
-        tags = {STATE_TAG: state, **({REASON_TAG: reason[:REASON_LIMIT]} if reason else {})}
+        tags = {STATE_TAG: run_state(state, reason), **({REASON_TAG: reason[:REASON_LIMIT]} if reason else {})}
         self._write(run_id, summary=summary or {}, tags=tags)
         self.client.set_terminated(run_id, status=RUN_STATUS[state])
 
@@ -191,6 +193,35 @@ class MlflowTracker:
     def log_study_summary(self, run_id: str, metrics: Mapping[str, float]) -> None:
         """Log the study's summary metrics (best value, counts) on the parent run."""
         self._write(run_id, summary=metrics)
+
+    def describe_study(self, run_id: str, *, params: Mapping[str, str], note: str, report: str | None = None) -> None:
+        """Log ``params`` on the parent run and set its description (``mlflow.note.content``).
+
+        With ``report``, a link to that artifact follows the note's first paragraph.
+
+        MLflow never changes a logged parameter: when a resumed study's recommendation has
+        moved, the first values stay and the description (rewritten each time, like the
+        ``recommended.*`` metrics) says so and holds the current ones.
+        """
+        from mlflow.entities import Param
+
+        logged = self.client.get_run(run_id).data.params
+        stale = {k: logged[k] for k, v in params.items() if k in logged and logged[k] != v}
+        new = [Param(k, v) for k, v in params.items() if k not in logged]
+        if new:
+            self.client.log_batch(run_id, params=new)  # one per layer type: well under MAX_PARAMS
+        if stale:
+            note += (
+                f"\n\nThe parameters {', '.join(sorted(stale))} still hold the values first logged "
+                "(MLflow never changes a parameter); the figures above and the `recommended.*` metrics are current."
+            )
+        if report is not None:  # after the first paragraph: above the fold of MLflow's "Show more"
+            experiment = self.client.get_run(run_id).info.experiment_id
+            link = f"#/experiments/{experiment}/runs/{run_id}/artifactPath/{report}"
+            head, _, rest = note.partition("\n\n")
+            said = f"The whole story (plots, every trial, which overfit): [{report}]({link}), an artifact of this run."
+            note = "\n\n".join(part for part in (head, said, rest) if part)
+        self.client.set_tag(run_id, NOTE_TAG, note)
 
     def end_study(self, run_id: str, status: str = "FINISHED") -> None:
         """Write what is buffered, then close the parent run."""

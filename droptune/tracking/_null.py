@@ -50,6 +50,9 @@ class NullTracker:
     def log_study_summary(self, run_id: str, metrics: Mapping[str, float]) -> None:
         pass
 
+    def describe_study(self, run_id: str, *, params: Mapping[str, str], note: str, report: str | None = None) -> None:
+        pass
+
     def end_study(self, run_id: str, status: str = "FINISHED") -> None:
         pass
 

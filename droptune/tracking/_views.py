@@ -69,8 +69,10 @@ def study_objective(tracking_uri: str, experiment_id: str) -> tuple[str, bool] |
 def ensure_runs_view(tracking_uri: str, experiment_id: str, *, metric: str, ascending: bool) -> str:
     """Save droptune's view of the runs table in the experiment, unless one is there already.
 
-    The view sorts by ``metric`` and shows it, the trial's gap and best epoch, and the
-    per-layer-type rates. An existing view is left alone: the user may have changed it.
+    The view sorts by ``metric`` and shows it, the trial's gap and best epoch, its state
+    (complete, pruned, failed, interrupted: the ``droptune.state`` tag), the per-layer-type
+    rates and, on the parent run, the recommended ones. An existing view is left alone: the
+    user may have changed it.
 
     Args:
         tracking_uri: The MLflow store.
@@ -86,7 +88,8 @@ def ensure_runs_view(tracking_uri: str, experiment_id: str, *, metric: str, asce
     client = MlflowClient(tracking_uri=tracking_uri)
     if _VIEW_TAG + RUNS_VIEW in client.get_experiment(experiment_id).tags:
         return RUNS_VIEW
-    columns = [f"metrics.`{m}`" for m in (metric, *_SUMMARY)] + [f"params.`rate.{t}`" for t in LAYER_TYPES]
+    columns = [f"metrics.`{m}`" for m in (metric, *_SUMMARY)] + [f"tags.`{STATE_TAG}`"]
+    columns += [f"params.`rate.{t}`" for t in LAYER_TYPES] + [f"params.`recommended.{t}`" for t in LAYER_TYPES]
     state = {"orderByKey": f"metrics.`{metric}`", "orderByAsc": ascending, "selectedColumns": columns}
     now = int(time.time() * 1000)
     envelope = {"name": RUNS_VIEW, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}

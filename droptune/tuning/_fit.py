@@ -75,7 +75,7 @@ class FitExecutor:
         sites = self.space.select(all_sites)
         with write_batch(trial.storage):  # the trial's parameters in one append
             rates = self.space.suggest(trial, sites)
-        apply_rates(model, rates)
+        apply_rates(model, rates, strict=False)  # include/exclude: the tuned sites only
         self.recorder.open_sites(trial, rates, sites, all_sites)
         # The run is open and the trial marked before training: a worker killed mid-fit is seen.
         self.recorder.drain()

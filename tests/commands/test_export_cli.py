@@ -111,3 +111,33 @@ def test_real_study_export_then_apply(tmp_path, monkeypatch, capsys):
     model = apply_rates(TinyModule(), "best.yaml")
     assert get_rates(model) == study.best_trial.params  # granularity site: params are the rates
     assert yaml.safe_load((tmp_path / "best.yaml").read_text())["trial"] == study.best_trial.number
+
+
+def test_recommended_round_trips_through_apply_rates(store, capsys):
+    from droptune.recommend import recommend
+
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    add(study, {"input_dropout": 0.05, "dropout": 0.3}, 0.5)
+    add(study, {"input_dropout": 0.15, "dropout": 0.7}, 0.9)  # 4 complete: the recommendation uses the top 3
+    assert main(["export", "tiny", "--recommended", "-o", "rec.yaml"]) == 0
+    assert "the recommended rate per layer type" in capsys.readouterr().err
+    by_type = {r.layer_type: r.recommended for r in recommend(study)}
+    model = apply_rates(TinyModule(), "rec.yaml")  # strict: the file covers every site
+    assert get_rates(model) == pytest.approx({"input_dropout": by_type["input"], "dropout": by_type["dense"]})
+    assert get_rates(model)["dropout"] == pytest.approx(0.3)  # the median of 0.125, 0.3, 0.5, not the best 0.125
+    assert main(["export", "tiny", "--best"]) == 0  # the default, said explicitly
+    assert yaml.safe_load(capsys.readouterr().out)["rates"] == {"input_dropout": 0.25, "dropout": 0.125}
+
+
+def test_help_says_once_which_is_the_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.count("(the default)") == 1 and "--recommended" in text and "--best" in text
+
+
+def test_recommended_and_trial_exclude_each_other(store, capsys):
+    assert main(["export", "tiny", "--recommended", "--trial", "0"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["export", "tiny", "--recommended", "--best"])

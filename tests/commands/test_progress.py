@@ -116,7 +116,7 @@ def test_a_resumed_study_does_not_reprint_old_trials_and_its_eta_counts_this_run
     finish(study, 0.6)
     progress, buffer, clock = plain(total=4)
     progress.start(study)
-    assert buffer.getvalue() == "s: resuming, 2 of 4 trials already finished\n"
+    assert buffer.getvalue() == "s: resuming with 2 finished trials; n_trials 4 is the study's total: 2 to run\n"
     clock.now += 100
     finish(study, 0.3)
     progress.update(study)
@@ -166,7 +166,7 @@ def test_a_real_tune_with_stderr_not_a_terminal_prints_trial_and_status_lines(tm
 
 
 def test_best_rates_table_collapses_sites_tied_to_one_rate():
-    from droptune.commands._tune import best_rates_table
+    from droptune.commands._recommend import best_rates_table
 
     study = optuna.create_study()
     rates = {"input_dropout": 0.1, "fc.1": 0.4, "fc.4": 0.4, "fc.7": 0.25}

@@ -154,7 +154,8 @@ def test_table_says_how_many_trials_back_it_and_which_figure_to_use(store, capsy
     text = " ".join(capsys.readouterr().out.split())
     assert "the median from the best 3 of 3 complete trials (three)" in text
     assert "warning: study 'three': the top 20% of 3 complete trials is fewer than 3" in text
-    assert "Which figure to use: for this model, `droptune export STUDY -o best.yaml`" in text
+    assert "`droptune export three -o rates.yaml` writes the `best` column" in text
+    assert "`--recommended` the `rate` column" in text
 
 
 def test_warnings_go_to_stderr_when_stdout_is_data(store, capsys):

@@ -108,10 +108,10 @@ def test_every_site_at_zero_is_deterministic_and_each_live_site_changes_the_outp
     base = _forward(model, 1)
     assert torch.equal(_forward(model, 2), base)
     for site in sites:
-        apply_rates(model, {site.name: 0.9})
+        apply_rates(model, {site.name: 0.9}, strict=False)
         changed = not torch.equal(_forward(model, 1), base)
         assert changed == site.live, site.name
-        apply_rates(model, {site.name: 0.0})
+        apply_rates(model, {site.name: 0.0}, strict=False)
 
 
 def test_stochastic_depth_keeps_its_linear_schedule_when_tied():

@@ -63,9 +63,9 @@ def test_every_site_alone_changes_the_output(built):
     apply_rates(model, {s.name: 0.0 for s in sites})
     base = _forward(model, example, 1)
     for site in sites:
-        apply_rates(model, {site.name: 0.9})
+        apply_rates(model, {site.name: 0.9}, strict=False)
         assert not torch.equal(_forward(model, example, 1), base), site.name
-        apply_rates(model, {site.name: 0.0})
+        apply_rates(model, {site.name: 0.0}, strict=False)
 
 
 def test_discover_leaves_the_model_as_it_was(built):

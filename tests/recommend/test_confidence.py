@@ -153,15 +153,17 @@ def test_no_mean_to_mention_when_a_types_sites_share_one_rate():
     assert "site_mean" not in kinds(spread_study(15, granularity="type"))
 
 
-def test_which_figure_names_export_and_the_columns_that_differ():
+def test_which_figure_is_one_sentence_naming_both_exports_and_a_type_that_differs():
     study = optuna.create_study(study_name="s")
     for i in range(10):
         rates = {"input_dropout": 0.1, "fc.1": 0.05 + 0.01 * i, "fc.4": 0.05 + 0.01 * i}
         add(study, 0.5 + 0.1 * i, rates=rates, best_epoch=3)
     items, _ = compute(study)
     text = which_figure(items)
-    assert "droptune export STUDY -o best.yaml" in text and "apply_rates" in text
-    assert "here dense: rate 0.060, best 0.050" in text  # the median of the top 3 against trial 0
+    assert "droptune export STUDY -o rates.yaml` writes the `best` column" in text and "apply_rates" in text
+    assert "`--recommended` the `rate` column" in text
+    assert "here dense 0.050" in text and "(dense 0.060)" in text  # trial 0 against the median of the top 3
+    assert text.count(". ") == 0 and len(text.split()) < 60  # one sentence, not a paragraph
 
 
 def test_warns_below_ten_complete_trials_and_not_from_ten_on():

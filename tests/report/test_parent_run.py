@@ -118,3 +118,39 @@ def test_no_report_is_built_for_a_tracker_that_keeps_no_files(make_study, add_tr
     items = report_study(study, Drops(), "run-id")
     assert [r.layer_type for r in items] == ["input", "dense"]  # the recommendation is still computed
     assert built == []  # but no plot, page or file is made for a tracker that would drop them
+
+
+def test_the_parent_run_gets_rounded_parameters_and_a_description_linking_the_report(
+    tracking_uri, make_study, add_trial
+):
+    study = make_study(name="described")
+    for i in range(1, 7):
+        add_trial(study, {"input_dropout": 0.02 * i, "fc.1": 0.1 * i, "fc.4": 0.05 * i}, 1.0 - 0.02 * i)
+    tracker, run = parent_run(tracking_uri, "described")
+    items = report_study(study, tracker, run)
+    data = tracker.client.get_run(run).data
+    dense = next(r for r in items if r.layer_type == "dense")
+    assert data.params == {f"recommended.{r.layer_type}": f"{r.recommended:.2f}" for r in items}
+    assert data.params["recommended.dense"] == f"{dense.recommended:.2f}" and len(data.params["recommended.dense"]) == 4
+    note = data.tags["mlflow.note.content"]
+    assert "droptune study **described**: 6 complete, 0 pruned, 0 failed trials." in note
+    assert f"| dense | **{dense.recommended:.2f}** |" in note and "best trial (5)" in note
+    experiment = tracker.client.get_run(run).info.experiment_id
+    link = f"[report.html](#/experiments/{experiment}/runs/{run}/artifactPath/report.html)"
+    assert link in note and note.index(link) < note.index("| layer type")  # shown before MLflow's "Show more"
+
+
+def test_a_resumed_study_keeps_its_first_parameters_and_says_so(tracking_uri, make_study, add_trial):
+    study = make_study(name="resumed")
+    for i in range(1, 4):
+        add_trial(study, {"input_dropout": 0.1, "fc.1": 0.1 * i, "fc.4": 0.1 * i}, 1.0 - 0.02 * i)
+    tracker, run = parent_run(tracking_uri, "resumed")
+    report_study(study, tracker, run)
+    first = dict(tracker.client.get_run(run).data.params)
+    for i in range(4, 9):  # better trials at higher dense rates: the recommendation moves
+        add_trial(study, {"input_dropout": 0.1, "fc.1": 0.1 * i, "fc.4": 0.1 * i}, 0.5 - 0.02 * i)
+    report_study(study, tracker, run)  # does not raise: MLflow refuses a changed parameter
+    data = tracker.client.get_run(run).data
+    assert data.params == first
+    assert "The parameters recommended.dense still hold the values first logged" in data.tags["mlflow.note.content"]
+    assert data.metrics["recommended.dense"] == pytest.approx(0.7)  # the metrics are current

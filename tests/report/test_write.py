@@ -32,7 +32,8 @@ def test_the_page_holds_the_recommendation_with_its_evidence(study, tmp_path):
         f"dense: {dense.recommended:.3f}, the median rate from the best 3 of 9 complete trials "
         f"(middle half {dense.low:.3f}-{dense.high:.3f}). The best trial used {dense.best:.3f}" in text
     )
-    assert "droptune export STUDY -o best.yaml" in text  # which figure goes in training code
+    # which column goes in training code, and which command writes it
+    assert "droptune export STUDY -o rates.yaml` writes the `best` column" in text and "`--recommended`" in text
 
 
 def test_every_plot_is_drawn_and_plotly_is_inlined_once(study):

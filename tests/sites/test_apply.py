@@ -79,13 +79,20 @@ def test_eval_mode_ignores_the_rates(case):
 
 def test_partial_mapping_sets_only_what_it_names(cases):
     model = cases["cnn"].build()
-    apply_rates(model, {"head.1": 0.1})
+    apply_rates(model, {"head.1": 0.1}, strict=False)
     assert get_rates(model) == {"features.3": 0.25, "features.6": 0.3, "head.1": 0.1}
+
+
+def test_a_partial_mapping_is_an_error_by_default_listing_the_missing_sites(cases):
+    model = cases["cnn"].build()
+    with pytest.raises(SiteError, match=r"missing sites \['features\.3', 'features\.6'\].*pass strict=False"):
+        apply_rates(model, {"head.1": 0.1})
+    assert get_rates(model) == {"features.3": 0.25, "features.6": 0.3, "head.1": 0.5}  # nothing was set
 
 
 def test_integer_rates_are_stored_as_floats(cases):
     model = cases["lstm"].build()
-    apply_rates(model, {"lstm.dropout": 0, "drop": 0})
+    apply_rates(model, {"in_drop": 0, "lstm.dropout": 0, "drop": 0})
     assert model.lstm.dropout == 0.0 and isinstance(model.lstm.dropout, float)
     assert isinstance(model.drop.p, float)
 
@@ -129,7 +136,7 @@ def test_a_rate_outside_0_1_names_the_site_and_the_value(cases, bad):
     with pytest.raises(
         SiteError, match=r"rate of site 'lstm\.dropout' must be .*\[0, 1\); got "
     ) as info:
-        apply_rates(model, {"lstm.dropout": bad})
+        apply_rates(model, {"lstm.dropout": bad}, strict=False)
     assert repr(bad) in str(info.value)
 
 

@@ -33,6 +33,7 @@ def test_both_trackers_implement_the_interface(tracker_class, tracking_uri) -> N
     run = tracker.start_trial(parent, 0, {"rate.fc": "0.5"})
     tracker.log_epoch(run, 0, {"val_loss": 1.0, "epoch": 0.0})
     tracker.end_trial(run, "complete", summary={"best_val_loss": 1.0})
+    tracker.describe_study(parent, params={"recommended.dense": "0.23"}, note="a study", report="report.html")
     tracker.end_study(parent)
 
 
@@ -113,3 +114,19 @@ def test_a_trial_aborted_before_its_run_opened_still_gets_a_failed_run(tracking_
     (run,) = client.search_runs([tracker.experiment_id], filter_string="tags.`droptune.role` = 'trial'")
     assert run.info.status == "FAILED"
     assert run.data.tags["droptune.trial_number"] == "0" and run.data.tags["droptune.reason"] == "terminated by SIGTERM"
+
+
+@pytest.mark.parametrize(
+    ("reason", "state"),
+    [
+        ("interrupted by Ctrl-C or SIGINT (KeyboardInterrupt)", "interrupted"),
+        ("terminated by SIGTERM (the job scheduler or `kill` stopped this worker); redone on resume", "interrupted"),
+        ("CUDA out of memory", "failed"),
+    ],
+)
+def test_a_trial_failed_by_ctrl_c_or_sigterm_is_tagged_interrupted(tracking_uri: str, reason: str, state: str) -> None:
+    tracker = MlflowTracker(tracking_uri=tracking_uri, experiment="states")
+    run = tracker.start_trial(tracker.study_run(), 0, {})
+    tracker.end_trial(run, "failed", reason=reason)
+    finished = MlflowClient(tracking_uri=tracking_uri).get_run(run)
+    assert finished.info.status == "FAILED" and finished.data.tags["droptune.state"] == state

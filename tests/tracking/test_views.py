@@ -64,7 +64,9 @@ def test_the_view_sorts_by_the_objective_and_shows_droptunes_columns(store):
     state = json.loads(envelope["state"])
     assert state["orderByKey"] == "metrics.`best_val_acc`" and state["orderByAsc"] is False
     assert state["selectedColumns"][:3] == ["metrics.`best_val_acc`", "metrics.`best_overfit_gap`", "metrics.`best_epoch`"]
-    assert state["selectedColumns"][3:] == [f"params.`rate.{t}`" for t in LAYER_TYPES]
+    assert state["selectedColumns"][3] == "tags.`droptune.state`"  # complete, pruned, failed or interrupted
+    rates = [f"params.`rate.{t}`" for t in LAYER_TYPES]
+    assert state["selectedColumns"][4:] == rates + [f"params.`recommended.{t}`" for t in LAYER_TYPES]
 
 
 def test_an_existing_view_is_left_alone(store):

@@ -74,6 +74,7 @@ def test_ctrl_c_fails_the_running_trial_and_the_same_command_resumes(in_tmp):
     failed = [r for r in children if r.data.tags["droptune.trial_number"] == "1"]
     assert [r.info.status for r in failed] == ["FAILED"]
     assert failed[0].data.tags["droptune.reason"].startswith("interrupted")
+    assert failed[0].data.tags["droptune.state"] == "interrupted"  # told apart from a trial that failed by itself
 
     assert main(["tune", str(study_file)]) == 0  # the same command resumes
 
