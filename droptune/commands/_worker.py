@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 
 from droptune.commands._base import command, err, quiet_libraries
-from droptune.commands._tune import add_study_arguments, spec_from_args
+from droptune.commands._study_args import add_study_arguments, spec_from_args
 from droptune.config import StudySpec, require_sqlite_store
 from droptune.exceptions import StudyError
 from droptune.record import PARENT_RUN_ATTR
