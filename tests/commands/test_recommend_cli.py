@@ -121,7 +121,7 @@ def test_real_study_with_global_granularity(tmp_path, monkeypatch, capsys):
     )
     assert main(["tune", "tiny.yaml"]) == 0
     tune_out = capsys.readouterr().out
-    assert "recommended dropout rate per layer type" in tune_out  # printed at the end of tune
+    assert "dropout rate per layer type: best = trial" in tune_out  # printed at the end of tune
     assert main(["recommend", "tiny.yaml", "--format", "json"]) == 0
     data = {d["layer_type"]: d for d in json.loads(capsys.readouterr().out)}
     assert set(data) == {"input", "dense"}

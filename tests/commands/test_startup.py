@@ -91,12 +91,12 @@ def test_the_first_line_is_printed_before_lightning_is_imported(tmp_path):
         """
         import sys
         from droptune.cli import main
-        from droptune.commands import _tune
-        announce = _tune._announce
+        from droptune.commands import _study_args
+        announce = _study_args._announce
         def spy(spec):
             print("heavy at the first line:", sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
             announce(spec)
-        _tune._announce = spy
+        _study_args._announce = spy
         sys.exit(main(["tune", "study.yaml"]))
         """
     ).format(heavy=HEAVY)
