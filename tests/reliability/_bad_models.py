@@ -98,3 +98,16 @@ class ArrayTinyModule(TinyModule):
                 raise RuntimeError("ArrayTinyModule was never terminated")
             time.sleep(0.05)
         return super().training_step(batch, batch_idx)
+
+
+class OddNamesModule(TinyModule):
+    """Its dropout sites sit in an ``nn.ModuleDict`` under keys MLflow refuses as param names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drops = nn.ModuleDict({"head(p)": nn.Dropout(0.1), "a/b:c": nn.Dropout(0.2)})
+
+    @override
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.drops["head(p)"](torch.relu(self.fc1(self.input_dropout(x))))
+        return self.fc2(self.drops["a/b:c"](self.dropout(hidden)))
