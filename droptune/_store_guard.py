@@ -105,9 +105,12 @@ def open_storage(url: str) -> Any:
     """
     import optuna
 
+    from droptune._sqlite_damage import note
+
     path = journal_file(url)
     if path is not None:
         return journal_storage(path)
+    note(sqlite_file(url))  # a damaged file is named, not a traceback
     return optuna.storages.RDBStorage(url)
 
 

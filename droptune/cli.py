@@ -90,14 +90,26 @@ def main(argv: list[str] | None = None) -> int:
     except DroptuneError as error:
         if args.debug:
             raise
-        err.print("[bold red]error:[/] ", markup=True, highlight=False, end="")
-        # Verbatim: not markup (a message may hold "[...]"), and not re-wrapped (paths stay copyable).
-        err.print(str(error), markup=False, highlight=False, soft_wrap=True)
-        err.print(f"(run `droptune {args.command} --help` for usage)", highlight=False)
-        return 2
+        return _refuse(args.command, error)
+    except Exception as error:
+        from droptune._sqlite_damage import damaged_store_error
+
+        damaged = damaged_store_error(error)  # a damaged SQLite store: named, with its repair
+        if damaged is None or args.debug:
+            raise
+        return _refuse(args.command, damaged)
     except KeyboardInterrupt:
         err.print("interrupted: the running trial was recorded as failed; run the same command to resume.")
         return 130
+
+
+def _refuse(command: str, error: DroptuneError) -> int:
+    """Print ``error`` as one message and the usage hint; the exit code 2."""
+    err.print("[bold red]error:[/] ", markup=True, highlight=False, end="")
+    # Verbatim: not markup (a message may hold "[...]"), and not re-wrapped (paths stay copyable).
+    err.print(str(error), markup=False, highlight=False, soft_wrap=True)
+    err.print(f"(run `droptune {command} --help` for usage)", highlight=False)
+    return 2
 
 
 if __name__ == "__main__":

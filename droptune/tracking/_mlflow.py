@@ -20,6 +20,8 @@ import threading
 import time
 from collections.abc import Mapping
 
+from droptune._sqlite_damage import note
+from droptune._store_guard import sqlite_file
 from droptune.config import absolute_sqlite_url
 from droptune.record import (
     PARENT_TAG,
@@ -56,6 +58,7 @@ class MlflowTracker:
 
         tracking_uri = absolute_sqlite_url(tracking_uri)
         self.tracking_uri = tracking_uri
+        note(sqlite_file(tracking_uri))  # a damaged file is named, not a traceback
         self.experiment = experiment
         prepare_store(tracking_uri)
         fast_commits()
