@@ -17,7 +17,7 @@ from pathlib import Path
 
 from droptune.exceptions import StudyError
 
-__all__ = ["StoreDamagedError", "check_header", "damage", "damaged_store_error", "note"]
+__all__ = ["StoreDamagedError", "check_header", "damage", "damaged_store_error", "forget", "note"]
 
 _MAGIC = b"SQLite format 3\x00"
 _OPENED: dict[Path, None] = {}  # SQLite store files this process opened, in order
@@ -48,6 +48,11 @@ def note(path: Path | None) -> None:
     what = check_header(path)
     if what:
         raise StoreDamagedError(path, what)
+
+
+def forget() -> None:
+    """Forget the files noted so far (a new command starts; tests run several in one process)."""
+    _OPENED.clear()
 
 
 def check_header(path: Path) -> str | None:
@@ -96,7 +101,7 @@ def damaged_store_error(error: BaseException, paths: list[Path] | None = None) -
     """
     if not _caused_by_damage(error):
         return None
-    for path in paths if paths is not None else list(_OPENED):
+    for path in paths if paths is not None else list(reversed(_OPENED)):  # the latest opened first
         what = damage(path)
         if what:
             return StoreDamagedError(path, what)

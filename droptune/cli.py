@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     from droptune._signals import handle_sigterm  # SIGTERM (Slurm, Kubernetes) stops a trial as Ctrl-C does
 
     handle_sigterm()
+    from droptune._sqlite_damage import forget  # the stores a damage report may name: this command's
+
+    forget()
     try:
         return COMMANDS[args.command](args)
     except DroptuneError as error:
@@ -98,9 +101,23 @@ def main(argv: list[str] | None = None) -> int:
         if damaged is None or args.debug:
             raise
         return _refuse(args.command, damaged)
-    except KeyboardInterrupt:
-        err.print("interrupted: the running trial was recorded as failed; run the same command to resume.")
+    except KeyboardInterrupt as error:
+        err.print(interrupted_message(args.command, error), highlight=False)
         return 130
+
+
+def interrupted_message(command: str, error: KeyboardInterrupt) -> str:
+    """What Ctrl-C or SIGTERM stopped: trials recorded as failed only when some were."""
+    from droptune._signals import TrialsStopped
+
+    resume = "; run the same command to resume." if command in ("tune", "worker", "confirm") else "."
+    if isinstance(error, TrialsStopped):
+        n = error.n_trials
+        if n == 0:
+            return f"interrupted: no trial of this process was running{resume}"
+        trials = "the running trial was" if n == 1 else f"the {n} running trials were"
+        return f"interrupted: {trials} recorded as failed{resume}"
+    return f"interrupted{resume}"
 
 
 def _refuse(command: str, error: DroptuneError) -> int:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 from typing_extensions import override
 
-from droptune.testing import TinyModule
+from droptune.testing import TinyDataModule, TinyModule
 
 DEADLINE_S = 120.0
 
@@ -111,3 +112,12 @@ class OddNamesModule(TinyModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = self.drops["head(p)"](torch.relu(self.fc1(self.input_dropout(x))))
         return self.fc2(self.drops["a/b:c"](self.dropout(hidden)))
+
+
+class EmptyValData(TinyDataModule):
+    """Its validation set has no rows."""
+
+    @override
+    def build(self) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
+        train, val, test = super().build()
+        return train, TensorDataset(*(t[:0] for t in val.tensors)), test
