@@ -82,6 +82,7 @@ def test_a_long_wait_for_a_lock_is_reported_with_its_holder(tmp_path, monkeypatc
     logger = logging.getLogger("droptune._flock")
     logger.addHandler(handler)
     monkeypatch.setattr(logger, "disabled", False)
+    monkeypatch.setattr(logger, "propagate", False)  # not to a handler an earlier test's CLI left on a closed stream
     got: list[bool] = []
     try:
         with hold(path):  # this process holds it; another open file description must wait
