@@ -98,9 +98,15 @@ class SafeJournalFileBackend(JournalFileBackend):
         tail = _torn_tail(path)
         if not tail:
             return
-        _set_aside(path, tail)
-        with open(path, "r+b") as handle:
-            _truncate(handle, handle.seek(0, os.SEEK_END) - len(tail))
+        try:
+            _set_aside(path, tail)  # first kept, then cut: a failure in between loses nothing
+            with open(path, "r+b") as handle:
+                _truncate(handle, handle.seek(0, os.SEEK_END) - len(tail))
+        except OSError as error:
+            raise JournalWriteError(
+                f"the journal {path} ends with a torn record, which could not be set aside in {path}{TORN_SUFFIX}: "
+                f"{error.strerror or error}. Nothing was changed; free some space and run the same command again."
+            ) from error
         log.warning(
             "the journal %s ended with a torn record (%d bytes, from a full disk or a killed write): "
             "set aside in %s%s; the finished trials are kept and the study resumes",

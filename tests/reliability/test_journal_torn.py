@@ -178,3 +178,20 @@ def test_a_full_disk_during_tune_is_one_message_and_the_study_stays_readable(fin
     assert main(["recommend", "study.yaml"]) == 0
     done = states(path)
     assert done == before
+
+
+def test_a_torn_tail_that_cannot_be_set_aside_is_one_error_and_changes_nothing(finished, tmp_path, monkeypatch):
+    path = tmp_path / "tiny.journal"
+    path.write_bytes(finished.read_bytes()[:-20])
+    before = path.read_bytes()
+
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(droptune._journal_file, "_set_aside", full)
+    with pytest.raises(JournalWriteError, match=r"ends with a torn record, which could not be set aside in .*\.torn: "
+                       r"No space left on device\. Nothing was changed"):
+        journal_storage(path)
+    assert path.read_bytes() == before
+    monkeypatch.undo()
+    assert states(path) == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.RUNNING]
