@@ -17,7 +17,7 @@ from pathlib import Path
 
 from droptune.exceptions import StudyError
 
-__all__ = ["StoreDamagedError", "check_header", "damage", "damaged_store_error", "forget", "note"]
+__all__ = ["StoreDamagedError", "StoreFullError", "check_header", "damage", "damaged_store_error", "forget", "note"]
 
 _MAGIC = b"SQLite format 3\x00"
 _OPENED: dict[Path, None] = {}  # SQLite store files this process opened, in order
@@ -34,6 +34,10 @@ class StoreDamagedError(StudyError):
             f"its place (keep the damaged file until then), or restore {path.name} from a backup."
         )
         self.path = path
+
+
+class StoreFullError(StudyError):
+    """SQLite could not write a store: its disk is full."""
 
 
 def note(path: Path | None) -> None:
@@ -92,13 +96,20 @@ def damage(path: Path) -> str | None:
     return None if found == ["ok"] else found[0]
 
 
-def damaged_store_error(error: BaseException, paths: list[Path] | None = None) -> StoreDamagedError | None:
-    """A :class:`StoreDamagedError` for ``error`` if SQLite's damage report caused it, else None.
+def damaged_store_error(error: BaseException, paths: list[Path] | None = None) -> StudyError | None:
+    """A :class:`StoreDamagedError` for ``error`` if SQLite's damage report caused it, a
+    :class:`StoreFullError` if SQLite's "database or disk is full" did, else None.
 
     Args:
         error: Any exception; its causes and contexts are searched.
         paths: The SQLite files to examine (default: every one this process opened).
     """
+    if _caused_by_full_disk(error):
+        files = ", ".join(str(p) for p in (paths if paths is not None else reversed(_OPENED))) or "the store"
+        return StoreFullError(
+            f"SQLite could not write: the disk holding {files} is full (database or disk is full). What was "
+            "written before is kept; free some space and run the same command to resume."
+        )
     if not _caused_by_damage(error):
         return None
     for path in paths if paths is not None else list(reversed(_OPENED)):  # the latest opened first
@@ -106,6 +117,17 @@ def damaged_store_error(error: BaseException, paths: list[Path] | None = None) -
         if what:
             return StoreDamagedError(path, what)
     return None
+
+
+def _caused_by_full_disk(error: BaseException | None) -> bool:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        for found in (error, getattr(error, "orig", None)):
+            if isinstance(found, sqlite3.OperationalError) and "database or disk is full" in str(found):
+                return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _caused_by_damage(error: BaseException | None) -> bool:

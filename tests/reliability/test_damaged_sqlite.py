@@ -101,3 +101,19 @@ def test_a_truncated_mlflow_database_is_named_too(finished, project, refused):
     truncate(database)
     reset_mlflow_stores()
     refused(COMMANDS["tune"], rf"error: the SQLite database {database} is damaged \((truncated: |database disk image is malformed)")
+
+
+def test_a_full_disk_under_sqlite_is_one_message(finished, project, refused, monkeypatch):
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    shutil.copytree(finished, project, dirs_exist_ok=True)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise sqlalchemy.exc.OperationalError("INSERT ...", {}, sqlite3.OperationalError("database or disk is full"))
+
+    monkeypatch.setattr(optuna, "load_study", full)
+    reset_mlflow_stores()
+    refused(COMMANDS["recommend"], rf"error: SQLite could not write: the disk holding {project}/studies/droptune\.db "
+            r"is full \(database or disk is full\)\. What was written before is kept; free some space")
