@@ -25,8 +25,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import optuna
-from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._storage import JournalOperation
+
+from droptune._journal_file import SafeJournalFileBackend
 
 __all__ = ["BatchedJournalStorage", "write_batch"]
 
@@ -44,12 +45,15 @@ DEFERRABLE = frozenset({
 class BatchedJournalStorage(optuna.storages.JournalStorage):
     """A :class:`~optuna.storages.JournalStorage` on a file whose trial writes can be batched.
 
+    The file is a :class:`~droptune._journal_file.SafeJournalFileBackend`: a torn last line
+    (a full disk, a killed write) is set aside on open instead of corrupting the study.
+
     Args:
         path: The journal file.
     """
 
     def __init__(self, path: str) -> None:
-        super().__init__(JournalFileBackend(path))
+        super().__init__(SafeJournalFileBackend(path))
         self._pending = threading.local()  # each thread batches its own writes
 
     @contextlib.contextmanager

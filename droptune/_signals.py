@@ -17,7 +17,7 @@ import signal
 import threading
 from types import FrameType
 
-__all__ = ["Terminated", "handle_sigterm", "interrupt_reason", "terminated"]
+__all__ = ["Terminated", "TrialsStopped", "handle_sigterm", "interrupt_reason", "terminated"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,18 @@ _received: list[int] = []
 
 class Terminated(KeyboardInterrupt):
     """Raised in the main thread when SIGTERM arrives (see :func:`handle_sigterm`)."""
+
+
+class TrialsStopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, raised again once the ``n_trials`` running trials were recorded as failed.
+
+    A plain KeyboardInterrupt means no trial was involved (the interrupt came before or
+    outside the trial loop): the CLI then claims nothing about trials.
+    """
+
+    def __init__(self, n_trials: int) -> None:
+        super().__init__(n_trials)
+        self.n_trials = n_trials
 
 
 def handle_sigterm() -> bool:

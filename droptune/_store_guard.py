@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,9 +105,12 @@ def open_storage(url: str) -> Any:
     """
     import optuna
 
+    from droptune._sqlite_damage import note
+
     path = journal_file(url)
     if path is not None:
         return journal_storage(path)
+    note(sqlite_file(url))  # a damaged file is named, not a traceback
     return optuna.storages.RDBStorage(url)
 
 
@@ -222,18 +223,17 @@ def store_lock(url: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def file_lock(database: Path) -> Iterator[None]:
-    """Hold an exclusive lock named after ``database`` (a file in the system's temporary folder)."""
-    import fcntl  # POSIX only, as is a SQLite file shared by several processes
+    """Hold an exclusive lock named after ``database``, in this user's private lock folder.
 
-    folder = Path(tempfile.gettempdir()) / "droptune-locks"
-    folder.mkdir(exist_ok=True)
+    The folder (:func:`droptune._flock.private_lock_folder`) is ``droptune-locks-<uid>`` in
+    the system's temporary folder, mode 0700: no other user can hold, block or break the lock.
+    A wait longer than :data:`droptune._flock.REPORT_AFTER_S` is reported with the holder's pid.
+    """
+    from droptune._flock import hold, private_lock_folder
+
     digest = hashlib.blake2b(str(database).encode(), digest_size=12).hexdigest()
-    fd = os.open(folder / f"{digest}.lock", os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the OS if this process dies
+    with hold(private_lock_folder() / f"{digest}.lock"):
         yield
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -92,18 +92,24 @@ def main(argv: list[str] | None = None) -> int:
     from droptune._signals import handle_sigterm  # SIGTERM (Slurm, Kubernetes) stops a trial as Ctrl-C does
 
     handle_sigterm()
+    from droptune._sqlite_damage import forget  # the stores a damage report may name: this command's
+
+    forget()
     try:
         return COMMANDS[args.command](args)
     except DroptuneError as error:
         if args.debug:
             raise
-        err.print("[bold red]error:[/] ", markup=True, highlight=False, end="")
-        # Verbatim: not markup (a message may hold "[...]"), and not re-wrapped (paths stay copyable).
-        err.print(str(error), markup=False, highlight=False, soft_wrap=True)
-        err.print(f"(run `droptune {args.command} --help` for usage)", highlight=False)
-        return 2
-    except KeyboardInterrupt:
-        err.print("interrupted: the running trial was recorded as failed; run the same command to resume.")
+        return _refuse(args.command, error)
+    except Exception as error:
+        from droptune._sqlite_damage import damaged_store_error
+
+        damaged = damaged_store_error(error)  # a damaged SQLite store: named, with its repair
+        if damaged is None or args.debug:
+            raise
+        return _refuse(args.command, damaged)
+    except KeyboardInterrupt as error:
+        err.print(interrupted_message(args.command, error), highlight=False)
         return 130
 
 
@@ -131,6 +137,29 @@ def _close_and_freeze() -> None:
             except Exception:  # exiting anyway: the database is as its last commit left it
                 logging.getLogger(__name__).debug("could not close %r", engine, exc_info=True)
     gc.freeze()
+
+
+def interrupted_message(command: str, error: KeyboardInterrupt) -> str:
+    """What Ctrl-C or SIGTERM stopped: trials recorded as failed only when some were."""
+    from droptune._signals import TrialsStopped
+
+    resume = "; run the same command to resume." if command in ("tune", "worker", "confirm") else "."
+    if isinstance(error, TrialsStopped):
+        n = error.n_trials
+        if n == 0:
+            return f"interrupted: no trial of this process was running{resume}"
+        trials = "the running trial was" if n == 1 else f"the {n} running trials were"
+        return f"interrupted: {trials} recorded as failed{resume}"
+    return f"interrupted{resume}"
+
+
+def _refuse(command: str, error: DroptuneError) -> int:
+    """Print ``error`` as one message and the usage hint; the exit code 2."""
+    err.print("[bold red]error:[/] ", markup=True, highlight=False, end="")
+    # Verbatim: not markup (a message may hold "[...]"), and not re-wrapped (paths stay copyable).
+    err.print(str(error), markup=False, highlight=False, soft_wrap=True)
+    err.print(f"(run `droptune {command} --help` for usage)", highlight=False)
+    return 2
 
 
 if __name__ == "__main__":

@@ -287,10 +287,13 @@ def run_params(rates: Mapping[str, float], layer_types: Mapping[str, str]) -> di
 
     ``rate.<site>`` and ``type.<site>`` per site, and ``rate.<layer type>`` (the mean over
     that type's sites) per type; a type whose name is also a site's path gets
-    ``rate.<layer type>.mean`` so that neither hides the other.
+    ``rate.<layer type>.mean`` so that neither hides the other. A site name MLflow would
+    refuse (``head(p)``) is escaped reversibly (:func:`droptune._mlflow_keys.mlflow_key`).
     """
-    params = {f"{RATE_PARAM}{n}": f"{round(float(r), 6)}" for n, r in rates.items()}
-    params.update({f"{TYPE_PARAM}{n}": str(t) for n, t in layer_types.items()})
+    from droptune._mlflow_keys import mlflow_key
+
+    params = {f"{RATE_PARAM}{mlflow_key(n)}": f"{round(float(r), 6)}" for n, r in rates.items()}
+    params.update({f"{TYPE_PARAM}{mlflow_key(n)}": str(t) for n, t in layer_types.items()})
     for layer_type, rate in rates_by_type(rates, layer_types).items():
         key = f"{RATE_PARAM}{layer_type}"
         params[f"{key}.mean" if key in params else key] = f"{round(rate, 6)}"

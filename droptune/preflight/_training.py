@@ -75,6 +75,7 @@ def check_training(spec: StudySpec) -> None:
                 "nothing was created."
             ) from err
     _check_loss(probe.loss, what, source)
+    _check_validation_data(trainer, spec.data.class_path, source)
     _check_metrics(spec, trainer.callback_metrics, type(model).__name__, source)
 
 
@@ -120,6 +121,16 @@ def _check_loss(loss: float | None, what: str, source: str) -> None:
         raise StudyError(
             f"{source}: pre-flight: the training loss of {what} is {loss} on the first batch, before any dropout "
             "rate was tuned. Check the data, the learning rate and the loss; nothing was created."
+        )
+
+
+def _check_validation_data(trainer: pl.Trainer, data_name: str, source: str) -> None:
+    """An empty validation set logs nothing: say so, rather than blame ``validation_step``."""
+    if sum(trainer.num_val_batches or [0]) == 0:
+        raise ConfigError(
+            f"{source}: the validation set of {data_name} is empty (val_dataloader gives no batch), so no "
+            "validation ever runs. droptune picks rates by their validation loss and measures the overfitting "
+            "gap on it: give the data module a non-empty validation split."
         )
 
 

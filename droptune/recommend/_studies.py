@@ -7,9 +7,10 @@ from pathlib import Path
 
 import optuna
 
+from droptune._sqlite_damage import damaged_store_error
 from droptune._store_guard import open_storage
 from droptune.config import DEFAULT_STORAGE, load_config, require_sqlite_store
-from droptune.exceptions import ConfigError, StudyError
+from droptune.exceptions import ConfigError, DroptuneError, StudyError
 
 log = logging.getLogger(__name__)
 
@@ -55,5 +56,10 @@ def study_names(storage: str) -> list[str]:
     require_sqlite_store(storage, what="Optuna storage", flag="--storage")
     try:
         return optuna.get_all_study_names(open_storage(storage))
+    except DroptuneError:
+        raise
     except Exception as err:  # noqa: BLE001  (sqlalchemy raises its own errors for bad URLs)
+        damaged = damaged_store_error(err)
+        if damaged is not None:
+            raise damaged from None
         raise ConfigError(f"cannot open Optuna storage {storage!r}: {type(err).__name__}: {err}") from None

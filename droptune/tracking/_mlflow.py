@@ -20,6 +20,8 @@ import threading
 import time
 from collections.abc import Mapping
 
+from droptune._sqlite_damage import note
+from droptune._store_guard import sqlite_file
 from droptune.config import absolute_sqlite_url
 from droptune.record import (
     PARENT_TAG,
@@ -58,6 +60,7 @@ class MlflowTracker:
 
         tracking_uri = absolute_sqlite_url(tracking_uri)
         self.tracking_uri = tracking_uri
+        note(sqlite_file(tracking_uri))  # a damaged file is named, not a traceback
         self.experiment = experiment
         prepare_store(tracking_uri)
         fast_commits()
@@ -67,6 +70,8 @@ class MlflowTracker:
         enable_wal(tracking_uri)
         self._lock = threading.Lock()
         self._buffers: dict[str, _Buffer] = {}
+        self._database = sqlite_file(tracking_uri)
+        self._database_gone = False
 
     def _experiment_id(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment)
@@ -140,8 +145,22 @@ class MlflowTracker:
         for run_id in runs:
             self._write(run_id)
 
+    def _check_database(self) -> None:
+        """Warn once if the SQLite database was deleted: SQLite would go on writing to the unlinked file."""
+        if self._database is None or self._database_gone or self._database.exists():
+            return
+        self._database_gone = True
+        log.warning(
+            "the MLflow database %s was deleted while the study ran: what is logged from now on goes to the "
+            "deleted file and is lost when this process ends (the Optuna study keeps every trial). Restore it "
+            "from a backup, or let the study finish and rerun with a new tracking store.",
+            self._database,
+        )
+
     def _write(self, run_id: str, *, summary: Mapping[str, float] | None = None, tags: Mapping[str, str] | None = None) -> None:
         from mlflow.entities import Metric, Param, RunTag
+
+        self._check_database()
 
         with self._lock:
             buffer = self._buffers.pop(run_id, _Buffer())

@@ -12,6 +12,7 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from droptune._sqlite_damage import note
 from droptune._store_guard import journal_file, journal_storage, sqlite_file
 from droptune.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute_sqlite_url
 from droptune.exceptions import ConfigError
@@ -54,6 +55,7 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None) -> optuna.s
     fast_commits()
     engine_kwargs: dict[str, Any] = {}
     path = sqlite_file(url)
+    note(path)  # a damaged file is named, not a traceback
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}

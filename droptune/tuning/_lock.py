@@ -10,7 +10,8 @@ whatever the storage offers across processes and machines:
 - anything else: no lock (a study may then run a trial or two more than asked).
 
 Both real locks are released by the operating system or the server when their holder dies,
-so a killed worker never leaves the study locked.
+so a killed worker never leaves the study locked. A wait on a file lock longer than
+:data:`droptune._flock.REPORT_AFTER_S` is reported once, with the holder's pid.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import optuna
 
+from droptune._flock import hold
 from droptune._store_guard import advisory_lock, file_lock
 
 log = logging.getLogger(__name__)
@@ -56,15 +58,8 @@ def _file_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator
     if not database or database == ":memory:":  # one process only: nothing to share
         yield
         return
-    import fcntl  # POSIX only, as is a SQLite file shared by several workers
-
-    path = Path(f"{database}.lock")
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with hold(Path(f"{database}.lock"), mode=0o666):  # beside the database: whoever may write it may lock it
+        yield
 
 
 @contextlib.contextmanager

@@ -238,11 +238,14 @@ def schedule(
         from droptune._signals import interrupt_reason  # "terminated by SIGTERM ..." or Ctrl-C's reason
 
         reason = interrupt_reason(err) if interrupted else f"{type(err).__name__}: {err}"
-        recorder.abort(executor.running(), reason)
+        running = executor.running()
+        recorder.abort(running, reason)
         if interrupted:
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores SIGINT after Ctrl-C
-            raise KeyboardInterrupt from err
+            from droptune._signals import TrialsStopped
+
+            raise TrialsStopped(len(running)) from err
         raise
     finally:
         executor.close()

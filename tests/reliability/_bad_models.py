@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 from typing_extensions import override
 
-from droptune.testing import TinyModule
+from droptune.testing import TinyDataModule, TinyModule
 
 DEADLINE_S = 120.0
 
@@ -98,3 +99,25 @@ class ArrayTinyModule(TinyModule):
                 raise RuntimeError("ArrayTinyModule was never terminated")
             time.sleep(0.05)
         return super().training_step(batch, batch_idx)
+
+
+class OddNamesModule(TinyModule):
+    """Its dropout sites sit in an ``nn.ModuleDict`` under keys MLflow refuses as param names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drops = nn.ModuleDict({"head(p)": nn.Dropout(0.1), "a/b:c": nn.Dropout(0.2)})
+
+    @override
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.drops["head(p)"](torch.relu(self.fc1(self.input_dropout(x))))
+        return self.fc2(self.drops["a/b:c"](self.dropout(hidden)))
+
+
+class EmptyValData(TinyDataModule):
+    """Its validation set has no rows."""
+
+    @override
+    def build(self) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
+        train, val, test = super().build()
+        return train, TensorDataset(*(t[:0] for t in val.tensors)), test
