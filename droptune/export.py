@@ -1,6 +1,6 @@
 """Export a study's dropout rates, to apply them to a freshly built model in training code.
 
-Two answers can be exported (``docs/export.md``):
+Two answers can be exported (``docs/export-and-confirm.md``):
 
 - :func:`export_best`, the best trial's rate per site (``droptune export``, ``--best``): a
   configuration trained and measured as a whole.
