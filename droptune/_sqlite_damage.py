@@ -21,6 +21,12 @@ __all__ = ["StoreDamagedError", "StoreFullError", "check_header", "damage", "dam
 
 _MAGIC = b"SQLite format 3\x00"
 _OPENED: dict[Path, None] = {}  # SQLite store files this process opened, in order
+# Files whose header this process has read. Read once, before this process opens SQLite on the
+# file, and never again: closing any descriptor of a file drops every POSIX lock the process
+# holds on it, SQLite's included, and a connection that lost its locks while other processes
+# write corrupts the database ("How To Corrupt An SQLite Database File", section 2.2). Seen
+# here: MLflow stores malformed after a second tracker of one process read the header.
+_CHECKED: set[Path] = set()
 
 
 class StoreDamagedError(StudyError):
@@ -49,9 +55,14 @@ def note(path: Path | None) -> None:
     if path is None:
         return
     _OPENED[path] = None
+    key = path.resolve()
+    if key in _CHECKED:  # this process may hold SQLite locks on it now: do not open it again
+        return
     what = check_header(path)
     if what:
         raise StoreDamagedError(path, what)
+    if path.exists():
+        _CHECKED.add(key)
 
 
 def forget() -> None:

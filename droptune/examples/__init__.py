@@ -8,7 +8,7 @@ folder holds byte-identical copies, where ``make demo`` and the README run them 
 Example:
     >>> "digits_cnn" in example_names()
     True
-    >>> example_text("digits-mlp").splitlines()[1]
+    >>> [line for line in example_text("digits-mlp").splitlines() if line.startswith("name:")][0]
     'name: digits-mlp'
 """
 

@@ -58,7 +58,7 @@ def test_config_layerdrop_is_restored_as_a_plain_float_and_set_through_the_confi
     model = MORE["wav2vec2"].build("eager")
     discover(model, MORE["wav2vec2"].example())
     assert type(model.config.layerdrop) is float and model.config.layerdrop == 0.1
-    apply_rates(model, {"config.layerdrop": 0.25})  # no trace needed: the name says where
+    apply_rates(model, {"config.layerdrop": 0.25}, strict=False)  # no trace needed: the name says where
     assert model.config.layerdrop == 0.25
     assert model.encoder.config.layerdrop == 0.25  # one shared object
 
@@ -77,7 +77,7 @@ def test_layerdrop_changes_which_layers_run():
     torch.manual_seed(0)
     with torch.no_grad():
         base = output(model(**example))
-    apply_rates(model, {"model.decoder.layerdrop": 0.9})
+    apply_rates(model, {"model.decoder.layerdrop": 0.9}, strict=False)
     outs = []
     for seed in range(5):
         torch.manual_seed(seed)
@@ -109,7 +109,7 @@ def test_falcon_config_rate_in_a_wrapper_is_named_after_the_wrapper_attribute():
     names = [s.name for s in discover(wrapper.net, MORE["falcon"].example())]
     wrapped = [s.name for s in find_sites(wrapper, None).sites]
     assert "config.hidden_dropout" in names and not wrapped
-    apply_rates(wrapper, {"net.config.hidden_dropout": 0.3})
+    apply_rates(wrapper, {"net.config.hidden_dropout": 0.3}, strict=False)
     assert wrapper.net.config.hidden_dropout == 0.3
 
 

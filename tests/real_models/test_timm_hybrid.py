@@ -79,9 +79,9 @@ def test_every_site_at_zero_is_deterministic_and_each_changes_the_output(name):
     base = forward(1)
     assert torch.equal(forward(2), base)
     for site in sites:
-        apply_rates(model, {site.name: 0.9})
+        apply_rates(model, {site.name: 0.9}, strict=False)
         assert not torch.equal(forward(1), base), site.name
-        apply_rates(model, {site.name: 0.0})
+        apply_rates(model, {site.name: 0.0}, strict=False)
 
 
 def test_maxvit_no_batchnorm_advice_where_a_residual_add_comes_first():

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from droptune.cli import main
 from droptune.config import load_config
 from droptune.record import TrialResult
-from droptune.space import PRIORS
+from droptune.space import PRIORS, RANGES
 from droptune.tracking._recorder import TrialRecorder
 from droptune.tuning import FitExecutor, prepare_study, space_of
 
@@ -364,7 +364,7 @@ def test_coarse_to_fine_study_ties_then_refines_per_site_and_exports_the_rates_i
                                            "hidden.5": PRIORS["dense"]}
     for t in done[2:]:  # the rates the trial trained with are the type rate scaled per site
         assert t.user_attrs["rates"]["hidden.2"] == pytest.approx(
-            min(t.params["dense"] * 2 ** t.params["scale:hidden.2"], 0.7))
+            min(t.params["dense"] * 2 ** t.params["scale:hidden.2"], RANGES["dense"][1]))
     best = optuna.load_study(study_name="c2f", storage=STORAGE).best_trial
     model = MLP(in_features=8, hidden=[16, 16], num_classes=3)
     apply_rates(model, export_best(optuna.load_study(study_name="c2f", storage=STORAGE))["rates"])
