@@ -12,6 +12,7 @@ damaged file (found with ``PRAGMA quick_check``) and how to repair it
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -27,6 +28,7 @@ _OPENED: dict[Path, None] = {}  # SQLite store files this process opened, in ord
 # write corrupts the database ("How To Corrupt An SQLite Database File", section 2.2). Seen
 # here: MLflow stores malformed after a second tracker of one process read the header.
 _CHECKED: set[Path] = set()
+_DESCRIPTORS: dict[Path, int] = {}  # see _descriptor: never closed
 
 
 class StoreDamagedError(StudyError):
@@ -58,11 +60,11 @@ def note(path: Path | None) -> None:
     key = path.resolve()
     if key in _CHECKED:  # this process may hold SQLite locks on it now: do not open it again
         return
+    _CHECKED.add(key)  # also a file not there yet: SQLite is about to create it in this process
     what = check_header(path)
     if what:
+        _CHECKED.discard(key)  # refused, not opened: the next command checks it again
         raise StoreDamagedError(path, what)
-    if path.exists():
-        _CHECKED.add(key)
 
 
 def forget() -> None:
@@ -73,9 +75,9 @@ def forget() -> None:
 def check_header(path: Path) -> str | None:
     """What is wrong with ``path``'s SQLite header or length (constant time), or None."""
     try:
-        with open(path, "rb") as handle:
-            header = handle.read(100)
-            size = handle.seek(0, 2)
+        fd = _descriptor(path)
+        header = os.pread(fd, 100, 0)
+        size = os.fstat(fd).st_size
     except OSError:
         return None  # missing (a new store) or unreadable: SQLite says which
     if size == 0:
@@ -89,6 +91,23 @@ def check_header(path: Path) -> str | None:
     if valid and pages and size < pages * page_size:
         return f"truncated: {size} bytes of the {pages * page_size} its header gives"
     return None
+
+
+def _descriptor(path: Path) -> int:
+    """A read-only descriptor of ``path``, opened once per file and never closed.
+
+    Closing any descriptor of a file drops every POSIX lock this process holds on it, SQLite's
+    included: a connection that lost its locks while other processes write corrupts the
+    database ("How To Corrupt An SQLite Database File", section 2.2; seen here as MLflow stores
+    "malformed" after workers were killed). So the header is read through a descriptor kept
+    open for the life of the process (a new one if the file was replaced).
+    """
+    inode = os.stat(path).st_ino
+    fd = _DESCRIPTORS.get(path)
+    if fd is None or os.fstat(fd).st_ino != inode:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        _DESCRIPTORS[path] = fd
+    return fd
 
 
 def damage(path: Path) -> str | None:
