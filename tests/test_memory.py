@@ -20,10 +20,13 @@ def test_objects_alive_at_the_start_are_held_until_the_last_executor_lets_go() -
     hold_startup_objects()
     frozen = gc.get_freeze_count()
     assert frozen > 0
+    # Frozen objects still die by reference count (another test's thread ending, say), so the
+    # count may shrink a little; what must not happen is a second freeze taking in new objects.
+    fresh = [Node() for _ in range(1000)]
     hold_startup_objects()  # a second executor in the same process: nothing more is frozen
-    assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() < frozen + len(fresh)
     let_go_startup_objects()
-    assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() > 0  # one hold is left: still frozen
     let_go_startup_objects()
     assert gc.get_freeze_count() == 0
     let_go_startup_objects()  # unmatched: nothing to undo
