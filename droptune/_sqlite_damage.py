@@ -22,12 +22,6 @@ __all__ = ["StoreDamagedError", "StoreFullError", "check_header", "damage", "dam
 
 _MAGIC = b"SQLite format 3\x00"
 _OPENED: dict[Path, None] = {}  # SQLite store files this process opened, in order
-# Files whose header this process has read. Read once, before this process opens SQLite on the
-# file, and never again: closing any descriptor of a file drops every POSIX lock the process
-# holds on it, SQLite's included, and a connection that lost its locks while other processes
-# write corrupts the database ("How To Corrupt An SQLite Database File", section 2.2). Seen
-# here: MLflow stores malformed after a second tracker of one process read the header.
-_CHECKED: set[Path] = set()
 _DESCRIPTORS: dict[Path, int] = {}  # see _descriptor: never closed
 
 
@@ -57,13 +51,8 @@ def note(path: Path | None) -> None:
     if path is None:
         return
     _OPENED[path] = None
-    key = path.resolve()
-    if key in _CHECKED:  # this process may hold SQLite locks on it now: do not open it again
-        return
-    _CHECKED.add(key)  # also a file not there yet: SQLite is about to create it in this process
-    what = check_header(path)
+    what = check_header(path)  # through a descriptor never closed: see _descriptor
     if what:
-        _CHECKED.discard(key)  # refused, not opened: the next command checks it again
         raise StoreDamagedError(path, what)
 
 

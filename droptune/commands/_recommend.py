@@ -57,7 +57,7 @@ def recommend_command(args: argparse.Namespace) -> int:
         from droptune.recommend._transfer import transfer_note
 
         target = build_target(args.for_model)[0]
-        _, text = transfer_note(studies, sum(p.numel() for p in target.parameters()))
+        text = transfer_note(studies, sum(p.numel() for p in target.parameters()))
         words.print(text, markup=False, highlight=False)
     return 0
 

@@ -23,9 +23,6 @@ if TYPE_CHECKING:
     from droptune.tracking import Tracker
     from droptune.tuning import StudyLifecycle
 
-if TYPE_CHECKING:
-    from droptune.tuning import StudyLifecycle
-
 
 def _positive(text: str) -> int:
     """``--more``: an integer >= 1."""
@@ -128,7 +125,7 @@ def tune_command(args: argparse.Namespace) -> int:
     lifecycle = prepare_study(split_budget(spec, confirm=confirming).search)  # pre-flight first; stores under a lock
     if getattr(args, "more", None) is not None:
         spec = add_more(spec, lifecycle, args)
-    search_spec = lifecycle.spec = split_budget(spec, confirm=confirming).search
+    search_spec = split_budget(spec, confirm=confirming).search  # run_tune gives the lifecycle this spec
     # The trials log their epochs to this tracker: the tap shows them under the bar as well.
     # With --workers the trials run in other processes: their epochs are read from the study.
     parallel = spec.search.workers > 1

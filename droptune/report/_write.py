@@ -118,7 +118,7 @@ def _recommendation_section(studies: list[optuna.Study], top: float) -> str:
         html += [f'<div class="warn">{esc(c)}</div>' for c in found]
     else:
         html.append('<div class="ok">No warning: enough trials, values apart, learning, not cut short.</div>')
-    html.append(f"<h3>For another model</h3><p>{esc(transfer_note(studies)[1])}</p>")
+    html.append(f"<h3>For another model</h3><p>{esc(transfer_note(studies))}</p>")
     html += [f'<p class="muted">{esc(n)}</p>' for n in notes]
     return "".join(html)
 

@@ -22,6 +22,7 @@ close tracker runs on every way a trial can end.
 
 from __future__ import annotations
 
+import collections
 import logging
 import signal
 import threading
@@ -79,12 +80,12 @@ class FailureRule:
     """
 
     def __init__(self) -> None:
-        self.recent: list[bool] = []
+        self.recent: collections.deque[bool] = collections.deque(maxlen=FAILURE_WINDOW)
         self.last_reason: str | None = None
 
     def add(self, state: str, reason: str | None) -> bool:
         """Record one ended trial; True when the worker should stop."""
-        self.recent = [*self.recent, state == "failed"][-FAILURE_WINDOW:]
+        self.recent.append(state == "failed")
         if state == "failed":
             self.last_reason = reason
         failed = sum(self.recent)
