@@ -72,7 +72,7 @@ def finalists_table(finalists: list[Finalist], *, metric: str, name: str) -> Tab
         table.add_column(column, justify="right")
     for f in finalists:
         table.add_row(
-            str(f.trial), f"{f.search_value:.4g}", f"{f.value_mean:.4g} ± {f.value_sd:.2g}",
+            f"{f.trial} ({f.baseline.replace('_', ' ')})" if f.baseline else str(f.trial), f"{f.search_value:.4g}", f"{f.value_mean:.4g} ± {f.value_sd:.2g}",
             f"{f.gap_mean:.3g} ± {f.gap_sd:.2g}", str(f.n),
         )
     return table

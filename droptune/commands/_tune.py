@@ -68,6 +68,7 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> None:
     """Counts, the best value and where to look in MLflow (the rates follow: :func:`print_recommendation`)."""
     from droptune.recommend import best_trial
+    from droptune.recommend._confirmed import confirmed_note
     from droptune.tuning import count_trials
 
     counts = count_trials(study)
@@ -82,6 +83,9 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
         return
     best = best_trial(study)  # the trial `droptune export` writes (a confirmed study: the best mean)
     out.print(f"best {spec.objective.metric}: {best.value:.5g} (trial {best.number})")
+    note = confirmed_note(study)
+    if note:
+        out.print(note, markup=False, highlight=False)
     url = tracker.runs_url()
     if url is not None:
         # The command on a line of its own, so that it can be copied as it is.

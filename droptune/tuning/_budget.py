@@ -6,11 +6,13 @@ the single values of the leaders by means over fresh seeds, but it used to run *
 study's timeout and only from the command line. Here it is part of the budget the user set:
 
 - ``n_trials``: a study of :data:`MIN_TRIALS_TO_CONFIRM` trials or more searches
-  ``n_trials - TOP * SEEDS`` trials and spends the rest on retraining its top :data:`TOP`
-  configurations :data:`SEEDS` times each (a 40-trial study: 34 searched, 6 retrains);
+  ``n_trials - (TOP + BASELINES) * SEEDS`` trials and spends the rest on retraining its top
+  :data:`TOP` configurations and its :data:`BASELINES` reference trials (no dropout, the
+  textbook prior) :data:`SEEDS` times each (a 40-trial study: 30 searched, up to 10 retrains;
+  fewer when a baseline is among the leaders);
 - ``timeout``: the search stops starting trials at ``1 - CONFIRM_SHARE`` of it; the
-  confirmation retrains as many finalists (up to :data:`TOP`) as the time left fits, at the
-  mean duration of a complete trial, and starts none after the deadline.
+  confirmation retrains as many finalists (up to :data:`TOP`, plus the baselines) as the time
+  left fits, at the mean duration of a complete trial, and starts none after the deadline.
 
 :func:`droptune.tuning.run_tune` (used by ``droptune tune`` and ``droptune.tune()`` alike)
 applies both. The split is a pure function of the study's settings, so a resumed study
@@ -26,17 +28,18 @@ import statistics
 import time
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from droptune.config import StudySpec
 from droptune.record import confirmed_finalists
-from droptune.tuning._confirm import Finalist, confirm
+from droptune.tuning._confirm import Finalist, baseline_kind, confirm
 
 log = logging.getLogger(__name__)
 
 TOP = 3
+BASELINES = 2  # the enqueued no-dropout and prior trials (droptune.tuning._lifecycle)
 SEEDS = 2
-MIN_TRIALS_TO_CONFIRM = 20
+MIN_TRIALS_TO_CONFIRM = 30  # the confirmation then takes at most a third of the trials
 CONFIRM_SHARE = 0.25
 
 
@@ -63,7 +66,7 @@ def split_budget(spec: StudySpec, *, confirm: bool = True) -> Budget:
         >>> spec = StudySpec(name="s", model=ClassSpec("m.M"), data=ClassSpec("m.D"), search=SearchSpec(n_trials=40))
         >>> budget = split_budget(spec)
         >>> budget.search.search.n_trials, budget.retrains
-        (34, 6)
+        (30, 10)
         >>> split_budget(spec, confirm=False).search.search.n_trials
         40
     """
@@ -71,9 +74,9 @@ def split_budget(spec: StudySpec, *, confirm: bool = True) -> Budget:
     if not confirm or n < MIN_TRIALS_TO_CONFIRM:
         return Budget(search=spec, retrains=0, timeout=timeout)
     search = dataclasses.replace(
-        spec.search, n_trials=n - TOP * SEEDS, timeout=None if timeout is None else timeout * (1 - CONFIRM_SHARE)
+        spec.search, n_trials=n - (TOP + BASELINES) * SEEDS, timeout=None if timeout is None else timeout * (1 - CONFIRM_SHARE)
     )
-    return Budget(search=dataclasses.replace(spec, search=search), retrains=TOP * SEEDS, timeout=timeout)
+    return Budget(search=dataclasses.replace(spec, search=search), retrains=(TOP + BASELINES) * SEEDS, timeout=timeout)
 
 
 def confirm_in_budget(spec: StudySpec, study: optuna.Study, budget: Budget, started: float) -> list[Finalist]:
@@ -97,15 +100,16 @@ def confirm_in_budget(spec: StudySpec, study: optuna.Study, budget: Budget, star
     top, deadline = min(TOP, len(ranked)), None
     if budget.timeout is not None:
         deadline = started + budget.timeout
-        top = _fitting(study, deadline - time.monotonic(), spec.search.pack, top)
+        top = _fitting(study, ranked, deadline - time.monotonic(), spec.search.pack, top)
         if not top:
             log.info("no time left in the study's timeout to confirm its leaders: the best single trial is kept")
             return []
     return confirm(spec, top=top, seeds=SEEDS, deadline=deadline)
 
 
-def _fitting(study: optuna.Study, left_s: float, pack: int | str, top: int) -> int:
-    """How many finalists' retrains fit in ``left_s`` seconds at the mean complete trial's duration."""
+def _fitting(study: optuna.Study, ranked: list[FrozenTrial], left_s: float, pack: int | str, top: int) -> int:
+    """How many leaders' retrains, with those of the baselines ranked below them, fit in ``left_s``
+    seconds at the mean complete trial's duration (0: not even the best one's)."""
     durations = [
         (t.datetime_complete - t.datetime_start).total_seconds()
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -115,5 +119,9 @@ def _fitting(study: optuna.Study, left_s: float, pack: int | str, top: int) -> i
         return 0
     per_trial = statistics.fmean(durations)
     width = pack if isinstance(pack, int) else 1  # a population trains up to `pack` retrains at once
-    fits = [k for k in range(1, top + 1) if per_trial * math.ceil(k * SEEDS / width) <= left_s]
+
+    def configs(k: int) -> int:
+        return k + sum(1 for t in ranked[k:] if baseline_kind(t))
+
+    fits = [k for k in range(1, top + 1) if per_trial * math.ceil(configs(k) * SEEDS / width) <= left_s]
     return max(fits, default=0)

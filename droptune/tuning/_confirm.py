@@ -35,10 +35,12 @@ from optuna.trial import FrozenTrial, TrialState
 from droptune.config import SEED_MAX, StudySpec
 from droptune.exceptions import ConfigError, StudyError
 from droptune.record import (
+    BASELINE_ATTR,
     CONFIRM_ORIGIN_ATTR,
     CONFIRMED_ATTR,
     GAP_ATTR,
     PARENT_RUN_ATTR,
+    PRIOR_ATTR,
     site_rates,
 )
 from droptune.sites import LAYER_TYPES
@@ -73,6 +75,8 @@ class Finalist:
         gap_mean: Mean overfitting gap at their best epochs.
         gap_sd: Its sample standard deviation.
         search_value: The value of the search trial itself (one seed, the lucky one).
+        baseline: ``"no_dropout"`` or ``"prior"`` for the study's enqueued reference trials
+            (retrained beside the leaders whatever their rank), else None.
     """
 
     trial: int
@@ -82,6 +86,7 @@ class Finalist:
     gap_mean: float
     gap_sd: float
     search_value: float
+    baseline: str | None = None
 
 
 def confirm_seed(spec: StudySpec) -> int:
@@ -106,16 +111,28 @@ def _check(top: int, seeds: int) -> None:
 
 
 def _plan(search: optuna.Study, stored: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
-    """The stored plan, plus those of the search's ``top`` best complete trials not in it yet.
+    """The stored plan, plus the search's ``top`` best complete trials and its baselines not in it yet.
 
-    A search resumed after its confirmation may have found better trials: they join the plan.
+    The baselines (the enqueued no-dropout and textbook-prior trials, when complete) are retrained
+    beside the leaders whatever their rank, with the same paired seeds: a lucky seed can put a
+    searched configuration ahead of them in the search, and only their retrains show whether it
+    stays ahead (issue 20: the study never hands over something worse than either without its
+    numbers saying so). A search resumed after its confirmation may have found better trials:
+    they join the plan.
     """
     from droptune.recommend import rank_trials  # ranking rules (feasible first) live there
 
     known = {e["trial"] for e in stored}
-    return list(stored) + [
-        {"trial": t.number, "rates": site_rates(t)} for t in rank_trials(search)[:top] if t.number not in known
-    ]
+    ranked = rank_trials(search)
+    wanted = ranked[:top] + [t for t in ranked[top:] if baseline_kind(t)]
+    return list(stored) + [{"trial": t.number, "rates": site_rates(t)} for t in wanted if t.number not in known]
+
+
+def baseline_kind(trial: FrozenTrial) -> str | None:
+    """``"no_dropout"`` or ``"prior"`` for the study's enqueued reference trials, else None."""
+    if BASELINE_ATTR in trial.user_attrs:
+        return str(trial.user_attrs[BASELINE_ATTR])
+    return "prior" if trial.user_attrs.get(PRIOR_ATTR) else None
 
 
 def confirm(
@@ -158,7 +175,8 @@ def confirm(
         tracker.end_study(parent, status="KILLED")
         raise
     finalists = summarise(study, search)
-    summary = {f"confirmed_{k}": float(v) for k, v in dataclasses.asdict(finalists[0]).items()} if finalists else {}
+    numbers = dataclasses.asdict(finalists[0]).items() if finalists else ()
+    summary = {f"confirmed_{k}": float(v) for k, v in numbers if isinstance(v, (int, float))}
     tracker.end_study(parent)
     record_finalists(search, finalists, study=study.study_name, seeds=seeds)
     search_parent = search.user_attrs.get(PARENT_RUN_ATTR)
@@ -235,7 +253,7 @@ def summarise(confirmation: optuna.Study, search: optuna.Study) -> list[Finalist
     for t in confirmation.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if t.value is not None and math.isfinite(t.value) and CONFIRM_ORIGIN_ATTR in t.user_attrs:
             groups.setdefault(int(t.user_attrs[CONFIRM_ORIGIN_ATTR]), []).append(t)
-    values = {t.number: t.value for t in search.get_trials(deepcopy=False) if t.value is not None}
+    trials_by_number = {t.number: t for t in search.get_trials(deepcopy=False)}
     finalists = []
     for origin, trials in groups.items():
         v = [float(t.value) for t in trials]  # type: ignore[arg-type]
@@ -244,7 +262,8 @@ def summarise(confirmation: optuna.Study, search: optuna.Study) -> list[Finalist
             Finalist(
                 trial=origin, n=len(v), value_mean=statistics.fmean(v), value_sd=_sd(v),
                 gap_mean=statistics.fmean(g) if g else math.nan, gap_sd=_sd(g),
-                search_value=values.get(origin, math.nan),
+                search_value=_value(trials_by_number.get(origin)),
+                baseline=baseline_kind(trials_by_number[origin]) if origin in trials_by_number else None,
             )
         )
     sign = 1.0 if search.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
@@ -257,6 +276,10 @@ def record_finalists(search: optuna.Study, finalists: Sequence[Finalist], *, stu
         CONFIRMED_ATTR,
         {"study": study, "seeds": seeds, "finalists": [_plain(dataclasses.asdict(f)) for f in finalists]},
     )
+
+
+def _value(trial: FrozenTrial | None) -> float:
+    return float(trial.value) if trial is not None and trial.value is not None else math.nan
 
 
 def _sd(values: Sequence[float]) -> float:

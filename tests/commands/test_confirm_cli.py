@@ -10,6 +10,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from droptune.cli import main
+from droptune.recommend import rank_trials
 from droptune.record import confirmed_finalists
 from droptune.tuning import _budget
 
@@ -48,7 +49,7 @@ def test_confirm_then_export_and_recommend_use_the_confirmed_best(in_tmp, capsys
     assert exported["trial"] == finalists[0]["trial"] and exported["confirmed"]["n"] == 2
     assert "confirmed over 2 fresh seeds" in capsys.readouterr().err
     assert main(["recommend", str(study_file)]) == 0
-    assert f"the best trial is {finalists[0]['trial']}" in capsys.readouterr().out
+    assert f"the best is trial {finalists[0]['trial']}" in capsys.readouterr().out
     # the search's MLflow parent run shows the kept configuration's mean; the confirmation has its own runs
     client = MlflowClient(f"sqlite:///{in_tmp / 'mlruns' / 'mlflow.db'}")
     parent = client.get_run(optuna.load_study(study_name="tiny", storage=STORAGE).user_attrs["mlflow_parent_run_id"])
@@ -68,16 +69,21 @@ def test_bad_seeds_exit_2_with_one_message(in_tmp, capsys):
 def test_tune_confirms_inside_its_n_trials_once_the_study_is_large_enough(in_tmp, monkeypatch, capsys):
     monkeypatch.setattr(_budget, "MIN_TRIALS_TO_CONFIRM", 4)  # the rule, at a size a test can run
     study_file = write_study(in_tmp)
-    assert main(["tune", str(study_file), "--n-trials", "10"]) == 0
+    assert main(["tune", str(study_file), "--n-trials", "18"]) == 0
     search = optuna.load_study(study_name="tiny", storage=STORAGE)
     retrains = optuna.load_study(study_name="tiny.confirm", storage=STORAGE).trials
-    # 10 trials in all: 10 - 3 x 2 searched, then the top 3 retrained twice each.
-    assert len(search.trials) == 10 - _budget.TOP * _budget.SEEDS
-    assert len(retrains) == _budget.TOP * _budget.SEEDS
+    # 18 trials at most: 18 - (3 + 2) x 2 searched, then the top 3 and both baselines retrained twice each.
+    assert len(search.trials) == 18 - (_budget.TOP + _budget.BASELINES) * _budget.SEEDS
     finalists = confirmed_finalists(search.user_attrs)
-    assert len(finalists) == _budget.TOP and all(f["n"] == _budget.SEEDS for f in finalists)
-    assert "confirmed: the best trial is" in capsys.readouterr().out
-    assert main(["tune", str(study_file), "--n-trials", "10"]) == 0  # resumed: nothing more runs
+    assert all(f["n"] == _budget.SEEDS for f in finalists)
+    assert len(retrains) == len(finalists) * _budget.SEEDS <= (_budget.TOP + _budget.BASELINES) * _budget.SEEDS
+    # The no-dropout and prior trials are retrained whatever their rank, and named as such.
+    assert {f.get("baseline") for f in finalists} >= {"no_dropout", "prior"}
+    ranked = [t.number for t in rank_trials(search)]
+    assert set(ranked[: _budget.TOP]) <= {f["trial"] for f in finalists}
+    out = capsys.readouterr().out
+    assert "confirmed: the best is trial" in out and "(no dropout)" in out
+    assert main(["tune", str(study_file), "--n-trials", "18"]) == 0  # resumed: nothing more runs
     assert len(optuna.load_study(study_name="tiny.confirm", storage=STORAGE).trials) == len(retrains)
 
 

@@ -55,12 +55,12 @@ def test_recommend_reports_the_confirmed_configuration_as_best():
     by_type = {r.layer_type: r for r in recommend(study)}
     assert by_type["dense"].best == pytest.approx(0.3) and by_type["input"].best == pytest.approx(0.1)  # trial 2, not 1
     note = confirmed_note(study)
-    assert note is not None and "best trial is 2" in note and "0.47 ± 0.01" in note and "5 fresh seeds" in note
+    assert note is not None and "best is trial 2" in note and "0.47 ± 0.01" in note and "5 fresh seeds" in note
 
 
 def test_the_report_page_says_which_configuration_is_kept():
     from droptune.report import render_report
 
     html = render_report(confirmed(searched()))
-    assert "the best trial is 2, the best mean over 5 fresh seeds" in html
+    assert "the best is trial 2, the best mean over 5 fresh seeds" in html
     assert "fresh seeds" not in render_report(searched())

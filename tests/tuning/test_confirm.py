@@ -23,7 +23,7 @@ from droptune.record import (
 )
 from droptune.testing import add_trial
 from droptune.tuning import FitExecutor, prepare_study
-from droptune.tuning._confirm import SUFFIX, confirm, confirm_seed
+from droptune.tuning._confirm import SUFFIX, baseline_kind, confirm, confirm_seed
 
 STORAGE = "sqlite:///studies/droptune.db"
 
@@ -187,3 +187,17 @@ def test_a_worker_cannot_join_a_confirmation_never_started(in_tmp, capsys):
     searched(in_tmp)
     assert main(["worker", "tiny.yaml", "--confirm", "--quiet"]) != 0
     assert "no confirmation of study 'tiny' was started" in capsys.readouterr().err
+
+
+def test_the_no_dropout_and_prior_trials_are_retrained_beside_the_leaders_whatever_their_rank(in_tmp):
+    spec, search = searched(in_tmp, n_trials=8)  # large enough for the no-dropout baseline
+    ranked = rank_trials(search)
+    baselines = {t.number: kind for t in ranked if (kind := baseline_kind(t))}
+    assert sorted(baselines.values()) == ["no_dropout", "prior"]
+    assert set(baselines) - {ranked[0].number}, "a baseline must rank below the leader for this test to mean anything"
+    finalists = confirm(spec, top=1, seeds=2)
+    assert {f.trial for f in finalists} == {ranked[0].number, *baselines}
+    assert {f.trial: f.baseline for f in finalists if f.baseline} == baselines
+    assert all(f.n == 2 for f in finalists)
+    # ranked by the retrains' mean, the baselines with the rest: what export keeps is the best mean
+    assert [f.value_mean for f in finalists] == sorted(f.value_mean for f in finalists)
