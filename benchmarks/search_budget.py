@@ -26,6 +26,7 @@ adds seeds and methods to a finished one) without running its studies again.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -58,6 +59,7 @@ from search_quality import (  # noqa: E402  (the benchmark's tasks and trainers)
 DROPTUNE_PRUNERS = {"droptune": "median", "dt-nopruner": "none", "dt-hyperband": "hyperband",
                     "dt-sh": "successive_halving"}
 BUDGET_METHODS = ("prior", "nodrop", "vanilla", "random", *DROPTUNE_PRUNERS)
+CHECKPOINTS = (0.25, 0.5, 0.75)  # fractions of the budget at which droptune's incumbent is scored
 BASELINES = ("prior", "nodrop")  # one configuration each, no search: they use no budget
 SEARCHED = {"vanilla": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
 
@@ -119,7 +121,7 @@ def droptune_search(job: BudgetJob, folder: Path) -> dict[str, Any]:
     from droptune.tuning import count_trials
 
     assert job.budget_s is not None  # vanilla ran first and set it
-    started = time.monotonic()
+    started, wall_start = time.monotonic(), datetime.datetime.now()
     spec = spec_from_dict({
         "name": f"{job.task.name}-{job.method}-{job.seed}",
         "model": {"class_path": job.task.model, "init_args": job.task.model_args},
@@ -143,12 +145,45 @@ def droptune_search(job: BudgetJob, folder: Path) -> dict[str, Any]:
         trial = study.trials[config["trial"]]
         chosen = {"value": config["value"], "rates": config["rates"], "best_epoch": trial.user_attrs[BEST_EPOCH_ATTR]}
     return {
+        "incumbents": incumbents(study, wall_start, job.budget_s),
         "n_trials": counts.finished, "n_pruned": counts.pruned, "n_failed": counts.failed,
         "seconds": time.monotonic() - started, "chosen": chosen,
         "pruner": type(study.pruner).__name__, "best_val_loss": study.best_value if counts.complete else None,
         "confirm_top": len(finalists), "confirm_trials": sum(f["n"] for f in finalists),
         "confirmed_val_mean": finalists[0]["value_mean"] if finalists else None,
     }
+
+
+def incumbents(study: optuna.Study, wall_start: datetime.datetime, budget_s: float) -> list[dict[str, Any]]:
+    """The search's best complete trial at each of :data:`CHECKPOINTS` (fractions of the budget):
+    what the study would have handed over had it been stopped then (before any confirmation)."""
+    from droptune.record import BEST_EPOCH_ATTR, site_rates
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.datetime_complete is not None and t.value is not None and math.isfinite(t.value)]
+    out = []
+    for at in CHECKPOINTS:
+        cutoff = wall_start + datetime.timedelta(seconds=at * budget_s)
+        before = [t for t in done if t.datetime_complete <= cutoff]
+        if before:
+            best = min(before, key=lambda t: t.value)
+            out.append({"at": at, "trial": best.number, "rates": site_rates(best),
+                        "best_epoch": best.user_attrs[BEST_EPOCH_ATTR]})
+    return out
+
+
+def score(job: BudgetJob, data: dict[str, Any], chosen: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """``chosen`` retrained with ``job.score_seeds`` fresh seeds (none used by any search): the
+    test scores (accuracy, or the task's metric) and test losses."""
+    fit = TRAINERS[job.trainer]
+    scores, losses = [], []
+    for i in range(job.score_seeds):
+        _, model = fit(job.task, data, chosen["rates"], seed=2 * 10**6 + 1000 * job.seed + i,
+                       max_epochs=chosen["best_epoch"] + 1, patience=None, trial=None)
+        s, loss = test_scores(model, data)
+        scores.append(s)
+        losses.append(loss)
+    return scores, losses
 
 
 def run_budget_job(job: BudgetJob) -> dict[str, Any]:
@@ -176,14 +211,16 @@ def run_budget_job(job: BudgetJob) -> dict[str, Any]:
                budget_s=job.budget_s if job.budget_s is not None else out["seconds"])
     chosen = out["chosen"]
     if chosen is not None:
-        fit = TRAINERS[job.trainer]
-        scores = []
-        for i in range(job.score_seeds):  # fresh seeds, none used by any search
-            _, model = fit(job.task, data, chosen["rates"], seed=2 * 10**6 + 1000 * job.seed + i,
-                           max_epochs=chosen["best_epoch"] + 1, patience=None, trial=None)
-            scores.append(test_scores(model, data)[0])
-        out["test_accs"] = scores  # accuracy, or the task's metric (mse for a regression)
+        out["test_accs"], out["test_losses"] = score(job, data, chosen)  # test_accs: accuracy, or mse
         out["metric"] = job.task.metric
+        # Time to quality: the incumbent at each checkpoint, scored as the export is (one scoring
+        # per distinct trial; the last checkpoint's is usually the export's own search trial).
+        scored: dict[int, float] = {}
+        for inc in out.pop("incumbents", []):
+            if inc["trial"] not in scored:
+                scored[inc["trial"]] = statistics.fmean(score(job, data, inc)[0])
+            out.setdefault("checkpoints", []).append({"at": inc["at"], "trial": inc["trial"],
+                                                      "test_mean": scored[inc["trial"]]})
     return out
 
 
@@ -206,7 +243,10 @@ def summarize_budget(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
             scores = [a for r in runs for a in r.get("test_accs", [])]
             study_means = [statistics.fmean(r["test_accs"]) for r in runs if r.get("test_accs")]
             vals = [r["best_val_loss"] for r in runs if r.get("best_val_loss") is not None]
+            losses = [a for r in runs for a in r.get("test_losses", [])]
             tasks[task][method] = {
+                "test_loss_mean": statistics.fmean(losses) if losses else None,
+                "test_loss_sd": statistics.stdev(losses) if len(losses) > 1 else None,
                 "test_acc_mean": statistics.fmean(scores) if scores else None,
                 "test_acc_sd": statistics.stdev(scores) if len(scores) > 1 else None,
                 "test_acc_sd_between_searches": statistics.stdev(study_means) if len(study_means) > 1 else None,
@@ -219,7 +259,30 @@ def summarize_budget(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 "n_scores": len(scores),
             }
         tasks[task]["goal"] = goal(tasks[task])
+        if "droptune" in methods and "vanilla" in methods:
+            tasks[task]["droptune"]["time_to_vanilla"] = time_to_quality(
+                methods["droptune"], methods["vanilla"], tasks[task]["higher_is_better"])
     return tasks
+
+
+def time_to_quality(droptune: Sequence[dict[str, Any]], vanilla: Sequence[dict[str, Any]],
+                    higher_is_better: bool) -> dict[str, Any]:
+    """Per search seed, the first fraction of the budget at which droptune's incumbent (scored on
+    the test split as the export is) matches vanilla's full-budget score of the same seed; 1.0 if
+    only the export does, None if not even that. The median is over the seeds that got there."""
+    sign = 1.0 if higher_is_better else -1.0
+    target = {r["seed"]: statistics.fmean(r["test_accs"]) for r in vanilla if r.get("test_accs")}
+    fractions: list[float | None] = []
+    for r in droptune:
+        if r["seed"] not in target or not r.get("test_accs"):
+            continue
+        points = [(c["at"], c["test_mean"]) for c in r.get("checkpoints", [])]
+        points.append((1.0, statistics.fmean(r["test_accs"])))
+        reached = [at for at, m in sorted(points) if sign * (m - target[r["seed"]]) >= 0]
+        fractions.append(reached[0] if reached else None)
+    got = [f for f in fractions if f is not None]
+    return {"fractions": fractions, "reached": len(got), "of": len(fractions),
+            "median_fraction": statistics.median(got) if got else None}
 
 
 def goal(methods: dict[str, Any], method: str = "droptune") -> dict[str, Any] | None:
@@ -255,13 +318,24 @@ def budget_markdown(tasks: dict[str, Any]) -> str:
             acc = "–" if m["test_acc_mean"] is None else f"{m['test_acc_mean']:.4f} ± {m['test_acc_sd'] or 0:.4f}"
             lines.append(f"| {task} | {name} | {m['budget_s']:.0f} | {m['n_trials']:.1f} ({m.get('n_pruned', 0):.1f}) "
                          f"| {val} | {acc} ({metric}) |")
-    lines += ["", "| task | best other arm | droptune not worse than it by > 1 sd | droptune better than vanilla by > 1 sd |",
-              "|---|---|---|---|"]
+    lines += ["", "| task | best other arm | droptune not worse than it by > 1 sd | droptune better than vanilla "
+              "by > 1 sd | test loss: droptune vs vanilla | time to vanilla's score (share of budget, seeds) |",
+              "|---|---|---|---|---|---|"]
     for task, methods in tasks.items():
         g = methods.get("goal")
         if g:
+            dt, va = methods["droptune"], methods["vanilla"]
+            loss = "–"
+            if dt.get("test_loss_mean") is not None and va.get("test_loss_mean") is not None:
+                loss = f"{dt['test_loss_mean']:.4f} vs {va['test_loss_mean']:.4f} ± {va['test_loss_sd'] or 0:.4f}"
+            ttq = dt.get("time_to_vanilla") or {}
+            when = "–"
+            if ttq.get("of"):
+                median = ttq["median_fraction"]
+                when = (f"{median:.0%} median, reached in {ttq['reached']} of {ttq['of']}" if median is not None
+                        else f"not reached (0 of {ttq['of']})")
             lines.append(f"| {task} | {g['best_other']} | {'yes' if g['not_worse_than_best_by_one_sd'] else 'NO'} "
-                         f"| {'yes' if g['better_than_vanilla_by_one_sd'] else 'no'} |")
+                         f"| {'yes' if g['better_than_vanilla_by_one_sd'] else 'no'} | {loss} | {when} |")
     return "\n".join(lines) + "\n"
 
 

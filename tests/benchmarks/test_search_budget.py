@@ -35,6 +35,24 @@ def test_summary_pools_every_retrain_and_judges_the_goal(sq):
     assert "| t | droptune | 105 | 92.5 (0.0) | 0.4250 | 0.8800 ± 0.0163 (accuracy) |" in budget_markdown(tasks)
 
 
+def test_time_to_quality_is_the_first_checkpoint_matching_vanillas_score_of_the_same_seed(sq):
+    from search_budget import time_to_quality
+
+    vanilla = [study("vanilla", 0, [0.80, 0.82], 20, 100.0), study("vanilla", 1, [0.90, 0.92], 20, 100.0),
+               study("vanilla", 2, [0.99, 0.99], 20, 100.0)]
+    droptune = [
+        study("droptune", 0, [0.84], 9, 100.0) | {"checkpoints": [{"at": 0.25, "test_mean": 0.70},
+                                                                  {"at": 0.5, "test_mean": 0.81}]},  # 0.81 >= 0.81
+        study("droptune", 1, [0.95], 9, 100.0) | {"checkpoints": [{"at": 0.25, "test_mean": 0.80}]},  # only at the end
+        study("droptune", 2, [0.90], 9, 100.0) | {"checkpoints": []},  # never
+    ]
+    got = time_to_quality(droptune, vanilla, higher_is_better=True)
+    assert got["fractions"] == [0.5, 1.0, None] and (got["reached"], got["of"]) == (2, 3)
+    assert got["median_fraction"] == pytest.approx(0.75)
+    # for a regression (lower is better) the same numbers read the other way
+    assert time_to_quality(droptune, vanilla, higher_is_better=False)["fractions"] == [0.25, 0.25, 1.0]
+
+
 def test_for_a_regression_a_lower_score_is_better(sq):
     from search_budget import goal
 
@@ -70,6 +88,10 @@ def test_a_tiny_budget_run_gives_every_method_vanillas_seconds(sq, tmp_path):
     # droptune's arm is the user's path: its confirmation fits in what is left of the budget (at a
     # tiny budget maybe none), 2 retrains per finalist, read back from the study it exported.
     assert droptune["confirm_trials"] == 2 * droptune["confirm_top"]
+    # its incumbents along the budget were scored too (time to vanilla's quality)
+    assert all(0 < c["at"] < 1 and 0.0 <= c["test_mean"] <= 1.0 for c in droptune.get("checkpoints", []))
+    assert tasks["droptune"]["time_to_vanilla"]["of"] == 1
+    assert len(droptune["test_losses"]) == 2 and tasks["droptune"]["test_loss_mean"] > 0
     assert (droptune["confirmed_val_mean"] is None) == (droptune["confirm_top"] == 0)
     assert "| digits-mlp | droptune |" in (tmp_path / "sq_budget.md").read_text()
 
