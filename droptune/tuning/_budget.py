@@ -108,8 +108,13 @@ def confirm_in_budget(spec: StudySpec, study: optuna.Study, budget: Budget, star
 
 
 def _fitting(study: optuna.Study, ranked: list[FrozenTrial], left_s: float, pack: int | str, top: int) -> int:
-    """How many leaders' retrains, with those of the baselines ranked below them, fit in ``left_s``
-    seconds at the mean complete trial's duration (0: not even the best one's)."""
+    """How many leaders, with the baselines ranked below them, can each be retrained once in
+    ``left_s`` seconds at the mean complete trial's duration (0: not even the best one).
+
+    Once each: the confirmation runs its retrains seed-major (every configuration's first seed,
+    then the second) and starts none after the deadline, and its summary counts only the seeds
+    every configuration completed, so a round cut short still compares them on the same seeds.
+    """
     durations = [
         (t.datetime_complete - t.datetime_start).total_seconds()
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -123,5 +128,5 @@ def _fitting(study: optuna.Study, ranked: list[FrozenTrial], left_s: float, pack
     def configs(k: int) -> int:
         return k + sum(1 for t in ranked[k:] if baseline_kind(t))
 
-    fits = [k for k in range(1, top + 1) if per_trial * math.ceil(configs(k) * SEEDS / width) <= left_s]
+    fits = [k for k in range(1, top + 1) if per_trial * math.ceil(configs(k) / width) <= left_s]
     return max(fits, default=0)

@@ -36,6 +36,7 @@ from droptune.config import SEED_MAX, StudySpec
 from droptune.exceptions import ConfigError, StudyError
 from droptune.record import (
     BASELINE_ATTR,
+    CONFIRM_INDEX_ATTR,
     CONFIRM_ORIGIN_ATTR,
     CONFIRMED_ATTR,
     GAP_ATTR,
@@ -248,14 +249,24 @@ def _follow_plan(spec: StudySpec, study: optuna.Study, plan: list[dict[str, Any]
 
 
 def summarise(confirmation: optuna.Study, search: optuna.Study) -> list[Finalist]:
-    """Mean ± sd per configuration of a confirmation's complete trials, best mean first."""
-    groups: dict[int, list[FrozenTrial]] = {}
+    """Mean ± sd per configuration of a confirmation's complete trials, best mean first.
+
+    Only the retrains whose index every configuration completed are counted (paired): retrain i
+    trains every configuration with the same seed, so a confirmation cut short by its deadline
+    mid-round compares its finalists on the same seeds rather than on different numbers of them.
+    """
+    groups: dict[int, dict[int, FrozenTrial]] = {}
     for t in confirmation.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if t.value is not None and math.isfinite(t.value) and CONFIRM_ORIGIN_ATTR in t.user_attrs:
-            groups.setdefault(int(t.user_attrs[CONFIRM_ORIGIN_ATTR]), []).append(t)
+            index = int(t.user_attrs.get(CONFIRM_INDEX_ATTR, t.number))
+            groups.setdefault(int(t.user_attrs[CONFIRM_ORIGIN_ATTR]), {})[index] = t
+    shared = set.intersection(*(set(g) for g in groups.values())) if groups else set()
     trials_by_number = {t.number: t for t in search.get_trials(deepcopy=False)}
     finalists = []
-    for origin, trials in groups.items():
+    for origin, by_index in groups.items():
+        trials = [by_index[i] for i in sorted(shared)]
+        if not trials:
+            continue
         v = [float(t.value) for t in trials]  # type: ignore[arg-type]
         g = [float(t.user_attrs[GAP_ATTR]) for t in trials if GAP_ATTR in t.user_attrs]
         finalists.append(

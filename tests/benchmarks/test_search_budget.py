@@ -86,8 +86,9 @@ def test_a_tiny_budget_run_gives_every_method_vanillas_seconds(sq, tmp_path):
         assert m["n_scores"] == 2 and 0.0 <= m["test_acc_mean"] <= 1.0 and m["test_acc_sd"] is not None
     droptune = next(s for s in report["budget"]["studies"] if s["method"] == "droptune")
     # droptune's arm is the user's path: its confirmation fits in what is left of the budget (at a
-    # tiny budget maybe none), 2 retrains per finalist, read back from the study it exported.
-    assert droptune["confirm_trials"] == 2 * droptune["confirm_top"]
+    # tiny budget maybe none), as many retrains for every finalist (paired: a round the deadline
+    # cut short is not counted), read back from the study it exported.
+    assert droptune["confirm_trials"] in (droptune["confirm_top"], 2 * droptune["confirm_top"])
     # its incumbents along the budget were scored too (time to vanilla's quality)
     assert all(0 < c["at"] < 1 and 0.0 <= c["test_mean"] <= 1.0 for c in droptune.get("checkpoints", []))
     assert tasks["droptune"]["time_to_vanilla"]["of"] == 1

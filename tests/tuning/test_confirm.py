@@ -201,3 +201,21 @@ def test_the_no_dropout_and_prior_trials_are_retrained_beside_the_leaders_whatev
     assert all(f.n == 2 for f in finalists)
     # ranked by the retrains' mean, the baselines with the rest: what export keeps is the best mean
     assert [f.value_mean for f in finalists] == sorted(f.value_mean for f in finalists)
+
+
+def test_a_round_cut_short_is_left_out_so_finalists_compare_on_the_same_seeds():
+    from droptune.record import GAP_ATTR
+    from droptune.tuning._confirm import summarise
+
+    search = optuna.create_study()
+    for value in (0.50, 0.60):
+        search.add_trial(optuna.trial.create_trial(value=value))
+    confirmation = optuna.create_study()
+    # trial 0 retrained with seeds 0, 1, 2; trial 1 only with seeds 0 and 1 (the deadline came)
+    for origin, index, value in [(0, 0, 0.40), (1, 0, 0.45), (0, 1, 0.42), (1, 1, 0.47), (0, 2, 0.10)]:
+        confirmation.add_trial(optuna.trial.create_trial(value=value, user_attrs={
+            CONFIRM_ORIGIN_ATTR: origin, CONFIRM_INDEX_ATTR: index, GAP_ATTR: 0.01}))
+    finalists = summarise(confirmation, search)
+    assert [(f.trial, f.n) for f in finalists] == [(0, 2), (1, 2)]
+    assert finalists[0].value_mean == pytest.approx(0.41)  # seed 2's lucky 0.10 is not counted
+    assert finalists[1].value_mean == pytest.approx(0.46)
