@@ -29,6 +29,7 @@ from droptune.record import (
     start_attrs,
 )
 from droptune.tracking._bookkeeper import Bookkeeper
+from droptune.tracking._health import hurry
 
 if TYPE_CHECKING:
     from droptune.config import ObjectiveSpec
@@ -125,6 +126,7 @@ class TrialRecorder:
 
     def abort(self, trials: list[optuna.Trial], reason: str) -> None:
         """Fail ``trials`` (still running) with ``reason`` now: after Ctrl-C or a study-level error."""
+        hurry(self.tracker)  # stopping: a hung tracking server must not hold Ctrl-C
         try:
             self.books.drain()
         except BaseException:  # keep closing; the original error propagates
