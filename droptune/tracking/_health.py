@@ -63,6 +63,9 @@ _POLL_S = 0.2  # how often a waiting call looks whether the study started stoppi
 class TrackingLost(StudyError):
     """The MLflow tracking server stopped answering and the study file says ``tracking_failure: stop``."""
 
+    #: What the trial cut short records as its reason (the message itself is for the user).
+    trial_reason = "the MLflow tracking server stopped answering (tracking_failure: stop); redone on resume"
+
 
 def bound_mlflow_http() -> None:
     """Set MLflow's HTTP timeout and retries to :data:`MLFLOW_HTTP`, where the user has not set them.

@@ -240,7 +240,8 @@ def schedule(
         interrupted = isinstance(err, (KeyboardInterrupt, SystemExit))
         from droptune._signals import interrupt_reason  # "terminated by SIGTERM ..." or Ctrl-C's reason
 
-        reason = interrupt_reason(err) if interrupted else f"{type(err).__name__}: {err}"
+        # An error may name a shorter reason for the trials it cut short (TrackingLost does).
+        reason = interrupt_reason(err) if interrupted else getattr(err, "trial_reason", f"{type(err).__name__}: {err}")
         running = executor.running()
         recorder.abort(running, reason)
         if interrupted:
