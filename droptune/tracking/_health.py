@@ -98,7 +98,7 @@ def guard(spec: StudySpec, make: Callable[[], Tracker]) -> Tracker:
                              policy=spec.tracking_failure)
     inner = guarded._call(make)
     if inner is not None:
-        guarded.inner = inner
+        guarded.inner, guarded.keeps_artifacts = inner, inner.keeps_artifacts
     guarded.check()
     return guarded
 
@@ -126,6 +126,7 @@ class GuardedTracker:
 
     def __init__(self, inner: Tracker, *, tracking_uri: str, storage: str, policy: str) -> None:
         self.inner = inner
+        self.keeps_artifacts = inner.keeps_artifacts  # False once lost: no plots for a tracker that cannot keep them
         self.tracking_uri = tracking_uri
         self.storage = storage
         self.policy = policy
@@ -143,10 +144,6 @@ class GuardedTracker:
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    @property
-    def keeps_artifacts(self) -> bool:
-        """False once lost: nobody builds plots for a tracker that cannot keep them."""
-        return self.lost is None and self.inner.keeps_artifacts
 
     # -- the Tracker protocol ------------------------------------------------------------------
 
@@ -264,7 +261,7 @@ class GuardedTracker:
         with self._lock:
             if self.lost is not None:
                 return
-            self.lost = why
+            self.lost, self.keeps_artifacts = why, False
             self.lost_at = number if number is not None else self._last_number
         # Pending calls are dropped by the thread: nothing is written after the loss.
         if self.policy == "continue" and self.tracking_uri not in _WARNED:  # once per server and process

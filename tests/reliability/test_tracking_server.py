@@ -25,7 +25,7 @@ from droptune.record import RATES_ATTR
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-START_S = 120.0  # the server's and tune's start-up on a loaded 2-core machine (imports, migrations)
+START_S = 300.0  # the server's and tune's start-up on a loaded 2-core machine (imports, migrations)
 # How long a stopped study may take to exit: far less than MLflow's own retries (minutes) and
 # than the 10-minute hang the Ctrl-C test sets MLflow's timeout to.
 EXIT_S = 60.0
