@@ -55,6 +55,9 @@ MLFLOW_HTTP = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
 }
 CALL_S = 25.0  # the longest droptune waits for one tracker call before the tracker is lost
+# An artifact upload (the report, plots: megabytes) may take longer on a slow link; a dead server
+# still fails it within MLflow's bounded timeout, which applies between bytes.
+ARTIFACT_S = 300.0
 HURRY_S = 1.5  # the same once the study is stopping
 _WARNED: set[str] = set()  # servers whose loss was announced (the confirmation's tracker: again)
 _POLL_S = 0.2  # how often a waiting call looks whether the study started stopping meanwhile
@@ -176,7 +179,7 @@ class GuardedTracker:
         return int(self._call(self.inner.close_finished_runs, parent_run_id, states, default=0))
 
     def log_artifact(self, run_id: str, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-        self._call(self.inner.log_artifact, run_id, path, artifact_path)
+        self._call(self.inner.log_artifact, run_id, path, artifact_path, limit=ARTIFACT_S)
 
     def log_study_summary(self, run_id: str, metrics: Mapping[str, float]) -> None:
         self._call(self.inner.log_study_summary, run_id, metrics)
@@ -231,7 +234,7 @@ class GuardedTracker:
         )
 
     def _call(self, fn: Callable[..., Any], *args: Any, number: int | None = None, default: Any = None,
-              **kwargs: Any) -> Any:
+              limit: float = CALL_S, **kwargs: Any) -> Any:
         if self.lost is not None:
             return default
         call = _Call(fn, args, kwargs)
@@ -243,9 +246,9 @@ class GuardedTracker:
         start = time.monotonic()
         try:
             while not call.done.wait(_POLL_S):  # in slices: a Ctrl-C or a hurry is seen at once
-                limit = HURRY_S if self._hurry.is_set() else CALL_S
-                if time.monotonic() - start >= limit:
-                    self._lose(f"no answer within {limit:g} s", number)
+                waited = HURRY_S if self._hurry.is_set() else limit
+                if time.monotonic() - start >= waited:
+                    self._lose(f"no answer within {waited:g} s", number)
                     return default
         except BaseException:  # Ctrl-C or SIGTERM while waiting: stopping; never wait long again
             self._hurry.set()
