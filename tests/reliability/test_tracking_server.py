@@ -20,7 +20,6 @@ import pytest
 from _workers_kit import load_trials, mlflow_runs, poll, reset_mlflow_stores, write_study
 from optuna.trial import TrialState
 
-
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
