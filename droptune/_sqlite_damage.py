@@ -41,6 +41,9 @@ class StoreDamagedError(StudyError):
 class StoreFullError(StudyError):
     """SQLite could not write a store: its disk is full."""
 
+    #: What a trial cut short by it records as its reason.
+    trial_reason = "a SQLite store could not be written (database or disk is full); redone on resume"
+
 
 def note(path: Path | None) -> None:
     """Remember that this process opens SQLite store ``path``, and check its header and length.

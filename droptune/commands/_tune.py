@@ -78,6 +78,11 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
         markup=False,  # a study name may hold "[...]"
         highlight=False,
     )
+    from droptune.tracking._health import tracking_note
+
+    lost = tracking_note(tracker)  # tracking_failure: continue, and the server stopped answering
+    if lost is not None:
+        out.print(lost, markup=False, highlight=False)
     if not counts.complete:
         out.print("no trial completed yet: nothing to report.")
         return

@@ -38,6 +38,7 @@ DIRECTIONS = ("minimize", "maximize")
 DEFAULT_STORAGE = "sqlite:///studies/droptune.db"
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 NO_TRACKING = "none"  # tracking_uri that logs to no MLflow store (a null tracker)
+TRACKING_FAILURES = ("stop", "continue")  # what a study does when its MLflow tracking fails mid-study
 SEED_MAX = 2**32 - 1  # numpy's and Lightning's seeds are unsigned 32-bit
 
 
@@ -123,6 +124,7 @@ class StudySpec:
     loss: str | None = None
     storage: str = DEFAULT_STORAGE
     tracking_uri: str = DEFAULT_TRACKING_URI
+    tracking_failure: Literal["stop", "continue"] = "stop"
     seed: int = 0
     source: str | None = None  # the file it came from, for messages and the MLflow artifact
 
@@ -212,6 +214,11 @@ PARAMETER_CONSTRAINTS: dict[str, Rule | tuple[Rule, ...]] = {
     ),
     "storage": Rule(NonEmpty()),
     "tracking_uri": Rule(NonEmpty()),
+    "tracking_failure": Rule(
+        Options(TRACKING_FAILURES),
+        fix="When the MLflow tracking server stops answering mid-study: stop the study (resume later with the "
+        "same command) or continue it without MLflow.",
+    ),
     "seed": Rule(Interval(0, SEED_MAX, integer=True), fix="Seeds are unsigned 32-bit integers."),
 }
 

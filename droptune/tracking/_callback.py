@@ -7,6 +7,7 @@ from typing_extensions import override
 
 from droptune.callbacks import GapCallback
 from droptune.tracking._base import Tracker
+from droptune.tracking._health import check_tracking
 
 
 class TrackingCallback(pl.Callback):
@@ -28,3 +29,4 @@ class TrackingCallback(pl.Callback):
         record = self.gap.last_record(trainer)
         if record is not None:
             self.tracker.log_epoch(self.run_id, trainer.current_epoch, record)
+        check_tracking(self.tracker)  # a lost server stops the trial here, not after its last epoch

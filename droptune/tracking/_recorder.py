@@ -29,6 +29,7 @@ from droptune.record import (
     start_attrs,
 )
 from droptune.tracking._bookkeeper import Bookkeeper
+from droptune.tracking._health import hurry
 
 if TYPE_CHECKING:
     from droptune.config import ObjectiveSpec
@@ -57,6 +58,7 @@ class TrialRecorder:
         self.objective = objective
         self.books = Bookkeeper()
         self._runs: dict[int, Future] = {}
+        self._unclosed: dict[int, optuna.Trial] = {}  # trials whose end could not be written
 
     def open(self, trial: optuna.Trial, rates: Mapping[str, float], layer_types: Mapping[str, str], **extra: Any) -> None:
         """Record a trial's rates and open its child run (``extra``: see :func:`droptune.record.start_attrs`)."""
@@ -109,27 +111,40 @@ class TrialRecorder:
         self.books.submit(self._close, trial, result)
 
     def _close(self, trial: optuna.Trial, result: TrialResult) -> None:
+        try:
+            self._write_end(trial, result)
+        except Exception:
+            # A failed write (a full disk) must not leave the trial RUNNING while this process is
+            # alive to end it: abort() fails it, if the store takes that write.
+            self._unclosed[trial.number] = trial
+            raise
+        self._unclosed.pop(trial.number, None)
+
+    def _write_end(self, trial: optuna.Trial, result: TrialResult) -> None:
         metric, direction = self.objective.metric, self.objective.direction
         with write_batch(trial.storage):
             _set_attrs(trial, finish_attrs(result, metric, direction))
             constraint = gap_constraint(result, metric, direction, self.objective.max_gap)
             if constraint is not None:
                 _optuna_write(trial.set_constraint, GAP_CONSTRAINT, constraint)
-        run = self._runs.pop(trial.number, None)
+        run = self._runs.get(trial.number)
         # A trial stopped before its run was opened (Ctrl-C or SIGTERM while its model was being
         # built) still gets a run, closed with the reason: every trial is tracked.
         run_id = run.result() if run is not None else self.tracker.start_trial(self.parent_run_id, trial.number, {})
         summary = run_summary(result, metric, direction)
         self.tracker.end_trial(run_id, result.state, summary=summary, reason=result.reason)
         tell(self.study, trial, result)
+        self._runs.pop(trial.number, None)  # kept until here: a retried end closes the same run
 
     def abort(self, trials: list[optuna.Trial], reason: str) -> None:
         """Fail ``trials`` (still running) with ``reason`` now: after Ctrl-C or a study-level error."""
+        hurry(self.tracker)  # stopping: a hung tracking server must not hold Ctrl-C
         try:
             self.books.drain()
         except BaseException:  # keep closing; the original error propagates
             log.debug("a queued write failed while stopping", exc_info=True)
-        for trial in trials:
+        running = {t.number for t in trials}
+        for trial in [*(t for t in self._unclosed.values() if t.number not in running), *trials]:
             try:
                 self._close(trial, TrialResult(state="failed", reason=reason))
             except Exception:  # keep closing the others

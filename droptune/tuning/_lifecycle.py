@@ -32,6 +32,7 @@ from droptune.report import report_study
 from droptune.sites import DropoutSite
 from droptune.space import SearchSpace
 from droptune.tracking import MlflowTracker, NullTracker, OffloadedTracker, Tracker, enable_wal, make_storage
+from droptune.tracking._health import guard, hurry
 from droptune.tracking._recorder import TrialRecorder
 from droptune.tuning._build import build, example_input, model_sites
 from droptune.tuning._factories import PRUNERS, sampler_for
@@ -67,12 +68,13 @@ def make_tracker(spec: StudySpec) -> Tracker:
     A packed study logs its trials from a child process (:class:`~droptune.tracking.OffloadedTracker`):
     its populations start and end many small trials at once, and MLflow's Python would
     otherwise take the interpreter lock from training. One trial per fit gains nothing from it.
+    A tracking server is waited for in bounded time (:func:`droptune.tracking._health.guard`).
     """
     if spec.tracking_uri == NO_TRACKING:
         return NullTracker()
     if spec.search.pack != 1:
-        return OffloadedTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
-    return MlflowTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
+        return guard(spec, lambda: OffloadedTracker(tracking_uri=spec.tracking_uri, experiment=spec.name))
+    return guard(spec, lambda: MlflowTracker(tracking_uri=spec.tracking_uri, experiment=spec.name))
 
 
 def load_study(spec: StudySpec, *, worker: int = 0, create: bool = True) -> optuna.Study:
@@ -140,6 +142,7 @@ class StudyLifecycle:
         try:
             run_worker(self.spec, study=self.study, tracker=self.tracker, progress=progress, deadline=deadline)
         except BaseException:
+            hurry(self.tracker)  # stopping: never wait long on a tracking server that hangs
             self.finish(status="KILLED")
             raise
         self.finish()

@@ -40,6 +40,7 @@ from droptune.config import StudySpec
 from droptune.exceptions import StudyError
 from droptune.record import PACK_AUTO_ATTR, TrialResult
 from droptune.space import SearchSpace
+from droptune.tracking._health import check_tracking
 from droptune.tracking._recorder import TrialRecorder
 from droptune.tuning._build import build, model_sites
 from droptune.tuning._fit import FitExecutor
@@ -214,6 +215,7 @@ def schedule(
     try:
         with Heartbeat(study._storage, heartbeat_interval(study)) as beat:
             while True:
+                check_tracking(recorder.tracker)  # a lost tracking server stops the study if its file says so
                 free = executor.capacity - len(executor.running())
                 counts = _start(spec, study, recorder, executor, beat, free, deadline) if free > 0 else None
                 if executor.running():
@@ -238,7 +240,11 @@ def schedule(
         interrupted = isinstance(err, (KeyboardInterrupt, SystemExit))
         from droptune._signals import interrupt_reason  # "terminated by SIGTERM ..." or Ctrl-C's reason
 
-        reason = interrupt_reason(err) if interrupted else f"{type(err).__name__}: {err}"
+        # An error may name a shorter reason for the trials it cut short (TrackingLost, a full disk).
+        from droptune._sqlite_damage import damaged_store_error  # Optuna's wording of SQLite's error misleads
+
+        named = None if interrupted else damaged_store_error(err)
+        reason = interrupt_reason(err) if interrupted else getattr(named or err, "trial_reason", f"{type(err).__name__}: {err}")
         running = executor.running()
         recorder.abort(running, reason)
         if interrupted:
