@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from droptune.commands._live import EpochTap, EtaColumn, LiveBar, LiveTrials
+from droptune.commands._terminal import say
 from droptune.record import EPOCHS_ATTR, GAP_ATTR, REASON_ATTR, type_rates
 
 PERIOD_S = 30.0
@@ -218,7 +219,7 @@ class TrialProgress:
 
     def _print(self, line: str) -> None:
         self._last_line = self.clock()
-        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        say(self.console, line)
 
 
 def trial_line(trial: FrozenTrial, metric: str = "objective") -> str:

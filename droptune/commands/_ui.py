@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from droptune.commands._base import command, err, out
+from droptune.commands._base import command, err, out, say
 from droptune.config import DEFAULT_TRACKING_URI, load_config, require_sqlite_store
 from droptune.exceptions import ConfigError, DroptuneError, StudyError
 
@@ -138,7 +138,7 @@ def ui_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--ready-timeout must be a number of seconds > 0; got {args.ready_timeout}.")
     url = _study_url(args.host, args.port, tracking_uri, name, objective)
     cmd = server_command(tracking_uri, host=args.host, port=args.port)
-    err.print(f"starting the MLflow UI on {tracking_uri} (Ctrl-C stops it)", highlight=False, markup=False)
+    say(err, f"starting the MLflow UI on {tracking_uri} (Ctrl-C stops it)")
     env = {**SERVER_ENV, **os.environ}  # the user's own setting wins
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None  # stopped: stop the server
@@ -149,7 +149,7 @@ def ui_command(args: argparse.Namespace) -> int:
         server_log = _ServerLog(server.stdout)
         try:
             _wait_until_served(server, runs_url(args.host, args.port), args.ready_timeout, server_log)
-            out.print(url, highlight=False, markup=False, soft_wrap=True)
+            say(out, url)
             server_log.forward()  # from now on the user sees what the server says, as `mlflow ui` would
             if args.open:
                 import webbrowser  # here: it (and urllib.request) cost `droptune --help` 50 ms
