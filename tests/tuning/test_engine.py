@@ -394,7 +394,7 @@ def test_a_site_built_at_zero_in_a_tied_group_is_tuned_on_its_own_and_tune_says_
     )
     assert main(["tune", str(study_file)]) == 0
     [note] = [line for line in capsys.readouterr().err.splitlines() if "dense@0" in line]
-    assert note.startswith("WARNING") and "input_dropout" in note and "built at rate 0" in note
+    assert note.startswith("warning: study zeros:") and "input_dropout" in note and "built at rate 0" in note
     done = trials("zeros")
     assert all(set(t.params) == {"dense", "dense@0"} for t in done)
     assert all(t.user_attrs["rates"]["input_dropout"] == t.params["dense@0"] for t in done)
