@@ -33,7 +33,8 @@ from droptune.commands import (
     _wait,
     _worker,
 )
-from droptune.commands._base import Command, err, quiet_libraries
+from droptune.commands._base import Command, err, quiet_libraries, say
+from droptune.commands._terminal import ConsoleLogHandler
 from droptune.exceptions import DroptuneError
 
 COMMANDS: dict[str, Command] = {
@@ -78,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         _fast_exit()
     parser = build_parser()
     args = parser.parse_args(argv)
+    # `warning: message`, wrapped as the rest of droptune's prose; the logger's name only with --debug.
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[ConsoleLogHandler(err, debug=args.debug)],
         force=True,
     )
     # Lightning 2.6 on torch 2.13 warns about its own use of a torch API once per trial.
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _refuse(args.command, damaged)
     except KeyboardInterrupt as error:
-        err.print(interrupted_message(args.command, error), highlight=False)
+        say(err, interrupted_message(args.command, error))
         return 130
 
 
@@ -155,10 +156,9 @@ def interrupted_message(command: str, error: KeyboardInterrupt) -> str:
 
 def _refuse(command: str, error: DroptuneError) -> int:
     """Print ``error`` as one message and the usage hint; the exit code 2."""
-    err.print("[bold red]error:[/] ", markup=True, highlight=False, end="")
-    # Verbatim: not markup (a message may hold "[...]"), and not re-wrapped (paths stay copyable).
-    err.print(str(error), markup=False, highlight=False, soft_wrap=True)
-    err.print(f"(run `droptune {command} --help` for usage)", highlight=False)
+    # Verbatim (a message may hold "[...]"), wrapped by words: a path stays whole, copyable.
+    say(err, f"error: {error}", lead_style="bold red")
+    say(err, f"(run `droptune {command} --help` for usage)")
     return 2
 
 

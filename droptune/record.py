@@ -7,9 +7,11 @@ and :func:`gap_constraint`; recommend, export, benchmarks and tests read one bac
 :func:`site_rates`, :func:`site_types`, :func:`type_rates`, :func:`model_rates`,
 :func:`model_types` and :func:`gap_curve`.
 
-Optuna user attributes stay scalar or small (optuna-dashboard shows each as one table cell):
+Optuna user attributes stay scalar or short text (optuna-dashboard shows each in a table cell):
 per-epoch losses live in MLflow (metrics :data:`EPOCH_METRICS`, step = epoch); the trial keeps
-only its gap curve, one float per epoch, for the report's plot.
+only its gap curve, for the report's plot, as one string of 4-digit numbers separated by spaces
+(:data:`GAP_CURVE_ATTR`): text that wraps where a JSON list of full-precision floats (the
+former ``curve`` attribute, still read) made optuna-dashboard's trial page thousands of pixels wide.
 
 This module imports nothing heavy: code that only reads records need not import the engine.
 
@@ -41,6 +43,7 @@ __all__ = [
     "EPOCHS_ATTR",
     "EPOCH_METRICS",
     "GAP_ATTR",
+    "GAP_CURVE_ATTR",
     "GAP_CONSTRAINT",
     "MODEL_RATES_ATTR",
     "MODEL_TYPES_ATTR",
@@ -72,6 +75,8 @@ __all__ = [
     "confirmed_finalists",
     "finish_attrs",
     "gap_constraint",
+    "decode_curve",
+    "encode_curve",
     "gap_curve",
     "model_rates",
     "model_types",
@@ -94,7 +99,8 @@ TYPE_RATES_ATTR = "rates_by_type"  # {layer type: mean rate}
 # writes. Set only when some sites are not tuned.
 MODEL_RATES_ATTR = "model_rates"
 MODEL_TYPES_ATTR = "model_layer_types"
-CURVE_ATTR = "curve"  # {"overfit_gap": [one float per epoch]}
+GAP_CURVE_ATTR = "gap_curve"  # "0.1 0.05 0.02": the gap per epoch, 4 significant digits (see the module)
+CURVE_ATTR = "curve"  # {"overfit_gap": [one float per epoch]}: what older studies hold; read only
 BEST_EPOCH_ATTR = "best_epoch"
 GAP_ATTR = "overfit_gap"  # the gap at the best epoch
 EPOCHS_ATTR = "epochs"
@@ -306,11 +312,11 @@ def finish_attrs(result: TrialResult, metric: str, direction: str) -> dict[str, 
     Example:
         >>> history = [{"epoch": 0, "val_loss": 1.0, "overfit_gap": 0.1}, {"epoch": 1, "val_loss": 0.9, "overfit_gap": 0.2}]
         >>> finish_attrs(TrialResult("complete", 0.9, history=history), "val_loss", "minimize")
-        {'curve': {'overfit_gap': [0.1, 0.2]}, 'best_epoch': 1, 'overfit_gap': 0.2, 'epochs': 2}
+        {'gap_curve': '0.1 0.2', 'best_epoch': 1, 'overfit_gap': 0.2, 'epochs': 2}
     """
     attrs: dict[str, Any] = {}
     if result.history:
-        attrs[CURVE_ATTR] = {GAP_ATTR: [float(r.get(GAP_ATTR, math.nan)) for r in result.history]}
+        attrs[GAP_CURVE_ATTR] = encode_curve([float(r.get(GAP_ATTR, math.nan)) for r in result.history])
     finite = _finite(result.history, metric)
     if finite and result.state != "failed":
         best = best_record(finite, metric, direction)
@@ -378,8 +384,29 @@ def model_types(trial: FrozenTrial) -> dict[str, str]:
 
 
 def gap_curve(trial: FrozenTrial) -> list[float]:
-    """The trial's overfitting gap per epoch (empty if it recorded none)."""
-    return [float(v) for v in (trial.user_attrs.get(CURVE_ATTR) or {}).get(GAP_ATTR, [])]
+    """The trial's overfitting gap per epoch (empty if it recorded none); older records' form too."""
+    text = trial.user_attrs.get(GAP_CURVE_ATTR)
+    if isinstance(text, str):
+        return decode_curve(text)
+    legacy = trial.user_attrs.get(CURVE_ATTR)
+    return [float(v) for v in (legacy.get(GAP_ATTR, []) if isinstance(legacy, Mapping) else [])]
+
+
+def encode_curve(values: Sequence[float]) -> str:
+    """A curve as short text: each value to 4 significant digits, separated by spaces.
+
+    Example:
+        >>> encode_curve([0.123456, -0.002, float("nan")])
+        '0.1235 -0.002 nan'
+        >>> decode_curve(encode_curve([0.5, 1e-05]))
+        [0.5, 1e-05]
+    """
+    return " ".join(f"{float(v):.4g}" for v in values)
+
+
+def decode_curve(text: str) -> list[float]:
+    """The values of :func:`encode_curve`'s text."""
+    return [float(v) for v in text.split()]
 
 
 def confirmed_finalists(study_attrs: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import optuna
 import pytest
 
@@ -40,7 +42,7 @@ def test_a_complete_trial_records_its_best_epoch_not_its_last() -> None:
     result = outcome(HISTORY, "val_loss", "minimize")
     assert result.state == "complete" and result.value == 0.7
     attrs = finish_attrs(result, "val_loss", "minimize")
-    assert attrs == {"curve": {"overfit_gap": [0.1, 0.2, 0.4]}, "best_epoch": 1, "overfit_gap": 0.2, "epochs": 3}
+    assert attrs == {"gap_curve": "0.1 0.2 0.4", "best_epoch": 1, "overfit_gap": 0.2, "epochs": 3}
     assert run_summary(result, "val_loss", "minimize") == {
         "best_val_loss": 0.7, "best_epoch": 1.0, "best_overfit_gap": 0.2,
     }
@@ -77,6 +79,24 @@ def test_a_trial_written_with_the_record_reads_back() -> None:
     assert attrs["pack"] == 8
     # Every attribute is a scalar or a small flat structure (optuna-dashboard shows each in a cell).
     assert all(not isinstance(v, dict) or all(not isinstance(x, dict) for x in v.values()) for v in attrs.values())
+
+
+def test_a_long_gap_curve_is_text_that_wraps_not_one_wide_token() -> None:
+    history = [{"epoch": e, "val_loss": 1.0 / (e + 1), "overfit_gap": 0.0123456789 * e} for e in range(100)]
+    attrs = finish_attrs(outcome(history, "val_loss", "minimize"), "val_loss", "minimize")
+    assert "curve" not in attrs  # no JSON list of 100 full-precision floats
+    text = attrs["gap_curve"]
+    assert isinstance(text, str) and max(len(word) for word in text.split()) <= 10  # each epoch's value a short word
+    trial = optuna.trial.create_trial(value=0.01, user_attrs=attrs)
+    assert gap_curve(trial) == pytest.approx([0.0123456789 * e for e in range(100)], rel=1e-3)
+    # Once every attribute is serialised as optuna-dashboard does (json.dumps), no unbroken run exceeds a line.
+    rendered = " ".join(json.dumps(v) for v in attrs.values())
+    assert max(len(word) for word in rendered.split()) <= 80
+
+
+def test_older_studies_gap_curve_still_reads() -> None:
+    trial = optuna.trial.create_trial(value=1.0, user_attrs={"curve": {"overfit_gap": [0.3, 0.1]}})
+    assert gap_curve(trial) == [0.3, 0.1]
 
 
 def test_readers_fall_back_for_trials_without_the_optional_attributes() -> None:

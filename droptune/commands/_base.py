@@ -11,11 +11,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rich.console import Console
+from droptune.commands._terminal import TerminalConsole, say
 
 # Tables and summaries go to stdout; logs and progress to stderr so JSON output stays clean.
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
+# Print prose with `say` (wrapped by words at the terminal's width): see commands/_terminal.
+out = TerminalConsole()
+err = TerminalConsole(stderr=True)
+__all__ = ["Command", "add_studies_arguments", "command", "err", "out", "quiet_libraries", "say"]
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from droptune.commands._base import command, err, out, quiet_libraries
+from droptune.commands._base import command, err, out, quiet_libraries, say
 from droptune.config import load_config
 
 if TYPE_CHECKING:
@@ -49,19 +49,15 @@ def confirm_command(args: argparse.Namespace) -> int:
 
     def progress(study: optuna.Study) -> None:
         done.append(1)
-        err.print(f"confirm {spec.name}: {len(done)} retrains finished in this run", highlight=False, markup=False)
+        say(err, f"confirm {spec.name}: {len(done)} retrains finished in this run")
 
     finalists = confirm(spec, top=args.top, seeds=args.seeds, progress=progress)
-    out.print(finalists_table(finalists, metric=spec.objective.metric, name=spec.name))
+    out.print(finalists_table(finalists, metric=spec.objective.metric, name=spec.name), crop=False)  # too narrow a terminal wraps a row, losing nothing
     if not finalists:
-        out.print("no retrain completed: nothing confirmed.")
+        say(out, "no retrain completed: nothing confirmed.")
         return 1
-    out.print(
-        f"kept: trial {finalists[0].trial} (best mean). `droptune export {args.study_file}` and "
-        "`droptune recommend` now use it.",
-        markup=False,
-        highlight=False,
-    )
+    say(out, f"kept: trial {finalists[0].trial} (best mean). `droptune export {args.study_file}` and "
+        "`droptune recommend` now use it.")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from droptune.commands._base import command, err
+from droptune.commands._base import command, err, say
 from droptune.exceptions import ConfigError
 
 # droptune.export.EXPORT_FORMATS, repeated so that `--help` imports no Optuna (a test checks).
@@ -61,17 +61,9 @@ def export_command(args: argparse.Namespace) -> int:
     fmt = args.format or format_from_path(args.output)
     path = write_export(config, args.output, fmt)
     value = f", value {config['value']:.5g}" if "value" in config else ""
-    err.print(
-        f"wrote {path} ({fmt}): study {config['study']!r}, {describe(config)}{value}, {len(config['rates'])} sites.",
-        highlight=False,
-        markup=False,
-    )
+    say(err, f"wrote {path} ({fmt}): study {config['study']!r}, {describe(config)}{value}, {len(config['rates'])} sites.")
     if "confirmed" in config:  # chosen by its mean over fresh seeds (droptune confirm): say so
         c = config["confirmed"]
-        err.print(
-            f"confirmed over {c['n']} fresh seeds: mean {c['value_mean']:.5g} ± {c['value_sd']:.2g} (sd); "
-            "the single-seed value above is partly luck.",
-            highlight=False,
-            markup=False,
-        )
+        say(err, f"confirmed over {c['n']} fresh seeds: mean {c['value_mean']:.5g} ± {c['value_sd']:.2g} (sd); "
+            "the single-seed value above is partly luck.")
     return 0

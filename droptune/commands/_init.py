@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from droptune.commands._base import command, err, out
+from droptune.commands._base import command, err, out, say
 from droptune.examples import DEFAULT_EXAMPLE, example_names, example_summary, write_example
 
 
@@ -25,9 +25,9 @@ def add_init_arguments(parser: argparse.ArgumentParser) -> None:
 def init_command(args: argparse.Namespace) -> int:
     if args.list:
         for name in example_names():
-            out.print(f"{name:<20} {example_summary(name)}", markup=False, highlight=False)
+            say(out, f"{name:<20} {example_summary(name)}")
         return 0
     path = write_example(args.example, args.output, force=args.force)
-    err.print(f"wrote {path}; now run:", markup=False, highlight=False)
-    out.print(f"droptune tune {path}", markup=False, highlight=False)
+    say(err, f"wrote {path}; now run:")
+    say(out, f"droptune tune {path}")
     return 0

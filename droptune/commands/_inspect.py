@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from droptune.commands._base import command, err, out
+from droptune.commands._base import command, err, out, say
 from droptune.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -31,9 +31,10 @@ def inspect_command(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
         return 0
+    # Columns aligned as a table: printed as they are (a pipe gets them whole), not re-wrapped.
     out.print(report.to_text(), markup=False, highlight=False, soft_wrap=True)
     if not report.traced:
-        err.print("no example input: only module-held sites are shown, liveness and placement unchecked.")
+        say(err, "no example input: only module-held sites are shown, liveness and placement unchecked.")
     return 0
 
 

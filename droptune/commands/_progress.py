@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from droptune.commands._live import EpochTap, EtaColumn, LiveBar, LiveTrials
+from droptune.commands._terminal import say
 from droptune.record import EPOCHS_ATTR, GAP_ATTR, REASON_ATTR, type_rates
 
 PERIOD_S = 30.0
@@ -190,12 +191,18 @@ class TrialProgress:
         now = self.clock()
         self._estimate = ((now - self._started) / done * max(0.0, self.total - finished - running), now)
 
-    def stop(self) -> None:
-        """Close the bar, leaving its last state on screen."""
+    def stop(self, *, erase: bool = False) -> None:
+        """Close the bar, leaving its last state on screen, or none with ``erase``.
+
+        Args:
+            erase: Take the bar off the screen (Ctrl-C: its counts no longer hold, as the
+                running trials are being recorded as failed; the CLI's last line says so).
+        """
         with self._lock:
             if self._bar is not None:
                 self._bar.live_line = ""  # no trial runs any more: the bar is left as it ends
                 self._show()
+                self._bar.live.transient = erase
                 self._bar.stop()
                 self._bar = None
 
@@ -218,7 +225,7 @@ class TrialProgress:
 
     def _print(self, line: str) -> None:
         self._last_line = self.clock()
-        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        say(self.console, line)
 
 
 def trial_line(trial: FrozenTrial, metric: str = "objective") -> str:
@@ -304,17 +311,21 @@ def trial_progress(
         timer.start()
     if tap is not None:
         tap.listener = progress.epoch
+    interrupted = False
     try:
         yield progress.update
         progress.update(study)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: no stale bar or status line ("failed 0") is left
+        interrupted = True
+        raise
     finally:
         if tap is not None:
             tap.listener = None
         stop.set()
         if timer is not None:
             timer.join(timeout=5)
-        progress.stop()
-        if not console.is_terminal:
+        progress.stop(erase=interrupted)
+        if not console.is_terminal and not interrupted:
             progress.tick()
 
 

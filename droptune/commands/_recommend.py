@@ -7,7 +7,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING
 
-from droptune.commands._base import add_studies_arguments, command, err, out
+from droptune.commands._base import add_studies_arguments, command, err, out, say
 from droptune.exceptions import StudyError
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def recommend_command(args: argparse.Namespace) -> int:
         names = ", ".join(s.study_name for s in studies)
         what = "layer type" if args.by == "type" else "site"
         title = f"recommended dropout rate per {what}: the median {basis(studies, top=args.top)} ({names})"
-        out.print(recommendation_table(items, title=title))
+        out.print(recommendation_table(items, title=title), crop=False)  # too narrow a terminal wraps a row, losing nothing
     else:
         sys.stdout.write(dump_recommendations(items, args.format))
         sys.stdout.flush()
@@ -58,7 +58,7 @@ def recommend_command(args: argparse.Namespace) -> int:
 
         target = build_target(args.for_model)[0]
         text = transfer_note(studies, sum(p.numel() for p in target.parameters()))
-        words.print(text, markup=False, highlight=False)
+        say(words, text)
     return 0
 
 
@@ -75,12 +75,12 @@ def print_caveats(
     from droptune.recommend._confirmed import confirmed_note
 
     for note in filter(None, map(confirmed_note, studies)):  # which configuration is kept, and its spread
-        console.print(note, markup=False, highlight=False)
+        say(console, note)
     for caveat in caveats(studies, top=top):
-        console.print(f"warning: {caveat}", markup=False, highlight=False)
+        say(console, f"warning: {caveat}")
     by_type = [i for i in items if isinstance(i, Recommendation)]
     if by_type:
-        console.print(which_figure(by_type, study_ref), markup=False, highlight=False)
+        say(console, which_figure(by_type, study_ref))
 
 
 def print_recommendation(study: optuna.Study, *, top: float = 0.2, study_ref: str = "STUDY") -> None:
@@ -101,21 +101,17 @@ def print_recommendation(study: optuna.Study, *, top: float = 0.2, study_ref: st
         items, _ = compute(study, top=top)  # its notes were logged with the MLflow report
     except StudyError as error:
         try:
-            out.print(best_rates_table(best_trial(study)))
+            out.print(best_rates_table(best_trial(study)), crop=False)  # too narrow a terminal wraps a row, losing nothing
         except StudyError:  # no complete trial: the summary above said so
             pass
-        out.print(f"no recommendation yet: {error}", markup=False, highlight=False)
+        say(out, f"no recommendation yet: {error}")
         return
     best = best_trial(study)
     title = f"dropout rate per layer type: best = trial {best.number}; rate = the median {basis([study], top=top)}"
-    out.print(recommendation_table(items, title=title))
+    out.print(recommendation_table(items, title=title), crop=False)  # too narrow a terminal wraps a row, losing nothing
     print_caveats([study], items, top=top, console=out, study_ref=study_ref)
-    out.print(
-        "the whole story (plots, every trial, which trials overfit): report.html on the study's MLflow parent "
-        "run, or `droptune report STUDY_FILE -o report.html`",
-        markup=False,
-        highlight=False,
-    )
+    say(out, "the whole story (plots, every trial, which trials overfit): report.html on the study's MLflow parent "
+        "run, or `droptune report STUDY_FILE -o report.html`")
 
 
 def best_rates_table(trial: FrozenTrial) -> Table:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from droptune.commands._base import add_studies_arguments, command, err
+from droptune.commands._base import add_studies_arguments, command, err, say
 from droptune.commands._inspect import site_report
 from droptune.exceptions import DroptuneError, StudyError
 
@@ -35,10 +35,10 @@ def report_command(args: argparse.Namespace) -> int:
             try:
                 sites[study.study_name] = site_report(ref).as_dict()
             except DroptuneError as error:
-                err.print(f"sites of {ref} left out of the report: {error}", markup=False, highlight=False)
+                say(err, f"sites of {ref} left out of the report: {error}")
     path = write_report(studies, args.output, top=args.top, sites=sites)
     size = path.stat().st_size / 1e6
-    err.print(f"wrote {path} ({size:.1f} MB, opens offline in any browser)", markup=False, highlight=False)
+    say(err, f"wrote {path} ({size:.1f} MB, opens offline in any browser)")
     return 0
 
 

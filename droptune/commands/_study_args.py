@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from droptune.commands._base import err
+from droptune.commands._base import err, say
 from droptune.config import StudySpec, load_config
 
 
@@ -63,4 +63,4 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
 
 
 def _announce(spec: StudySpec) -> None:
-    err.print(f"droptune: loading study {spec.name} ({spec.source}) …", markup=False, highlight=False, soft_wrap=True)
+    say(err, f"droptune: loading study {spec.name} ({spec.source}) …")

@@ -11,7 +11,7 @@ import dataclasses
 import shlex
 from typing import TYPE_CHECKING
 
-from droptune.commands._base import command, err, out, quiet_libraries
+from droptune.commands._base import command, err, out, quiet_libraries, say
 from droptune.commands._study_args import add_study_arguments, spec_from_args
 from droptune.config import StudySpec
 from droptune.exceptions import ConfigError
@@ -72,34 +72,32 @@ def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> Non
     from droptune.tuning import count_trials
 
     counts = count_trials(study)
-    out.print(
-        f"\nstudy {spec.name}: {counts.complete} complete, {counts.pruned} pruned, "
-        f"{counts.failed} failed (storage {spec.storage})",
-        markup=False,  # a study name may hold "[...]"
-        highlight=False,
-    )
+    if out.is_terminal:  # a blank line below the progress bar; none in a pipe or a file
+        out.print()
+    say(out, f"study {spec.name}: {counts.complete} complete, {counts.pruned} pruned, {counts.failed} failed "
+        f"(storage {spec.storage})")
     from droptune.tracking._health import tracking_note
 
     lost = tracking_note(tracker)  # tracking_failure: continue, and the server stopped answering
     if lost is not None:
-        out.print(lost, markup=False, highlight=False)
+        say(out, lost)
     if not counts.complete:
-        out.print("no trial completed yet: nothing to report.")
+        say(out, "no trial completed yet: nothing to report.")
         return
     best = best_trial(study)  # the trial `droptune export` writes (a confirmed study: the best mean)
-    out.print(f"best {spec.objective.metric}: {best.value:.5g} (trial {best.number})")
+    say(out, f"best {spec.objective.metric}: {best.value:.5g} (trial {best.number})")
     note = confirmed_note(study)
     if note:
-        out.print(note, markup=False, highlight=False)
+        say(out, note)
     url = tracker.runs_url()
     if url is not None:
         # The command on a line of its own, so that it can be copied as it is.
         study_arg = f"{shlex.quote(spec.source)} " if spec.source else ""
-        out.print(f"MLflow: experiment {spec.name} in {spec.tracking_uri}; to look at it, run", markup=False, highlight=False)
-        out.print(f"  droptune ui {study_arg}--tracking-uri {shlex.quote(spec.tracking_uri)}", markup=False, highlight=False)
+        say(out, f"MLflow: experiment {spec.name} in {spec.tracking_uri}; to look at it, run")
+        say(out, f"  droptune ui {study_arg}--tracking-uri {shlex.quote(spec.tracking_uri)}")
         # Not the URL itself: `droptune ui` prints it once the server answers, with the study's
         # saved view (sorted by the objective, droptune's columns), on the port it really got.
-        out.print("and open the URL it prints (the study's runs, best first)", markup=False, highlight=False)
+        say(out, "and open the URL it prints (the study's runs, best first)")
 
 
 def _parallel(args: argparse.Namespace) -> SearchFn:
@@ -126,10 +124,7 @@ def tune_command(args: argparse.Namespace) -> int:
     from droptune.tuning._budget import split_budget
 
     quiet_libraries(getattr(args, "debug", False))
-    err.print(
-        f"droptune: preparing study {spec.name}: one pre-flight batch, the Optuna storage, the MLflow store …",
-        markup=False, highlight=False, soft_wrap=True,
-    )
+    say(err, f"droptune: preparing study {spec.name}: one pre-flight batch, the Optuna storage, the MLflow store …")
     confirming = not getattr(args, "no_confirm", False)
     lifecycle = prepare_study(split_budget(spec, confirm=confirming).search)  # pre-flight first; stores under a lock
     if getattr(args, "more", None) is not None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from droptune.commands._base import command, err, out
+from droptune.commands._base import command, err, out, say
 from droptune.config import DEFAULT_TRACKING_URI, load_config, require_sqlite_store
 from droptune.exceptions import ConfigError, DroptuneError, StudyError
 
@@ -138,18 +138,21 @@ def ui_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--ready-timeout must be a number of seconds > 0; got {args.ready_timeout}.")
     url = _study_url(args.host, args.port, tracking_uri, name, objective)
     cmd = server_command(tracking_uri, host=args.host, port=args.port)
-    err.print(f"starting the MLflow UI on {tracking_uri} (Ctrl-C stops it)", highlight=False, markup=False)
+    say(err, f"starting the MLflow UI on {tracking_uri} (Ctrl-C stops it)")
     env = {**SERVER_ENV, **os.environ}  # the user's own setting wins
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None  # stopped: stop the server
     try:
+        # A session of its own: Ctrl-C in the terminal reaches droptune only, which then stops the
+        # server quietly (uvicorn, interrupted itself, prints a ~40-line traceback as it exits).
         server = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+            start_new_session=True,
         )
         server_log = _ServerLog(server.stdout)
         try:
             _wait_until_served(server, runs_url(args.host, args.port), args.ready_timeout, server_log)
-            out.print(url, highlight=False, markup=False, soft_wrap=True)
+            say(out, url)
             server_log.forward()  # from now on the user sees what the server says, as `mlflow ui` would
             if args.open:
                 import webbrowser  # here: it (and urllib.request) cost `droptune --help` 50 ms
@@ -157,7 +160,9 @@ def ui_command(args: argparse.Namespace) -> int:
                 webbrowser.open(url)
             return server.wait()
         except KeyboardInterrupt:
+            server_log.forward(False)  # what the server says as it stops is noise
             _stop(server)
+            say(err, "stopped the MLflow UI.")
             return 0
         except DroptuneError:
             _stop(server)
@@ -215,8 +220,12 @@ class _ServerLog:
             else:
                 self.lines.append(line)
 
-    def forward(self) -> None:
-        self._forward.set()
+    def forward(self, on: bool = True) -> None:
+        """Pass the server's lines on to stderr from now on (or, ``on`` False, no longer)."""
+        if on:
+            self._forward.set()
+        else:
+            self._forward.clear()
 
     def tail(self, wait_s: float = 5.0) -> str:
         """The last lines, once the server's output has ended (bounded wait: a worker may hold it)."""
@@ -281,11 +290,18 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _stop(server: subprocess.Popen) -> None:
-    """Stop the server gracefully (it forwards the signal to its workers), else kill it."""
+    """Stop the server gracefully, its workers too (its process group), else kill them."""
     if server.poll() is None:
-        server.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends it too
+        _signal_group(server, signal.SIGINT)  # what Ctrl-C in a terminal would send them
     try:
         server.wait(timeout=STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        server.kill()
+        _signal_group(server, signal.SIGKILL)
         server.wait()
+
+
+def _signal_group(server: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(server.pid, signum)  # the server leads its own session (see ui_command)
+    except (ProcessLookupError, PermissionError):
+        server.send_signal(signum)

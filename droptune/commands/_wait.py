@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from droptune.commands._base import command, err
+from droptune.commands._base import command, err, say
 from droptune.config import load_config
 
 
@@ -26,8 +26,5 @@ def wait_command(args: argparse.Namespace) -> int:
 
     if wait_until_ready(spec, timeout=args.timeout, poll=args.poll):
         return 0
-    err.print(
-        f"study {spec.name!r} not prepared in {spec.storage} after {args.timeout:g} s",
-        markup=False, highlight=False, soft_wrap=True,  # one line, the path whole
-    )
+    say(err, f"study {spec.name!r} not prepared in {spec.storage} after {args.timeout:g} s")
     return 1

@@ -17,7 +17,7 @@ import time
 import zlib
 from pathlib import Path
 
-from droptune.commands._base import command, err, quiet_libraries
+from droptune.commands._base import command, err, quiet_libraries, say
 from droptune.commands._study_args import add_study_arguments, spec_from_args
 from droptune.config import StudySpec, require_sqlite_store
 from droptune.exceptions import StudyError
@@ -91,7 +91,7 @@ def worker_command(args: argparse.Namespace) -> int:
             max_epochs=spec.trainer.max_epochs, tap=tracker,
         ) as update:
             counts = run_worker(spec, study=study, tracker=tracker, worker=index, progress=update, deadline=_deadline(spec))
-    err.print(f"worker {worker_id()} done: study {spec.name} holds {counts.finished} finished trials.")
+    say(err, f"worker {worker_id()} done: study {spec.name} holds {counts.finished} finished trials.")
     return 0
 
 

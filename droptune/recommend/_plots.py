@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import optuna
 
 from droptune.recommend._recommend import Recommendation
-from droptune.recommend._trials import CURVE_ATTR, PRIOR_ATTR, rank_trials, type_rates
+from droptune.recommend._trials import PRIOR_ATTR, rank_trials, type_rates
+from droptune.record import gap_curve
 from droptune.sites import LAYER_TYPES
 
 if TYPE_CHECKING:
@@ -126,10 +127,10 @@ def gap_figure(study: optuna.Study, *, n_best: int = N_BEST_CURVES) -> Figure:
     prior = next((t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(PRIOR_ATTR)), None)
     shown = [t for t in ranked if prior is None or t.number != prior.number][:n_best]
     for trial in shown:
-        gap = (trial.user_attrs.get(CURVE_ATTR) or {}).get("overfit_gap", [])
+        gap = gap_curve(trial)
         ax.plot(range(len(gap)), gap, marker="o", ms=3, label=f"trial {trial.number} ({trial.value:.4g})")
     if prior is not None:
-        gap = (prior.user_attrs.get(CURVE_ATTR) or {}).get("overfit_gap", [])
+        gap = gap_curve(prior)
         value = f"{prior.value:.4g}" if prior.value is not None else prior.state.name.lower()
         best = " (best)" if ranked and ranked[0].number == prior.number else ""
         ax.plot(range(len(gap)), gap, color="k", ls="--", lw=2, label=f"prior, trial {prior.number} ({value}){best}")

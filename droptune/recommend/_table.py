@@ -23,15 +23,16 @@ def recommendation_table(
     by_site = bool(items) and isinstance(items[0], SiteRecommendation)
     # Text, not markup: a study name like "[x]" is shown as it is.
     shown = None if title is None else Text(title)
-    table = Table(title=shown, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    # No edge: SIMPLE_HEAD draws its top and bottom edges as lines of blanks.
+    table = Table(title=shown, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     if by_site:
-        table.add_column("site", overflow="fold", min_width=16)
+        table.add_column("site", overflow="fold", min_width=7)  # the table fits 80 columns
     table.add_column("layer type", no_wrap=True)
     # "rate" is the recommended one (the title says so); short headers leave room for sites.
     for header in ("rate", "IQR", "best", "prior", "importance", "trials"):
         table.add_column(header, justify="right", no_wrap=True, style="bold" if header == "rate" else None)
     if not by_site:
-        table.add_column("sites", overflow="fold", min_width=16)
+        table.add_column("sites", overflow="fold", min_width=5)  # the table fits 80 columns
     for item in items:
         row = [item.site] if isinstance(item, SiteRecommendation) else []
         row += [

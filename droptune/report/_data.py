@@ -10,7 +10,6 @@ left out, never a crash.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -18,10 +17,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from droptune.record import (
     BEST_EPOCH_ATTR,
-    CURVE_ATTR,
     EPOCHS_ATTR,
     GAP_ATTR,
     PRIOR_ATTR,
+    gap_curve,
     site_rates,
     site_types,
     type_rates,
@@ -80,10 +79,9 @@ def trial_curves(trial: FrozenTrial) -> dict[str, list[float]]:
     curves: dict[str, list[float]] = {}
     if trial.intermediate_values:
         curves[OBJECTIVE_CURVE] = [_float(trial.intermediate_values[k]) for k in sorted(trial.intermediate_values)]
-    raw = trial.user_attrs.get(CURVE_ATTR)
-    for key, values in (raw.items() if isinstance(raw, dict) else ()):
-        if isinstance(values, Sequence) and not isinstance(values, str):
-            curves[str(key)] = [_float(v) for v in values]
+    gap = gap_curve(trial)
+    if gap:
+        curves[GAP_ATTR] = [_float(v) for v in gap]
     return curves
 
 

@@ -9,11 +9,12 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from droptune.record import (
-    CURVE_ATTR,
+    GAP_CURVE_ATTR,
     PRIOR_ATTR,
     RATES_ATTR,
     TYPE_RATES_ATTR,
     TYPES_ATTR,
+    encode_curve,
     rates_by_type,
 )
 from droptune.space import GLOBAL_PARAM
@@ -61,7 +62,7 @@ def add_trial(
         RATES_ATTR: dict(rates),
         TYPES_ATTR: dict(layer_types),
         TYPE_RATES_ATTR: type_rates,
-        CURVE_ATTR: {"overfit_gap": list(gap or [0.1, 0.05, 0.02])},
+        GAP_CURVE_ATTR: encode_curve(gap or [0.1, 0.05, 0.02]),
     }
     if prior:
         attrs[PRIOR_ATTR] = True

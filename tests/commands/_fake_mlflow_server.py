@@ -8,7 +8,8 @@ JSON-lines file ``$FAKE_MLFLOW_RECORD``, and behaves as ``$FAKE_MLFLOW_MODE`` sa
 - ``sigterm``: answers 200, then sends SIGTERM to ``droptune ui`` (its parent) and waits to
   be stopped (a user stopping ``droptune ui``);
 - ``never``: prints a few log lines and never listens;
-- ``dies``: prints an error and exits 3 before listening.
+- ``dies``: prints an error and exits 3 before listening;
+- ``serve``: answers 200 until stopped; stopped, it prints a traceback first, as uvicorn does.
 
 Stopped by SIGINT (as ``droptune ui`` stops the real one), it records ``stopped`` and exits 0.
 """
@@ -30,6 +31,8 @@ def record(event: dict) -> None:
 
 def stopped(signum: int, frame: object) -> None:
     record({"event": "stopped"})
+    if os.environ["FAKE_MLFLOW_MODE"] == "serve":
+        print("Traceback (most recent call last):\n" + "  uvicorn ...\n" * 30 + "KeyboardInterrupt", flush=True)
     sys.exit(0)
 
 
@@ -64,7 +67,7 @@ def main(argv: list[str]) -> int:
             signal.pause()
     port = int(argv[argv.index("--port") + 1])
     server = http.server.HTTPServer((argv[argv.index("--host") + 1], port), Health)
-    while not Health.answers or Health.answers[-1] != 200:
+    while mode == "serve" or not Health.answers or Health.answers[-1] != 200:
         server.handle_request()
     server.server_close()
     if mode == "sigterm":

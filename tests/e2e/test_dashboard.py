@@ -27,6 +27,7 @@ import pytest
 from droptune.cli import main
 from droptune.commands._ui import runs_url
 from droptune.recommend import open_study, recommend
+from droptune.record import gap_curve
 
 pytestmark = pytest.mark.slow
 
@@ -124,8 +125,8 @@ def test_rest_api_has_the_per_epoch_gap_history(server):
         points = sorted(history["metrics"], key=lambda m: m["step"])
         assert [m["step"] for m in points] == list(range(EPOCHS))
         number = int(_tags(child)["droptune.trial_number"])
-        curve = study.trials[number].user_attrs["curve"]["overfit_gap"]
-        assert [m["value"] for m in points] == pytest.approx(curve)
+        curve = gap_curve(study.trials[number])  # Optuna keeps it to 4 digits; MLflow in full
+        assert [m["value"] for m in points] == pytest.approx(curve, rel=1e-3, abs=1e-6)
 
 
 def test_rest_api_lists_the_recommendation_and_plots(server):

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from droptune.cli import main
 from droptune.config import StudySpec, load_config
 from droptune.packing import Population
+from droptune.record import decode_curve, gap_curve
 from droptune.testing import TinyModule
 from droptune.tuning import prepare_study, run_worker
 
@@ -115,7 +116,7 @@ def test_tune_with_pack_trains_a_population_and_records_every_trial(study_file, 
         assert attrs["layer_types"] == {"input_dropout": "input", "dropout": "dense"}
         assert set(attrs["rates_by_type"]) == {"input", "dense"}
         assert attrs["epochs"] == 3 and attrs["pack"] == 4
-        assert len(attrs["curve"]["overfit_gap"]) == 3 and set(attrs["curve"]) == {"overfit_gap"}
+        assert len(decode_curve(attrs["gap_curve"])) == 3
         reported = [trial.intermediate_values[epoch] for epoch in range(3)]
         assert trial.value == pytest.approx(min(reported))
         assert trial.value == pytest.approx(reported[attrs["best_epoch"]])
@@ -132,7 +133,7 @@ def test_tune_with_pack_trains_a_population_and_records_every_trial(study_file, 
         assert run.data.params["rate.dense"] == run.data.params["rate.dropout"]  # per type, one site each
         history = sorted(client.get_metric_history(run.info.run_id, "overfit_gap"), key=lambda m: m.step)
         assert [m.step for m in history] == [0, 1, 2]
-        assert [m.value for m in history] == pytest.approx(trial.user_attrs["curve"]["overfit_gap"])
+        assert [m.value for m in history] == pytest.approx(gap_curve(trial), rel=1e-3)
         for metric in ("train_loss", "train_loss_eval", "val_loss", "val_acc"):
             assert len(client.get_metric_history(run.info.run_id, metric)) == 3
 
@@ -289,7 +290,7 @@ def test_builtin_models_run_packed_studies(study_file, model: str, view: str, ty
         # every layer type of the model's sites has its rate (the types themselves: tests/sites)
         assert set(trial.user_attrs["rates_by_type"]) == set(trial.user_attrs["layer_types"].values())
         assert len(trial.user_attrs["rates_by_type"]) >= 2 and types & set(trial.user_attrs["rates_by_type"])
-        assert len(trial.user_attrs["curve"]["overfit_gap"]) == 2
+        assert len(gap_curve(trial)) == 2
 
 
 @pytest.mark.gpu
