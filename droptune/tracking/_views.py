@@ -4,8 +4,11 @@ MLflow's runs table shows none of a run's metric or param columns by default, an
 can carry the sort (``orderByKey``, ``orderByAsc``) but not the columns. A *saved view* can:
 MLflow 3.x keeps one per experiment tag ``mlflow.sharedViewState.<key>`` (a JSON envelope
 whose ``state`` is the table's JSON state) and opens it from ``?viewStateShareKey=<key>``.
-It cannot carry which parent rows are expanded (MLflow leaves that out of shared state);
-sorted by a metric, the table lists every trial as a row of its own anyway.
+It cannot carry which parent rows are expanded or pinned (MLflow leaves those out of shared
+state); sorted by a metric, the table lists every trial as a row of its own anyway, and the
+``sort_key`` metric (:data:`droptune.record.SORT_KEY`) lists the parent run first. The view
+also carries the chart tab (``compareRunCharts``, ``compareRunSections``): one
+parallel-coordinates chart.
 """
 
 from __future__ import annotations
