@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +62,7 @@ __all__ = [
     "REASON_TAG",
     "ROLE_TAG",
     "RUN_STATUS",
+    "SORT_KEY",
     "STATE_TAG",
     "STUDY_TAG",
     "TRIAL_TAG",
@@ -81,6 +82,7 @@ __all__ = [
     "model_rates",
     "model_types",
     "outcome",
+    "parent_sort_key",
     "rates_by_type",
     "run_params",
     "run_summary",
@@ -131,6 +133,12 @@ REASON_LIMIT = 2000  # characters of a failure reason kept as a user attribute
 # --- MLflow ----------------------------------------------------------------------------------
 RATE_PARAM = "rate."  # rate.<site> per site, rate.<layer type> per type
 TYPE_PARAM = "type."  # type.<site>
+# The metric droptune's saved MLflow view sorts by, ascending: a trial's objective value
+# (negated when the study maximises, so the best trial has the lowest), and on the parent run
+# an integer below every trial's (see parent_sort_key), so the study's row comes first. Not an
+# objective: the values themselves are in best_<metric>. MLflow's view sorts on one key, and on
+# a tie it lists the later-started run first, so the parent cannot share the best trial's value.
+SORT_KEY = "sort_key"
 # Per-epoch metrics (step = epoch): as trained, both losses in eval mode, and their gap.
 EPOCH_METRICS = ("train_loss", "train_loss_eval", "val_loss", "val_acc", "overfit_gap")
 # Computed by droptune's gap pass, not logged by the module: valid objectives all the same.
@@ -338,12 +346,37 @@ def gap_constraint(result: TrialResult, metric: str, direction: str, max_gap: fl
 
 
 def run_summary(result: TrialResult, metric: str, direction: str) -> dict[str, float]:
-    """The summary metrics of a trial's child run: ``best_<metric>``, ``best_epoch``, ``best_overfit_gap``."""
+    """The summary metrics of a trial's child run: ``best_<metric>``, ``best_epoch``, ``best_overfit_gap``
+    and :data:`SORT_KEY` (``best_<metric>``, negated when the study maximises)."""
     finite = _finite(result.history, metric)
     if not finite:
         return {}
     best = best_record(finite, metric, direction)
-    return {f"best_{metric}": best[metric], "best_epoch": best["epoch"], "best_overfit_gap": best[GAP_ATTR]}
+    value = best[metric]
+    return {
+        f"best_{metric}": value, "best_epoch": best["epoch"], "best_overfit_gap": best[GAP_ATTR],
+        SORT_KEY: -value if direction == "maximize" else value,
+    }
+
+
+def parent_sort_key(values: Iterable[float], direction: str) -> float:
+    """The parent run's :data:`SORT_KEY`: an integer below every trial's, so it lists first.
+
+    Args:
+        values: Every objective value the trials reached (final and per epoch: a pruned or
+            failed trial's key is its best epoch's); non-finite ones are ignored.
+        direction: ``minimize`` or ``maximize``.
+
+    Returns:
+        The floor of the lowest key, minus 1: below every trial's, and a whole number so that
+        it cannot be read as an objective value. -1.0 when there is no finite value.
+
+    Example:
+        >>> parent_sort_key([0.62, 0.8], "minimize"), parent_sort_key([0.95, 0.7], "maximize")
+        (-1.0, -2.0)
+    """
+    keys = [-v if direction == "maximize" else v for v in values if math.isfinite(v)]
+    return float(math.floor(min(keys, default=0.0)) - 1)
 
 
 def _finite(history: Sequence[Mapping[str, float]], metric: str) -> list[Mapping[str, float]]:

@@ -44,7 +44,7 @@ def test_a_complete_trial_records_its_best_epoch_not_its_last() -> None:
     attrs = finish_attrs(result, "val_loss", "minimize")
     assert attrs == {"gap_curve": "0.1 0.2 0.4", "best_epoch": 1, "overfit_gap": 0.2, "epochs": 3}
     assert run_summary(result, "val_loss", "minimize") == {
-        "best_val_loss": 0.7, "best_epoch": 1.0, "best_overfit_gap": 0.2,
+        "best_val_loss": 0.7, "best_epoch": 1.0, "best_overfit_gap": 0.2, "sort_key": 0.7,
     }
     assert gap_constraint(result, "val_loss", "minimize", max_gap=0.15) == pytest.approx(0.05)
     assert gap_constraint(result, "val_loss", "minimize", max_gap=None) is None

@@ -199,6 +199,8 @@ def _study_url(host: str, port: int, tracking_uri: str, name: str | None, object
         view = tracking.ensure_runs_view(tracking_uri, exp, metric=metric, ascending=ascending)
     except Exception as error:  # a read-only or busy store: the sort still fits in the URL
         log.warning("could not save droptune's view of the runs table (%s); the URL sorts the runs only", error)
+        view = None
+    if view is None:  # not saved (no trial has its rates yet): the sort still fits in the URL
         return runs_url(host, port, exp, order_by=metric, ascending=ascending)
     return runs_url(host, port, exp, view=view)
 

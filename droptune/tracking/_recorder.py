@@ -25,6 +25,7 @@ from droptune.record import (
     finish_attrs,
     gap_constraint,
     run_params,
+    run_state,
     run_summary,
     start_attrs,
 )
@@ -170,7 +171,9 @@ def tell(study: optuna.Study, trial: optuna.Trial, result: TrialResult) -> None:
     elif result.state == "pruned":
         study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
     else:
-        log.warning("trial %d failed: %s", trial.number, (result.reason or "").splitlines()[0] if result.reason else "")
+        # A trial stopped by Ctrl-C or SIGTERM: the run's final line says so, once for all of them.
+        level = logging.DEBUG if run_state(result.state, result.reason) == "interrupted" else logging.WARNING
+        log.log(level, "trial %d failed: %s", trial.number, (result.reason or "").splitlines()[0] if result.reason else "")
         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
 

@@ -27,7 +27,14 @@ from droptune.exceptions import StudyError
 from droptune.inspect import inspect_model
 from droptune.preflight import preflight
 from droptune.recommend import N_CLASSES_ATTR
-from droptune.record import BASELINE_ATTR, MODEL_SIZE_ATTR, PARENT_RUN_ATTR, PRIOR_ATTR
+from droptune.record import (
+    BASELINE_ATTR,
+    MODEL_SIZE_ATTR,
+    PARENT_RUN_ATTR,
+    PRIOR_ATTR,
+    SORT_KEY,
+    parent_sort_key,
+)
 from droptune.report import report_study
 from droptune.sites import DropoutSite
 from droptune.space import SearchSpace
@@ -126,6 +133,12 @@ class StudyLifecycle:
         if counts.complete:
             summary["best_value"] = self.study.best_value
             summary["best_trial"] = self.study.best_trial.number
+            # The best value under the objective's own column, and the key that lists the
+            # parent run first in droptune's saved MLflow view (see droptune.record.SORT_KEY).
+            objective, trials = self.spec.objective, self.study.get_trials(deepcopy=False)
+            reached = [v for t in trials for v in (t.value, *t.intermediate_values.values()) if v is not None]
+            summary[f"best_{objective.metric}"] = self.study.best_value
+            summary[SORT_KEY] = parent_sort_key(reached, objective.direction)
         self.tracker.log_study_summary(self.parent_run_id, summary)
         if status == "FINISHED":
             report_study(self.study, self.tracker, self.parent_run_id, metric=self.spec.objective.metric)

@@ -102,7 +102,8 @@ def test_ui_prints_the_url_of_the_studys_runs_in_droptunes_view(server):
     assert server.runs_url == expected
     tags = {t["key"]: t["value"] for t in experiment.get("tags", [])}
     state = json.loads(json.loads(tags["mlflow.sharedViewState.droptune"])["state"])
-    assert state["orderByKey"] == "metrics.`best_val_loss`" and state["orderByAsc"] is True
+    assert state["orderByKey"] == "metrics.`sort_key`" and state["orderByAsc"] is True
+    assert state["compareRunCharts"][0]["selectedParams"] == ["rate.input", "rate.dense"]
 
 
 def test_rest_api_has_the_parent_run_and_one_child_run_per_trial(server):
@@ -168,13 +169,27 @@ def test_browser_shows_every_trial_best_first_with_droptunes_columns(server, chr
     shot = ARTIFACTS / "dashboard_runs.png"
     shot.unlink(missing_ok=True)
     text = _page_text(chromium.run(tmp_path, *VIEW_FLAGS, "--dump-dom", f"--screenshot={shot}", server.runs_url))
-    assert "Sort: best_val_loss" in text, text[:3000]
+    assert "Sort: sort_key" in text, text[:3000]
     header = text[text.index("Run Name") : text.index("trial-")]
     for column in ("best_val_loss", "best_overfit_gap", "best_epoch", "rate.input", "rate.dense"):
         assert column in header, header
     assert _trials_shown(text) == _best_first(server)  # every trial, in the order of its value
+    assert text.index(f" {STUDY} ", text.index("Run Name")) < text.index("trial-")  # the parent run first
     assert shot.read_bytes().startswith(PNG_MAGIC)
     assert _n_colours(shot) > 20  # a rendered page, not a blank one
+
+
+def test_browser_shows_the_parallel_coordinates_chart_in_the_chart_tab(server, chromium, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard_parallel.png"
+    shot.unlink(missing_ok=True)
+    url = server.runs_url + "&compareRunsMode=CHART"  # the chart tab of the same saved view
+    text = _page_text(chromium.run(tmp_path, *VIEW_FLAGS, "--dump-dom", f"--screenshot={shot}", url))
+    assert "Parallel Coordinates" in text and "droptune: rates, objective, gap" in text, text[:3000]
+    chart = text[text.index("Parallel Coordinates") :]
+    for axis in ("rate.input", "rate.dense", "best_overfit_gap", "best_val_loss"):
+        assert axis in chart, chart[:2000]
+    assert _n_colours(shot) > 20
 
 
 def test_browser_sorts_by_the_url_alone_when_no_view_is_saved(server, chromium, tmp_path):

@@ -130,3 +130,22 @@ def test_a_trial_failed_by_ctrl_c_or_sigterm_is_tagged_interrupted(tracking_uri:
     tracker.end_trial(run, "failed", reason=reason)
     finished = MlflowClient(tracking_uri=tracking_uri).get_run(run)
     assert finished.info.status == "FAILED" and finished.data.tags["droptune.state"] == state
+
+
+@pytest.mark.parametrize(
+    ("reason", "warned"),
+    [("interrupted by Ctrl-C or SIGINT (KeyboardInterrupt)", False), ("RuntimeError: CUDA out of memory", True)],
+)
+def test_ctrl_c_warns_about_no_trial_of_its_own(tmp_path: Path, caplog, reason: str, warned: bool) -> None:
+    # Ctrl-C's final line ("interrupted: ...") says what happened once; a study-level error
+    # still names each trial it failed.
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    recorder = TrialRecorder(study=study, tracker=NullTracker(), parent_run_id="p", objective=ObjectiveSpec())
+    trial = study.ask()
+    recorder.open(trial, {"fc": 0.5}, {"fc": "dense"})
+    with caplog.at_level("DEBUG", logger="droptune.tracking._recorder"):
+        recorder.abort([trial], reason)
+        recorder.shutdown()
+    failed = [r for r in caplog.records if r.getMessage().startswith("trial 0 failed")]
+    assert [r.levelname for r in failed] == (["WARNING"] if warned else ["DEBUG"])
+    assert study.trials[0].state == optuna.trial.TrialState.FAIL

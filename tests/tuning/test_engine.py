@@ -88,6 +88,9 @@ def test_tune_fills_optuna_and_mlflow(in_tmp):
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["n_complete"] == 3 and parent.data.metrics["n_failed"] == 0
     assert parent.data.metrics["best_value"] == pytest.approx(min(t.value for t in done))
+    assert parent.data.metrics["best_val_loss"] == parent.data.metrics["best_value"]
+    # droptune's MLflow view sorts by sort_key: the parent's is below every trial's
+    assert all(parent.data.metrics["sort_key"] < c.data.metrics["sort_key"] for c in children)
     logged = [a.path for a in client.list_artifacts(parent.info.run_id)]
     assert {"tiny.yaml", "sites.txt", "sites.json"} <= set(logged)
     # The site table droptune inspect shows, as data: every site with its type and liveness.
