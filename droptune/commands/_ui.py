@@ -48,7 +48,7 @@ def server_command(tracking_uri: str, *, host: str = "127.0.0.1", port: int = 50
     droptune's tracker puts them. One worker: the server is ready in half the time.
     """
     # Lazily, as every import of droptune.tracking here (it imports MLflow): `--help` stays fast.
-    from droptune.tracking import artifact_root
+    from droptune.stores._storage import artifact_root
 
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri]
     root = artifact_root(tracking_uri)

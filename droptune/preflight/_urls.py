@@ -19,9 +19,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from droptune._io import os_error_reason
-from droptune._store_guard import JOURNAL_PREFIX, journal_file
 from droptune.config import NO_TRACKING
 from droptune.exceptions import ConfigError, StudyError
+from droptune.stores._create import JOURNAL_PREFIX, journal_file
 
 __all__ = ["DEFAULT_TIMEOUT_S", "TRACKING_SCHEMES", "check_storage_url", "check_tracking_uri"]
 

@@ -19,7 +19,6 @@ from droptune.recommend._recommend import (
     n_kept,
     recommend,
 )
-from droptune.recommend._studies import DEFAULT_STORAGE, open_study, study_names
 from droptune.recommend._table import (
     dump_recommendations,
     recommendation_data,
@@ -27,11 +26,11 @@ from droptune.recommend._table import (
 )
 from droptune.recommend._trials import best_trial, complete_trials, find_trial, rank_trials
 from droptune.recommend._wording import evidence, which_figure
+from droptune.stores._open import open_study, study_names
 
 __all__ = [
     "N_CLASSES_ATTR",
     "Caveat",
-    "DEFAULT_STORAGE",
     "MIN_TRIALS",
     "Recommendation",
     "SiteRecommendation",

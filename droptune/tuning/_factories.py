@@ -1,6 +1,6 @@
 """Study-file names -> Optuna samplers and pruners (one dict each, no if-chains).
 
-Storages: :mod:`droptune.tracking._stores`.
+Storages: :mod:`droptune.stores._storage`.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ import lightning.pytorch as pl
 import optuna
 from optuna.trial import FrozenTrial
 
-from droptune._store_guard import create_stores_locked
 from droptune.config import NO_TRACKING, StudySpec
 from droptune.exceptions import StudyError
 from droptune.inspect import inspect_model
@@ -31,19 +30,14 @@ from droptune.record import BASELINE_ATTR, MODEL_SIZE_ATTR, PARENT_RUN_ATTR, PRI
 from droptune.report import report_study
 from droptune.sites import DropoutSite
 from droptune.space import SearchSpace
-from droptune.tracking import MlflowTracker, NullTracker, OffloadedTracker, Tracker, enable_wal, make_storage
-from droptune.tracking._recorder import TrialRecorder
+from droptune.stores._create import create_stores_locked
+from droptune.stores._storage import enable_wal, make_storage
+from droptune.tracking import MlflowTracker, NullTracker, OffloadedTracker, Tracker
 from droptune.tuning._build import build, example_input, model_sites
 from droptune.tuning._factories import PRUNERS, sampler_for
-from droptune.tuning._scheduler import (
-    ENDED,
-    EXECUTORS,
-    Counts,
-    ProgressFn,
-    count_trials,
-    executor_kind,
-    schedule,
-)
+from droptune.tuning._recorder import TrialRecorder
+from droptune.tuning._scheduler import ENDED, Counts, ProgressFn, count_trials, schedule
+from droptune.tuning.executors import EXECUTORS, executor_kind
 
 SITES_TEXT, SITES_JSON = "sites.txt", "sites.json"  # the parent run's site table (droptune inspect)
 
@@ -151,7 +145,7 @@ def prepare_study(spec: StudySpec, *, tracker: Tracker | None = None) -> StudyLi
 
     The pre-flight (:func:`droptune.preflight.preflight`: store URLs, one training and one
     validation batch) runs before anything is created, and the stores are created under
-    :func:`~droptune._store_guard.create_stores_locked`, so that simultaneous first starts do
+    :func:`~droptune.stores._create.create_stores_locked`, so that simultaneous first starts do
     not race and a failed start leaves no half-made store.
 
     Args:

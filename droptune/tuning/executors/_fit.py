@@ -15,7 +15,6 @@ import optuna
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
-from droptune._journal import write_batch
 from droptune._memory import release_trial_memory
 from droptune.callbacks import GapCallback, PruningCallback
 from droptune.config import StudySpec
@@ -23,9 +22,10 @@ from droptune.exceptions import DroptuneError
 from droptune.record import TrialResult, outcome, trial_seed
 from droptune.sites import apply_rates
 from droptune.space import SearchSpace
+from droptune.stores._journal import write_batch
 from droptune.tracking._callback import TrackingCallback
-from droptune.tracking._recorder import TrialRecorder
 from droptune.tuning._build import build, model_sites
+from droptune.tuning._recorder import TrialRecorder
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The scheduler (:mod:`droptune.tuning._scheduler`) decides which trials start and
 study is done; this executor takes trials into free slots, trains the population one epoch
 per :meth:`PackedExecutor.step`, and hands back the members that ended (pruned, early-stopped,
 finished or failed). Each trial is recorded as an unpacked one is, through the same
-:class:`~droptune.tracking._recorder.TrialRecorder`.
+:class:`~droptune.tuning._recorder.TrialRecorder`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import lightning.pytorch as pl
 import optuna
 import torch
 
-from droptune._journal import write_batch
 from droptune._memory import release_trial_memory
 from droptune.config import StudySpec
 from droptune.exceptions import ConfigError, DroptuneError, PackingError
@@ -30,7 +29,8 @@ from droptune.packing._setup import record_metrics, resolve_device, resolve_loss
 from droptune.record import GAP_ATTR, TrialResult, trial_seed
 from droptune.sites import DropoutSite
 from droptune.space import SearchSpace
-from droptune.tracking._recorder import TrialRecorder
+from droptune.stores._journal import write_batch
+from droptune.tuning._recorder import TrialRecorder
 
 log = logging.getLogger(__name__)
 

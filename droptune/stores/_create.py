@@ -86,9 +86,9 @@ def journal_storage(path: Path) -> Any:
     the file (the backend locks it). It has no heartbeats: a dead worker's trials are found
     by its process being gone (:func:`droptune.tuning.reap_dead_trials`). Across machines,
     use PostgreSQL. The storage carries its path as ``droptune_path`` (the study lock's file), and
-    can group a trial's writes into one append (:class:`droptune._journal.BatchedJournalStorage`).
+    can group a trial's writes into one append (:class:`droptune.stores._journal.BatchedJournalStorage`).
     """
-    from droptune._journal import BatchedJournalStorage
+    from droptune.stores._journal import BatchedJournalStorage
 
     path.parent.mkdir(parents=True, exist_ok=True)
     storage = BatchedJournalStorage(str(path))
@@ -99,13 +99,13 @@ def journal_storage(path: Path) -> Any:
 def open_storage(url: str) -> Any:
     """An Optuna storage for ``url``, without droptune's tuning (heartbeats, fast commits).
 
-    For reading a study, or checking whether one exists; :func:`droptune.tracking.make_storage`
+    For reading a study, or checking whether one exists; :func:`droptune.stores.make_storage`
     builds the storage a study runs on. Opening a journal creates the file (Optuna's backend
     does): check that it exists first where nothing may be created.
     """
     import optuna
 
-    from droptune._sqlite_damage import note
+    from droptune.stores._damage import note
 
     path = journal_file(url)
     if path is not None:
@@ -225,11 +225,11 @@ def store_lock(url: str) -> Iterator[None]:
 def file_lock(database: Path) -> Iterator[None]:
     """Hold an exclusive lock named after ``database``, in this user's private lock folder.
 
-    The folder (:func:`droptune._flock.private_lock_folder`) is ``droptune-locks-<uid>`` in
+    The folder (:func:`droptune.stores._lock.private_lock_folder`) is ``droptune-locks-<uid>`` in
     the system's temporary folder, mode 0700: no other user can hold, block or break the lock.
-    A wait longer than :data:`droptune._flock.REPORT_AFTER_S` is reported with the holder's pid.
+    A wait longer than :data:`droptune.stores._lock.REPORT_AFTER_S` is reported with the holder's pid.
     """
-    from droptune._flock import hold, private_lock_folder
+    from droptune.stores._lock import hold, private_lock_folder
 
     digest = hashlib.blake2b(str(database).encode(), digest_size=12).hexdigest()
     with hold(private_lock_folder() / f"{digest}.lock"):
