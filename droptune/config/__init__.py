@@ -33,10 +33,12 @@ from droptune.config._spec import (
     SEED_MAX,
     ClassSpec,
     ObjectiveSpec,
+    PackMode,
     SearchSpec,
     StudySpec,
     TrainerSpec,
     load_config,
+    pack_mode,
     spec_from_dict,
 )
 
@@ -48,6 +50,7 @@ __all__ = [
     "GRANULARITIES",
     "NO_TRACKING",
     "OVERRIDES",
+    "PackMode",
     "ObjectiveSpec",
     "PARAMETER_CONSTRAINTS",
     "PRUNERS",
@@ -58,6 +61,7 @@ __all__ = [
     "TrainerSpec",
     "absolute_sqlite_url",
     "load_config",
+    "pack_mode",
     "project_root",
     "require_sqlite_store",
     "resolve_sqlite_url",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 from typing_extensions import override
 
+from droptune.config import pack_mode
 from droptune.exceptions import ConfigError, DroptuneError, StudyError
 from droptune.record import GAP_METRICS
 
@@ -42,7 +43,7 @@ def check_training(spec: StudySpec) -> None:
     model = _build(spec, "model")
     data = _build(spec, "data")
     _check_sites(spec, model, data, source)
-    if isinstance(spec.search.pack, int) and spec.search.pack > 1:  # auto falls back to unpacked instead
+    if pack_mode(spec.search) == "packed":  # auto falls back to unpacked instead
         from droptune.packing import check_packable
         from droptune.packing._setup import resolve_loss
 

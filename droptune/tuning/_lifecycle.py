@@ -21,7 +21,7 @@ import lightning.pytorch as pl
 import optuna
 from optuna.trial import FrozenTrial
 
-from droptune.config import NO_TRACKING, StudySpec
+from droptune.config import NO_TRACKING, StudySpec, pack_mode
 from droptune.exceptions import StudyError
 from droptune.inspect import inspect_model
 from droptune.preflight import preflight
@@ -37,7 +37,7 @@ from droptune.tuning._build import build, example_input, model_sites
 from droptune.tuning._factories import PRUNERS, sampler_for
 from droptune.tuning._recorder import TrialRecorder
 from droptune.tuning._scheduler import ENDED, Counts, ProgressFn, count_trials, schedule
-from droptune.tuning.executors import EXECUTORS, executor_kind
+from droptune.tuning.executors import executor_kind, make_executor
 
 SITES_TEXT, SITES_JSON = "sites.txt", "sites.json"  # the parent run's site table (droptune inspect)
 
@@ -64,7 +64,7 @@ def make_tracker(spec: StudySpec) -> Tracker:
     """
     if spec.tracking_uri == NO_TRACKING:
         return NullTracker()
-    if spec.search.pack != 1:
+    if pack_mode(spec.search) != "unpacked":
         return OffloadedTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
     return MlflowTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
 
@@ -158,6 +158,7 @@ def prepare_study(spec: StudySpec, *, tracker: Tracker | None = None) -> StudyLi
         StudyError: If the stored study was created with another direction, or a store cannot
             be reached or written.
     """
+    executor_kind(spec)  # an unknown search.executor is refused before anything is written
     preflight(spec)
     with create_stores_locked(spec):
         return _prepare(spec, tracker)
@@ -275,7 +276,7 @@ def run_worker(
     recorder = TrialRecorder(study=study, tracker=tracker, parent_run_id=parent, objective=spec.objective)
     space = space_of(spec)
     try:
-        executor = EXECUTORS[executor_kind(spec)](spec, space, recorder)
+        executor = make_executor(spec, space, recorder)
     except BaseException:
         recorder.shutdown()
         raise

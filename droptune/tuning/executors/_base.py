@@ -1,34 +1,44 @@
-"""How trials train: the executor protocol, and the registry the scheduler looks executors up in.
+"""How trials train: the executor protocol, the registry the scheduler looks executors up in, and
+the trial start every executor shares.
 
 - ``fit``: one Lightning ``Trainer.fit`` per trial (:class:`~droptune.tuning.executors.FitExecutor`);
 - ``packed``: K trials trained at once as one vectorised population
   (:class:`~droptune.tuning.executors.PackedExecutor`), refilled as members finish;
 - ``auto`` (``search.pack: auto``): K from a memory probe of the worker's GPU
   (:func:`~droptune.packing.resolve_pack`), then ``packed``, or ``fit`` when K is 1.
+
+A study names its executor with ``search.executor``; left out, ``search.pack`` decides
+(:func:`droptune.config.pack_mode`). Adding an executor is a module with a class that follows
+:class:`Executor` and one line in :data:`EXECUTORS`.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Protocol
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
+import lightning.pytorch as pl
 import optuna
 
-from droptune.config import StudySpec
-from droptune.record import PACK_AUTO_ATTR, TrialResult
-from droptune.space import SearchSpace
-from droptune.tuning._build import build, model_sites
-from droptune.tuning._heartbeat import worker_id
-from droptune.tuning._recorder import TrialRecorder
-from droptune.tuning.executors._fit import FitExecutor
+from droptune.config import StudySpec, pack_mode
+from droptune.exceptions import ConfigError
+from droptune.record import TrialResult, trial_seed
+from droptune.stores._journal import write_batch
+from droptune.tuning._build import build, build_model, model_sites
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from droptune.sites import DropoutSite
+    from droptune.space import SearchSpace
+    from droptune.tuning._recorder import TrialRecorder
 
 
 class Executor(Protocol):
-    """How trials train. ``capacity`` trials at most run at once."""
+    """How trials train. ``capacity`` trials at most run at once.
+
+    Built as ``factory(spec, space, recorder)`` from :data:`EXECUTORS`, once per worker.
+    """
 
     capacity: int
 
@@ -49,36 +59,99 @@ class Executor(Protocol):
         ...
 
 
-def _packed(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> Executor:
-    from droptune.tuning.executors._packed import PackedExecutor  # only packed studies need torch.func
-
-    model, data = build(spec)
-    all_sites = model_sites(spec, model, data)
-    return PackedExecutor(spec=spec, space=space, recorder=recorder, template=model, datamodule=data,
-                          sites=space.select(all_sites), all_sites=all_sites)
+ExecutorFactory = Callable[["StudySpec", "SearchSpace", "TrialRecorder"], Executor]
 
 
-def _auto(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> Executor:
-    """``search.pack: auto``: probe this worker's device, say what it chose, then build that executor."""
-    from droptune.packing import resolve_pack  # the probe needs torch.func only on a GPU
+def _lazy(module: str, name: str) -> ExecutorFactory:
+    """A factory loaded on first use: the packed executor needs torch.func and the packing machinery."""
 
-    model, data = build(spec)
-    pack, reason = resolve_pack(spec, model, data, space.select(model_sites(spec, model, data)))
-    log.info("search.pack auto: %d trial%s at once (%s)", pack, "" if pack == 1 else "s", reason)
-    recorder.study.set_user_attr(PACK_AUTO_ATTR, {"pack": pack, "reason": reason, "worker": worker_id()})
-    resolved = replace(spec, search=replace(spec.search, pack=pack))
-    return EXECUTORS[executor_kind(resolved)](resolved, space, recorder)
+    def factory(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> Executor:
+        made: Executor = getattr(importlib.import_module(module), name)(spec, space, recorder)
+        return made
+
+    return factory
 
 
-EXECUTORS: dict[str, Callable[[StudySpec, SearchSpace, TrialRecorder], Executor]] = {
-    "fit": FitExecutor,
-    "packed": _packed,
-    "auto": _auto,
+EXECUTORS: dict[str, ExecutorFactory] = {
+    "fit": _lazy("droptune.tuning.executors._fit", "FitExecutor"),
+    "packed": _lazy("droptune.tuning.executors._packed", "packed_executor"),
+    "auto": _lazy("droptune.tuning.executors._packed", "auto_executor"),
 }
+
+# What search.pack asks for, when search.executor does not name an executor.
+_BY_PACK_MODE = {"unpacked": "fit", "packed": "packed", "auto": "auto"}
 
 
 def executor_kind(spec: StudySpec) -> str:
-    """The key of :data:`EXECUTORS` that runs ``spec``'s trials."""
-    if spec.search.pack == "auto":
-        return "auto"
-    return "packed" if spec.search.pack > 1 else "fit"
+    """The key of :data:`EXECUTORS` that runs ``spec``'s trials.
+
+    Raises:
+        ConfigError: If ``search.executor`` names no registered executor (raised before any
+            trial starts: :func:`droptune.tuning.prepare_study` asks first).
+    """
+    kind = spec.search.executor or _BY_PACK_MODE[pack_mode(spec.search)]
+    if kind not in EXECUTORS:
+        raise ConfigError(
+            f"{spec.source or 'study'}: search.executor {kind!r} is not a registered executor; "
+            f"choose one of: {', '.join(sorted(EXECUTORS))} (or leave it out: search.pack decides)."
+        )
+    return kind
+
+
+def make_executor(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> Executor:
+    """The executor that runs ``spec``'s trials in this worker, looked up in :data:`EXECUTORS`."""
+    return EXECUTORS[executor_kind(spec)](spec, space, recorder)
+
+
+@dataclass
+class StartedTrial:
+    """A trial after :func:`start_trial`: its seeded model (and data, when built), its rates."""
+
+    model: pl.LightningModule
+    data: pl.LightningDataModule | None
+    rates: dict[str, float]
+
+
+def start_trial(
+    trial: optuna.Trial,
+    spec: StudySpec,
+    space: SearchSpace,
+    recorder: TrialRecorder,
+    *,
+    sites: Sequence[DropoutSite] | None = None,
+    all_sites: Sequence[DropoutSite] | None = None,
+    **extra: Any,
+) -> StartedTrial:
+    """Start a trial the same way in every executor: seed, build, suggest, open its record.
+
+    The seed comes from the study's seed and the trial (a retried trial keeps its original's);
+    the trial record gets the whole model's rates and types (sites left out by include/exclude
+    keep their built rate), so that an export is complete however the trial trained.
+
+    Args:
+        trial: The trial, just asked.
+        spec: The study.
+        space: Its search space.
+        recorder: Records the trial.
+        sites: The tuned sites, when the executor knows them (a population's); by default the
+            model and data are built and the sites discovered on them.
+        all_sites: Every site of the model (default: discovered with ``sites``, else ``sites``).
+        **extra: More start attributes (see :func:`droptune.record.start_attrs`).
+
+    Returns:
+        The built model (data too when ``sites`` was not given) and the suggested rates; the
+        rates are not applied (a packed population holds them as tensors).
+    """
+    attrs = trial.storage.get_trial_user_attrs(trial._trial_id)
+    pl.seed_everything(trial_seed(spec.seed, trial.number, attrs), workers=True, verbose=False)
+    data: pl.LightningDataModule | None = None
+    if sites is None:
+        model, data = build(spec)
+        all_sites = model_sites(spec, model, data)
+        sites = space.select(list(all_sites))
+    else:
+        model = build_model(spec)
+    with write_batch(trial.storage):  # the trial's parameters in one append
+        rates = space.suggest(trial, list(sites))
+    recorder.open_sites(trial, rates, sites, all_sites if all_sites is not None else sites, **extra)
+    return StartedTrial(model=model, data=data, rates=rates)
