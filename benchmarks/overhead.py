@@ -77,7 +77,8 @@ load_config("tiny.yaml"); clock("load study file (schema, model and data classes
 t = time.perf_counter()
 import droptune.tuning, droptune.tuning._confirm, droptune.commands._tune, droptune.commands._recommend
 clock("import the engine (Optuna, matplotlib, ...)", t)
-from droptune.tuning import _lifecycle, _fit, _confirm
+from droptune.tuning import _confirm, _lifecycle
+from droptune.tuning.executors import _fit
 from droptune.commands import _tune, _recommend
 # prepare_study: where the command takes it from (bound at import in one tree, at call in the other)
 wrap(_tune if hasattr(_tune, "prepare_study") else droptune.tuning, "prepare_study", "prepare: total")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from droptune.recommend._confidence import N_CLASSES_ATTR, Caveat, basis, caveats
+from droptune.recommend._confidence import Caveat, basis, caveats
 from droptune.recommend._importance import variable_importances
 from droptune.recommend._plots import (
     gap_figure,
@@ -24,36 +24,27 @@ from droptune.recommend._table import (
     recommendation_data,
     recommendation_table,
 )
-from droptune.recommend._trials import best_trial, complete_trials, find_trial, rank_trials
 from droptune.recommend._wording import evidence, which_figure
-from droptune.stores._open import open_study, study_names
 
 __all__ = [
-    "N_CLASSES_ATTR",
     "Caveat",
     "MIN_TRIALS",
     "Recommendation",
     "SiteRecommendation",
     "basis",
-    "best_trial",
     "caveats",
-    "complete_trials",
     "compute",
     "dump_recommendations",
     "evidence",
-    "find_trial",
     "gap_figure",
     "history_figure",
     "importance_figure",
     "n_kept",
-    "open_study",
-    "rank_trials",
     "rates_figure",
     "recommend",
     "recommendation_data",
     "recommendation_table",
     "save_plots",
-    "study_names",
     "variable_importances",
     "which_figure",
 ]

@@ -110,7 +110,7 @@ def _plan(search: optuna.Study, stored: list[dict[str, Any]], top: int) -> list[
 
     A search resumed after its confirmation may have found better trials: they join the plan.
     """
-    from droptune.recommend import rank_trials  # ranking rules (feasible first) live there
+    from droptune.record import rank_trials  # ranking rules (feasible first) live there
 
     known = {e["trial"] for e in stored}
     return list(stored) + [
@@ -177,7 +177,7 @@ def start_confirmation(
     """
     _check(top, seeds)
     search = load_study(spec, create=False)
-    from droptune.recommend import best_trial
+    from droptune.record import best_trial
 
     best_trial(search)  # a StudyError saying so when nothing is complete
     study = load_study(confirm_spec(spec, n_trials=0))

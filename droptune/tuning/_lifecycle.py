@@ -14,7 +14,8 @@ import logging
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -25,9 +26,7 @@ from droptune.config import NO_TRACKING, StudySpec, pack_mode
 from droptune.exceptions import StudyError
 from droptune.inspect import inspect_model
 from droptune.preflight import preflight
-from droptune.recommend import N_CLASSES_ATTR
-from droptune.record import BASELINE_ATTR, MODEL_SIZE_ATTR, PARENT_RUN_ATTR, PRIOR_ATTR
-from droptune.report import report_study
+from droptune.record import BASELINE_ATTR, MODEL_SIZE_ATTR, N_CLASSES_ATTR, PARENT_RUN_ATTR, PRIOR_ATTR
 from droptune.sites import DropoutSite
 from droptune.space import SearchSpace
 from droptune.stores._create import create_stores_locked
@@ -98,20 +97,29 @@ def load_study(spec: StudySpec, *, worker: int = 0, create: bool = True) -> optu
     return study
 
 
+StudyEndHook = Callable[["StudyLifecycle"], None]
+
+
 @dataclass
 class StudyLifecycle:
-    """A prepared study: its Optuna study, tracker and parent run. Make one with :func:`prepare_study`."""
+    """A prepared study: its Optuna study, tracker and parent run. Make one with :func:`prepare_study`.
+
+    ``on_end`` holds the study-end hooks: each is called with the lifecycle when the study ends
+    normally, before its parent run closes. The engine analyses nothing itself; the use-case
+    layer (:func:`droptune.api.run_tune`) adds the report there.
+    """
 
     spec: StudySpec
     study: optuna.Study
     tracker: Tracker
     parent_run_id: str
+    on_end: list[StudyEndHook] = field(default_factory=list)
 
     def finish(self, *, status: str = "FINISHED") -> Counts:
         """Log the study's summary on its parent run and close it (FINISHED or KILLED).
 
-        A study that ends normally also gets its recommendation and plots on the parent
-        run; with too few trials, a note says so instead.
+        A study that ends normally runs its :attr:`on_end` hooks first (the report: the
+        recommendation and plots on the parent run).
         """
         counts = count_trials(self.study)
         summary: dict[str, float] = {"n_complete": counts.complete, "n_pruned": counts.pruned, "n_failed": counts.failed}
@@ -120,7 +128,8 @@ class StudyLifecycle:
             summary["best_trial"] = self.study.best_trial.number
         self.tracker.log_study_summary(self.parent_run_id, summary)
         if status == "FINISHED":
-            report_study(self.study, self.tracker, self.parent_run_id, metric=self.spec.objective.metric)
+            for hook in self.on_end:
+                hook(self)
         self.tracker.end_study(self.parent_run_id, status=status)
         return counts
 

@@ -26,7 +26,8 @@ import pytest
 
 from droptune.cli import main
 from droptune.commands._ui import runs_url
-from droptune.recommend import open_study, recommend
+from droptune.recommend import recommend
+from droptune.stores import open_study
 
 pytestmark = pytest.mark.slow
 
