@@ -10,7 +10,6 @@ from droptune.record import TrialResult, best_record
 from droptune.tuning._lifecycle import (
     StudyLifecycle,
     load_study,
-    make_tracker,
     prepare_study,
     run_worker,
     space_of,
@@ -29,7 +28,6 @@ __all__ = [
     "best_record",
     "count_trials",
     "load_study",
-    "make_tracker",
     "prepare_study",
     "run_worker",
     "space_of",

@@ -43,7 +43,8 @@ from droptune.record import (
 )
 from droptune.sites import LAYER_TYPES
 from droptune.tracking import Tracker
-from droptune.tuning._lifecycle import load_study, make_tracker, run_worker
+from droptune.tracking import tracker_for as make_tracker
+from droptune.tuning._lifecycle import load_study, run_worker
 from droptune.tuning._plan import PlanSampler
 from droptune.tuning._scheduler import ProgressFn
 

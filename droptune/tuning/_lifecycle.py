@@ -22,7 +22,7 @@ import lightning.pytorch as pl
 import optuna
 from optuna.trial import FrozenTrial
 
-from droptune.config import NO_TRACKING, StudySpec, pack_mode
+from droptune.config import StudySpec
 from droptune.exceptions import StudyError
 from droptune.inspect import inspect_model
 from droptune.preflight import preflight
@@ -31,7 +31,7 @@ from droptune.sites import DropoutSite
 from droptune.space import SearchSpace
 from droptune.stores._create import create_stores_locked
 from droptune.stores._storage import enable_wal, make_storage
-from droptune.tracking import MlflowTracker, NullTracker, OffloadedTracker, Tracker
+from droptune.tracking import Tracker, tracker_for
 from droptune.tuning._build import build, example_input, model_sites
 from droptune.tuning._factories import PRUNERS, sampler_for
 from droptune.tuning._recorder import TrialRecorder
@@ -52,20 +52,6 @@ def space_of(spec: StudySpec) -> SearchSpace:
         granularity=s.granularity, ranges=s.ranges, include=s.include, exclude=s.exclude,
         coarse_trials=s.coarse_trials,
     )
-
-
-def make_tracker(spec: StudySpec) -> Tracker:
-    """The study's tracker: MLflow at ``spec.tracking_uri``, or nothing for ``none``.
-
-    A packed study logs its trials from a child process (:class:`~droptune.tracking.OffloadedTracker`):
-    its populations start and end many small trials at once, and MLflow's Python would
-    otherwise take the interpreter lock from training. One trial per fit gains nothing from it.
-    """
-    if spec.tracking_uri == NO_TRACKING:
-        return NullTracker()
-    if pack_mode(spec.search) != "unpacked":
-        return OffloadedTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
-    return MlflowTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
 
 
 def load_study(spec: StudySpec, *, worker: int = 0, create: bool = True) -> optuna.Study:
@@ -159,7 +145,7 @@ def prepare_study(spec: StudySpec, *, tracker: Tracker | None = None) -> StudyLi
 
     Args:
         spec: The study.
-        tracker: Where runs go (default: :func:`make_tracker`).
+        tracker: Where runs go (default: :func:`droptune.tracking.tracker_for`).
 
     Raises:
         ConfigError: If the model has no dropout site to tune, a URL is malformed, a metric is
@@ -186,7 +172,7 @@ def _prepare(spec: StudySpec, tracker: Tracker | None) -> StudyLifecycle:
             f"study {spec.name!r} in {spec.storage} was created to {study.direction.name.lower()}; "
             f"the study file says {spec.objective.direction}. Use another name."
         )
-    tracker = tracker or make_tracker(spec)
+    tracker = tracker or tracker_for(spec)
     enable_wal(spec.tracking_uri)
     parent = tracker.study_run(study.user_attrs.get(PARENT_RUN_ATTR))
     trials = study.get_trials(deepcopy=False)
@@ -266,7 +252,7 @@ def run_worker(
     Args:
         spec: The study.
         study: The loaded study (loaded from ``spec`` when None).
-        tracker: Where child runs go (default: :func:`make_tracker`).
+        tracker: Where child runs go (default: :func:`droptune.tracking.tracker_for`).
         worker: Index of this worker, to seed its sampler apart from the others.
         progress: Called with the study after each trial.
         deadline: ``time.monotonic()`` after which no new trial starts.
@@ -281,7 +267,7 @@ def run_worker(
     parent = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent is None:
         raise StudyError(f"study {spec.name!r} was not prepared: run `droptune tune` first.")
-    tracker = tracker or make_tracker(spec)
+    tracker = tracker or tracker_for(spec)
     recorder = TrialRecorder(study=study, tracker=tracker, parent_run_id=parent, objective=spec.objective)
     space = space_of(spec)
     try:
