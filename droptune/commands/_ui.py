@@ -22,8 +22,9 @@ from types import FrameType
 from typing import IO
 
 from droptune.commands._base import command, err, out
-from droptune.config import DEFAULT_TRACKING_URI, load_config, require_sqlite_store
+from droptune.config import DEFAULT_TRACKING_URI, load_config
 from droptune.exceptions import ConfigError, DroptuneError, StudyError
+from droptune.stores._urls import require_sqlite_store
 
 log = logging.getLogger(__name__)
 

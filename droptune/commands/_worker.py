@@ -19,9 +19,10 @@ from pathlib import Path
 
 from droptune.commands._base import command, err, quiet_libraries
 from droptune.commands._study_args import add_study_arguments, spec_from_args
-from droptune.config import StudySpec, require_sqlite_store
+from droptune.config import StudySpec
 from droptune.exceptions import StudyError
 from droptune.record import PARENT_RUN_ATTR
+from droptune.stores._urls import require_sqlite_store
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from droptune._io import os_error_reason
 from droptune.config import NO_TRACKING
 from droptune.exceptions import ConfigError, StudyError
-from droptune.stores._create import JOURNAL_PREFIX, journal_file
+from droptune.stores._urls import JOURNAL_PREFIX, journal_file
 from droptune.tracking._registry import MLFLOW_SCHEMES, TRACKERS
 
 __all__ = ["DEFAULT_TIMEOUT_S", "TRACKING_SCHEMES", "check_storage_url", "check_tracking_uri"]

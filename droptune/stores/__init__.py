@@ -4,12 +4,13 @@ Every module that touches a study's store files goes through this package:
 
 - :mod:`~droptune.stores._storage`: the storage for a URL (SQLite timeout, WAL, journal
   files), and the folder a SQLite MLflow store needs;
-- :mod:`~droptune.stores._create`: which file a URL names, and creating both stores under a
-  lock with nothing left half made;
+- :mod:`~droptune.stores._urls`: which local file a URL names, relative paths made absolute;
+- :mod:`~droptune.stores._create`: creating both stores under a lock with nothing left half made;
 - :mod:`~droptune.stores._journal` / :mod:`~droptune.stores._journal_file`: Optuna's journal
   storage with batched appends and a torn last line set aside;
-- :mod:`~droptune.stores._lock`: the locks (a file lock in a per-user folder, PostgreSQL's
-  advisory lock), and :mod:`~droptune.stores._study_lock`: the study lock built on them;
+- :mod:`~droptune.stores._lock`: every lock droptune takes (a file lock, PostgreSQL's advisory
+  lock, the store-creation lock), and :mod:`~droptune.stores._study_lock`: the study lock
+  built on them;
 - :mod:`~droptune.stores._damage`: a damaged SQLite store named with its repair;
 - :mod:`~droptune.stores._open`: opening an existing study by file or name.
 
@@ -39,9 +40,11 @@ if TYPE_CHECKING:
 _LAZY = {
     "create_stores_locked": "droptune.stores._create",
     "open_storage": "droptune.stores._create",
-    "sqlite_file": "droptune.stores._create",
-    "store_file": "droptune.stores._create",
-    "store_lock": "droptune.stores._create",
+    "sqlite_file": "droptune.stores._urls",
+    "store_file": "droptune.stores._urls",
+    "absolute_sqlite_url": "droptune.stores._urls",
+    "require_sqlite_store": "droptune.stores._urls",
+    "store_lock": "droptune.stores._lock",
     "StoreDamagedError": "droptune.stores._damage",
     "StoreFullError": "droptune.stores._damage",
     "damaged_store_error": "droptune.stores._damage",
@@ -58,12 +61,14 @@ __all__ = [
     "BatchedJournalStorage",
     "StoreDamagedError",
     "StoreFullError",
+    "absolute_sqlite_url",
     "create_stores_locked",
     "damaged_store_error",
     "enable_wal",
     "make_storage",
     "open_storage",
     "open_study",
+    "require_sqlite_store",
     "sqlite_file",
     "store_file",
     "store_lock",

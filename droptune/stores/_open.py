@@ -7,10 +7,11 @@ from pathlib import Path
 
 import optuna
 
-from droptune.config import DEFAULT_STORAGE, load_config, require_sqlite_store
+from droptune.config import DEFAULT_STORAGE, load_config
 from droptune.exceptions import ConfigError, DroptuneError, StudyError
 from droptune.stores._create import open_storage
 from droptune.stores._damage import damaged_store_error
+from droptune.stores._urls import require_sqlite_store
 
 log = logging.getLogger(__name__)
 

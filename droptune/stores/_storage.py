@@ -12,10 +12,11 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from droptune.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute_sqlite_url
+from droptune.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 from droptune.exceptions import ConfigError
-from droptune.stores._create import journal_file, journal_storage, sqlite_file
+from droptune.stores._create import journal_storage
 from droptune.stores._damage import note
+from droptune.stores._urls import absolute_sqlite_url, journal_file, sqlite_file
 
 if TYPE_CHECKING:
     import optuna

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import optuna
 
-from droptune.stores._create import advisory_lock, file_lock
-from droptune.stores._lock import hold
+from droptune.stores._lock import advisory_lock, file_lock, hold
 
 log = logging.getLogger(__name__)
 

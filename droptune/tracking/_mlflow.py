@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Mapping
 
-from droptune.config import absolute_sqlite_url
 from droptune.record import (
     PARENT_TAG,
     REASON_LIMIT,
@@ -32,9 +31,9 @@ from droptune.record import (
     TRIAL_TAG,
     run_state,
 )
-from droptune.stores._create import sqlite_file
 from droptune.stores._damage import note
 from droptune.stores._storage import artifact_root, enable_wal, fast_commits, prepare_store
+from droptune.stores._urls import absolute_sqlite_url, sqlite_file
 
 log = logging.getLogger(__name__)
 

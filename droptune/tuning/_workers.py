@@ -29,7 +29,7 @@ import optuna
 
 from droptune.config import StudySpec
 from droptune.exceptions import ConfigError, StudyError
-from droptune.stores._create import store_file
+from droptune.stores._urls import store_file
 from droptune.tuning._heartbeat import reap_dead_trials
 from droptune.tuning._lifecycle import StudyLifecycle, prepare_study
 from droptune.tuning._scheduler import Counts, count_trials

@@ -16,7 +16,8 @@ from _workers_kit import load_trials, mlflow_runs, poll
 from optuna.trial import TrialState
 
 from droptune.cli import main
-from droptune.stores._create import sqlite_file, store_lock
+from droptune.stores._lock import store_lock
+from droptune.stores._urls import sqlite_file
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -15,8 +15,7 @@ import pytest
 
 import droptune.stores._lock
 from droptune.exceptions import StudyError
-from droptune.stores._create import file_lock
-from droptune.stores._lock import hold, private_lock_folder
+from droptune.stores._lock import file_lock, hold, private_lock_folder
 
 
 def mode(path: Path) -> int:

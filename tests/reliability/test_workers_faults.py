@@ -20,7 +20,8 @@ from test_faults import ARRAY, WAIT_S, assert_closed_and_matching, env, logs, st
 
 from droptune.cli import main
 from droptune.config import load_config
-from droptune.stores._create import sqlite_file, store_lock
+from droptune.stores._lock import store_lock
+from droptune.stores._urls import sqlite_file
 from droptune.tuning import prepare_study
 from droptune.tuning._heartbeat import is_dead_local
 
