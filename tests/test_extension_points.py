@@ -92,8 +92,8 @@ class ToyExecutor:
 
     def start(self, trials: list[optuna.Trial]) -> None:
         for trial in trials:  # the start every executor shares: seed, build, suggest, record
-            started = start_trial(trial, self.spec, self.space, self.recorder)
-            self.trials.append((trial, sum(started.rates.values())))
+            _, _, rates = start_trial(trial, self.spec, self.space, self.recorder)
+            self.trials.append((trial, sum(rates.values())))
 
     def step(self) -> list[tuple[optuna.Trial, TrialResult]]:
         done, self.trials = self.trials, []

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import lightning.pytorch as pl
 import optuna
@@ -103,9 +102,12 @@ def make_executor(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) 
     return EXECUTORS[executor_kind(spec)](spec, space, recorder)
 
 
-@dataclass
-class StartedTrial:
-    """A trial after :func:`start_trial`: its seeded model (and data, when built), its rates."""
+class StartedTrial(NamedTuple):
+    """A trial after :func:`start_trial`: its seeded model (and data, when built), its rates.
+
+    A tuple, to be unpacked at once: an executor frees a trial's model by dropping its names,
+    and nothing else may keep it alive.
+    """
 
     model: pl.LightningModule
     data: pl.LightningDataModule | None

@@ -68,10 +68,9 @@ class FitExecutor:
         release_trial_memory()
 
     def _run(self, trial: optuna.Trial) -> TrialResult:
-        started = start_trial(trial, self.spec, self.space, self.recorder)
-        model, data = started.model, started.data
+        model, data, rates = start_trial(trial, self.spec, self.space, self.recorder)
         assert data is not None, "start_trial builds the data when it discovers the sites"  # its contract
-        apply_rates(model, started.rates, strict=False)  # include/exclude: the tuned sites only
+        apply_rates(model, rates, strict=False)  # include/exclude: the tuned sites only
         # The run is open and the trial marked before training: a worker killed mid-fit is seen.
         self.recorder.drain()
         try:

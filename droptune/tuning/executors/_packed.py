@@ -113,11 +113,11 @@ class PackedExecutor:
         for trial in trials:
             self.members.append(Member(trial=trial))  # running from now on: failed if anything below raises
         for trial in trials:
-            started = start_trial(
+            model, _, member_rates = start_trial(
                 trial, self.spec, self.space, self.recorder, sites=self.sites, all_sites=self.all_sites, pack=self.capacity
             )
-            models.append(started.model)
-            rates.append(started.rates)
+            models.append(model)
+            rates.append(member_rates)
         self.population.add(models, rates)
 
     def step(self) -> list[tuple[optuna.Trial, TrialResult]]:
