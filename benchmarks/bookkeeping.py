@@ -46,7 +46,7 @@ class Study:
     rows: int = 256
     hidden: int = 8
     sampler: str = "tpe"
-    storage: str = "sqlite"  # or journal: Optuna's journal file (see droptune._store_guard.journal_storage)
+    storage: str = "sqlite"  # or journal: Optuna's journal file (see droptune.stores._create.journal_storage)
     tracking: str = "mlflow"  # or none: no MLflow (what the trials' child runs cost)
 
     def yaml(self, name: str) -> str:

@@ -187,8 +187,7 @@ def engine_best(result: Mapping[str, Any], finalists: Sequence[Mapping[str, Any]
     """
     import optuna
 
-    from droptune.recommend import best_trial
-    from droptune.record import RATES_ATTR, TYPE_RATES_ATTR, TYPES_ATTR, rates_by_type, type_rates
+    from droptune.record import RATES_ATTR, TYPE_RATES_ATTR, TYPES_ATTR, best_trial, rates_by_type, type_rates
     from droptune.tuning._confirm import Finalist, record_finalists
 
     study = optuna.create_study(direction="minimize")

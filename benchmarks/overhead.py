@@ -75,21 +75,22 @@ t = time.perf_counter()
 from droptune.config import load_config
 load_config("tiny.yaml"); clock("load study file (schema, model and data classes: Lightning)", t)
 t = time.perf_counter()
-import droptune.tuning, droptune.tuning._confirm, droptune.commands._tune, droptune.commands._recommend
+import droptune.api, droptune.tuning, droptune.tuning._confirm, droptune.commands._tune, droptune.commands._recommend
 clock("import the engine (Optuna, matplotlib, ...)", t)
-from droptune.tuning import _lifecycle, _fit, _confirm
+from droptune.tuning import _confirm, _lifecycle
+from droptune.tuning.executors import _fit
 from droptune.commands import _tune, _recommend
 # prepare_study: where the command takes it from (bound at import in one tree, at call in the other)
 wrap(_tune if hasattr(_tune, "prepare_study") else droptune.tuning, "prepare_study", "prepare: total")
 for owner, attr, name in [
     (_lifecycle, "preflight", "prepare: pre-flight (one train + one val batch)"),
     (_lifecycle, "load_study", "prepare: Optuna storage (create or open the study)"),
-    (_lifecycle, "make_tracker", "prepare: MLflow tracker start (import, store, experiment)"),
+    (_lifecycle, "tracker_for", "prepare: MLflow tracker start (import, store, experiment)"),
     (_lifecycle, "_log_site_table", "prepare: site table on the parent run"),
     (_lifecycle, "run_worker", "run: total (scheduler, trial, writes)"),
     (_fit.FitExecutor, "_run", "run: the trial (build, fit 1 epoch)"),
     (_lifecycle.StudyLifecycle, "finish", "close: total (summary, report, parent run)"),
-    (_lifecycle, "report_study", "close: report (recommendation, plots)"),
+    (droptune.api, "report_at_end", "close: report (recommendation, plots)"),
     (_confirm, "confirm_by_default", "confirmation"),
     (_tune, "print_summary", "terminal: summary"),
     (_recommend, "print_recommendation", "terminal: recommendation"),

@@ -589,9 +589,9 @@ PROFILE_PARTS = {
     "evaluation (val + train subset, eval mode)": ("_population.py", "evaluate"),
     "starting trials": ("_scheduler.py", "_start"),
     "  ask under the study lock": ("_scheduler.py", "next_trials"),
-    "  seed, build model, suggest rates": ("_worker.py", "start"),
+    "  seed, build model, suggest rates": ("executors/_packed.py", "start"),
     "recording epochs (queue reports and MLflow logs)": ("_recorder.py", "epoch"),
-    "pruning decisions": ("_worker.py", "_prune"),
+    "pruning decisions": ("executors/_packed.py", "_prune"),
     "finishing trials (queue attrs, tell, MLflow end)": ("_recorder.py", "close"),
     "waiting for queued writes (partly inside the rows above)": ("_bookkeeper.py", "drain"),
 }

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from optuna.trial import TrialState
 
 from droptune.exceptions import StudyError
-from droptune.recommend import Caveat, Recommendation, best_trial
+from droptune.recommend import Caveat, Recommendation
+from droptune.record import best_trial
 
 if TYPE_CHECKING:
     import optuna

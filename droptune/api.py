@@ -1,7 +1,9 @@
 """The use cases, once: what ``droptune tune`` and ``droptune.tune()`` both run.
 
-``run_tune`` is prepare → search → confirm, inside the budget the study sets
-(:mod:`droptune.tuning._budget`). The command line adds only its argument parsing, its
+``run_tune`` is prepare → search → confirm → summarise, inside the budget the study sets
+(:mod:`droptune.tuning._budget`). The summary (recommendation, caveats, plots on the parent
+run) is a study-end hook this layer registers on the lifecycle (:func:`report_at_end`): the
+engine (:mod:`droptune.tuning`) analyses nothing itself. The command line adds only its argument parsing, its
 progress bar and its printed summary; the Python API only its result object. A test runs
 both on one tiny study and compares the trials, the confirmation and the export.
 """
@@ -51,6 +53,8 @@ def run_tune(
     started = time.monotonic()
     budget = split_budget(spec, confirm=confirm)
     lifecycle = prepared or prepare_study(budget.search)
+    if report_at_end not in lifecycle.on_end:
+        lifecycle.on_end.append(report_at_end)
     (search or _in_process)(budget.search, lifecycle, progress)
     confirm_in_budget(spec, lifecycle.study, budget, started)
     return lifecycle.study
@@ -59,3 +63,10 @@ def run_tune(
 def _in_process(spec: StudySpec, lifecycle: StudyLifecycle, progress: ProgressFn | None) -> None:
     lifecycle.spec = spec
     lifecycle.tune(progress=progress)
+
+
+def report_at_end(lifecycle: StudyLifecycle) -> None:
+    """The study-end hook: the recommendation, its caveats and plots on the study's parent run."""
+    from droptune.report import report_study
+
+    report_study(lifecycle.study, lifecycle.tracker, lifecycle.parent_run_id, metric=lifecycle.spec.objective.metric)

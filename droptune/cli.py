@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from droptune._signals import handle_sigterm  # SIGTERM (Slurm, Kubernetes) stops a trial as Ctrl-C does
 
     handle_sigterm()
-    from droptune._sqlite_damage import forget  # the stores a damage report may name: this command's
+    from droptune.stores._damage import forget  # the stores a damage report may name: this command's
 
     forget()
     try:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _refuse(args.command, error)
     except Exception as error:
-        from droptune._sqlite_damage import damaged_store_error
+        from droptune.stores._damage import damaged_store_error
 
         damaged = damaged_store_error(error)  # a damaged SQLite store: named, with its repair
         if damaged is None or args.debug:

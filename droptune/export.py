@@ -26,8 +26,8 @@ import yaml
 
 from droptune._io import atomic_write_text
 from droptune.exceptions import ConfigError
-from droptune.recommend import basis, best_trial, compute, find_trial
-from droptune.record import confirmed_finalists, model_rates, model_types, site_rates
+from droptune.recommend import basis, compute
+from droptune.record import best_trial, confirmed_finalists, find_trial, model_rates, model_types, site_rates
 
 __all__ = [
     "EXPORT_FORMATS",

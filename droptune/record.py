@@ -5,7 +5,9 @@ params, metrics and tags, the run summary and the gap constraint. The engine wri
 through :func:`start_attrs`, :func:`run_params`, :func:`finish_attrs`, :func:`run_summary`
 and :func:`gap_constraint`; recommend, export, benchmarks and tests read one back through
 :func:`site_rates`, :func:`site_types`, :func:`type_rates`, :func:`model_rates`,
-:func:`model_types` and :func:`gap_curve`.
+:func:`model_types` and :func:`gap_curve`. Which trials are best (:func:`rank_trials`,
+:func:`best_trial`, :func:`complete_trials`, :func:`find_trial`) is decided here too, once, for
+the engine (confirmation), recommend, export and the report.
 
 Optuna user attributes stay scalar or short text (optuna-dashboard shows each in a table cell):
 per-epoch losses live in MLflow (metrics :data:`EPOCH_METRICS`, step = epoch); the trial keeps
@@ -25,15 +27,25 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from droptune.exceptions import StudyError
+
 if TYPE_CHECKING:
+    import optuna
     from optuna.trial import FrozenTrial
 
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "best_trial",
+    "complete_trials",
+    "find_trial",
+    "rank_trials",
     "BEST_EPOCH_ATTR",
     "CONFIRMED_ATTR",
     "CONFIRM_INDEX_ATTR",
@@ -48,6 +60,7 @@ __all__ = [
     "MODEL_RATES_ATTR",
     "MODEL_TYPES_ATTR",
     "MODEL_SIZE_ATTR",
+    "N_CLASSES_ATTR",
     "PACK_ATTR",
     "PARENT_RUN_ATTR",
     "PARENT_TAG",
@@ -105,6 +118,7 @@ GAP_CURVE_ATTR = "gap_curve"  # "0.1 0.05 0.02": the gap per epoch, 4 significan
 CURVE_ATTR = "curve"  # {"overfit_gap": [one float per epoch]}: what older studies hold; read only
 BEST_EPOCH_ATTR = "best_epoch"
 GAP_ATTR = "overfit_gap"  # the gap at the best epoch
+N_CLASSES_ATTR = "n_classes"  # study attribute: a classifier's number of classes (the chance check)
 EPOCHS_ATTR = "epochs"
 REASON_ATTR = "fail_reason"
 PRIOR_ATTR = "prior"  # the enqueued textbook-prior trial
@@ -456,3 +470,74 @@ def confirmed_finalists(study_attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
     """
     found = study_attrs.get(CONFIRMED_ATTR) or {}
     return [dict(f) for f in found.get("finalists", []) if isinstance(f, Mapping) and f.get("n")]
+
+
+def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The study's complete trials with a finite value and droptune's rate attributes."""
+    from optuna.trial import TrialState  # lazily: reading a record needs no Optuna
+
+    trials = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None and math.isfinite(t.value)
+    ]
+    usable = [t for t in trials if isinstance(t.user_attrs.get(RATES_ATTR), dict)]
+    if len(usable) < len(trials):
+        log.warning(
+            "study %r: %d complete trials carry no %r user attribute (not run by droptune?) and are ignored.",
+            study.study_name,
+            len(trials) - len(usable),
+            RATES_ATTR,
+        )
+    return usable
+
+
+def rank_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Complete trials, best first: feasible ones (all constraints <= 0) before the others,
+    then by value in the study's direction (Optuna's notion of the best trial)."""
+    sign = 1.0 if study.direction.name == "MINIMIZE" else -1.0
+
+    def key(trial: FrozenTrial) -> tuple[bool, float, int]:
+        infeasible = any(c > 0.0 for c in trial.constraints.values())
+        return infeasible, sign * float(trial.value), trial.number  # type: ignore[arg-type]
+
+    return sorted(complete_trials(study), key=key)
+
+
+def find_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """The complete trial ``number`` of a study, or a StudyError listing the valid ones."""
+    trials = study.get_trials(deepcopy=False)
+    found = next((t for t in trials if t.number == number), None)
+    valid = [t.number for t in complete_trials(study)]
+    shown = f"{valid[:30]}{' ...' if len(valid) > 30 else ''}" if valid else "none"
+    if found is None:
+        raise StudyError(
+            f"study {study.study_name!r} has no trial {number} (trials 0-{len(trials) - 1}); "
+            f"complete trials: {shown}."
+        )
+    if found.number not in valid:
+        raise StudyError(
+            f"trial {number} of study {study.study_name!r} is {found.state.name}, not a complete "
+            f"droptune trial with rates; complete trials: {shown}."
+        )
+    return found
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial:
+    """The study's best complete trial (see :func:`rank_trials`).
+
+    In a confirmed study (``droptune confirm``), the finalist with the best mean over fresh
+    seeds, rather than the trial with the best single (and partly lucky) value.
+
+    Raises:
+        StudyError: If no trial is complete.
+    """
+    ranked = rank_trials(study)
+    if not ranked:
+        raise StudyError(
+            f"study {study.study_name!r} has no complete trial yet; run `droptune tune` "
+            "(or let its workers finish) first."
+        )
+    complete = {t.number: t for t in ranked}
+    confirmed = [complete[f["trial"]] for f in confirmed_finalists(study.user_attrs) if f["trial"] in complete]
+    return confirmed[0] if confirmed else ranked[0]

@@ -59,3 +59,20 @@ def test_no_module_imports_itself_back_through_others():
     for name in graph:
         graph[name] = {m for m in graph[name] if not (m.startswith(name + ".") and files[name].name == "__init__.py")}
     assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph) or [])}"
+
+
+def test_the_engine_imports_no_analysis():
+    """``droptune.tuning`` (every module, lazy imports included) imports nothing of report/recommend.
+
+    The engine runs trials and records them; which trial is best lives in ``droptune.record``,
+    and the report runs from a study-end hook that ``droptune.api`` registers.
+    """
+    files = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    engine = {name: path for name, path in files.items() if name == "droptune.tuning" or name.startswith("droptune.tuning.")}
+    assert "droptune.tuning.executors._packed" in engine  # the walk sees the executors too
+    analysis = ("droptune.report", "droptune.recommend")
+    found = {
+        name: sorted(m for m in _imports(path, set(files)) if m in analysis or m.startswith(tuple(a + "." for a in analysis)))
+        for name, path in engine.items()
+    }
+    assert {name: mods for name, mods in found.items() if mods} == {}

@@ -24,6 +24,20 @@ from droptune.exceptions import ConfigError
 EpochRecord = dict[str, float]
 
 
+def add_gap(record: EpochRecord) -> EpochRecord:
+    """Add ``overfit_gap = val_loss - train_loss_eval`` to one epoch's record (both eval-mode losses).
+
+    The one gap computation of droptune: the fit executor's :class:`GapCallback` and the packed
+    executor both call it, so that the two report the same quantity under the same name.
+
+    Example:
+        >>> add_gap({"val_loss": 0.5, "train_loss_eval": 0.25})["overfit_gap"]
+        0.25
+    """
+    record["overfit_gap"] = record["val_loss"] - record["train_loss_eval"]
+    return record
+
+
 def gap_subset_size(n_train: int, n_val: int, subset: int | float | None = None) -> int:
     """Rows of the training subset on which ``train_loss_eval`` is measured.
 
@@ -114,8 +128,7 @@ class GapCallback(pl.Callback):
             if name in trainer.callback_metrics and name not in record:
                 record[name] = float(trainer.callback_metrics[name])
         record["train_loss_eval"] = self._eval_loss_on_train(trainer, pl_module)
-        record["overfit_gap"] = record["val_loss"] - record["train_loss_eval"]
-        self._pending = record
+        self._pending = add_gap(record)
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

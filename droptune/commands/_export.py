@@ -50,7 +50,7 @@ def export_command(args: argparse.Namespace) -> int:
         render_export,
         write_export,
     )
-    from droptune.recommend import open_study
+    from droptune.stores import open_study
 
     study = open_study(args.study, storage=args.storage)
     config = export_recommended(study, top=args.top) if args.recommended else export_best(study, trial=args.trial)

@@ -36,7 +36,8 @@ def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("recommend", add_recommend_arguments, help="recommend a dropout rate per layer type from finished studies")
 def recommend_command(args: argparse.Namespace) -> int:
-    from droptune.recommend import basis, dump_recommendations, open_study, recommend, recommendation_table
+    from droptune.recommend import basis, dump_recommendations, recommend, recommendation_table
+    from droptune.stores import open_study
 
     studies = [open_study(ref, storage=args.storage) for ref in args.studies]
     items = recommend(studies, top=args.top, by=args.by)
@@ -95,7 +96,8 @@ def print_recommendation(study: optuna.Study, *, top: float = 0.2, study_ref: st
         top: Fraction of complete trials, best first, the recommendation is drawn from.
         study_ref: How the printed commands name the study (its file, or its name).
     """
-    from droptune.recommend import basis, best_trial, compute, recommendation_table
+    from droptune.recommend import basis, compute, recommendation_table
+    from droptune.record import best_trial
 
     try:
         items, _ = compute(study, top=top)  # its notes were logged with the MLflow report

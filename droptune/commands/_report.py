@@ -23,8 +23,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("report", add_report_arguments, help="write an HTML report of finished studies (opens offline)")
 def report_command(args: argparse.Namespace) -> int:
-    from droptune.recommend import open_study
     from droptune.report import write_report
+    from droptune.stores import open_study
 
     studies = [open_study(ref, storage=args.storage) for ref in args.studies]
     for study in studies:  # a report of nothing is megabytes of empty plots: say so instead

@@ -67,8 +67,8 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 
 def print_summary(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> None:
     """Counts, the best value and where to look in MLflow (the rates follow: :func:`print_recommendation`)."""
-    from droptune.recommend import best_trial
     from droptune.recommend._confirmed import confirmed_note
+    from droptune.record import best_trial
     from droptune.tuning import count_trials
 
     counts = count_trials(study)

@@ -22,8 +22,9 @@ from types import FrameType
 from typing import IO
 
 from droptune.commands._base import command, err, out, say
-from droptune.config import DEFAULT_TRACKING_URI, load_config, require_sqlite_store
+from droptune.config import DEFAULT_TRACKING_URI, load_config
 from droptune.exceptions import ConfigError, DroptuneError, StudyError
+from droptune.stores._urls import require_sqlite_store
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def server_command(tracking_uri: str, *, host: str = "127.0.0.1", port: int = 50
     droptune's tracker puts them. One worker: the server is ready in half the time.
     """
     # Lazily, as every import of droptune.tracking here (it imports MLflow): `--help` stays fast.
-    from droptune.tracking import artifact_root
+    from droptune.stores._storage import artifact_root
 
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri]
     root = artifact_root(tracking_uri)

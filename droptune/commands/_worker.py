@@ -19,9 +19,10 @@ from pathlib import Path
 
 from droptune.commands._base import command, err, quiet_libraries, say
 from droptune.commands._study_args import add_study_arguments, spec_from_args
-from droptune.config import StudySpec, require_sqlite_store
+from droptune.config import StudySpec
 from droptune.exceptions import StudyError
 from droptune.record import PARENT_RUN_ATTR
+from droptune.stores._urls import require_sqlite_store
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def worker_command(args: argparse.Namespace) -> int:
     from droptune import preflight  # a server down: one message, in seconds
     from droptune.commands._live import EpochTap
     from droptune.commands._progress import trial_progress
-    from droptune.tuning import load_study, make_tracker, run_worker
+    from droptune.tracking import tracker_for
+    from droptune.tuning import load_study, run_worker
     from droptune.tuning._heartbeat import worker_id
 
     quiet_libraries(getattr(args, "debug", False))
@@ -76,7 +78,7 @@ def worker_command(args: argparse.Namespace) -> int:
     parent = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent is None:
         raise StudyError(f"study {spec.name!r} has no MLflow parent run yet: run `droptune tune` on it first.")
-    tracker = EpochTap(make_tracker(spec))  # the trials' epochs are shown as they end
+    tracker = EpochTap(tracker_for(spec))  # the trials' epochs are shown as they end
     if not tracker.has_study_run(parent):
         raise StudyError(
             f"the MLflow parent run {parent} of study {spec.name!r} is not in experiment {spec.name!r} "

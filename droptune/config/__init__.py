@@ -14,12 +14,7 @@ from any working directory. Stores given as flags are relative to the working di
 
 from __future__ import annotations
 
-from droptune.config._project import (
-    absolute_sqlite_url,
-    project_root,
-    require_sqlite_store,
-    resolve_sqlite_url,
-)
+from droptune.config._project import project_root
 from droptune.config._spec import (
     DEFAULT_STORAGE,
     DEFAULT_TRACKING_URI,
@@ -34,10 +29,12 @@ from droptune.config._spec import (
     TRACKING_FAILURES,
     ClassSpec,
     ObjectiveSpec,
+    PackMode,
     SearchSpec,
     StudySpec,
     TrainerSpec,
     load_config,
+    pack_mode,
     spec_from_dict,
 )
 
@@ -49,6 +46,7 @@ __all__ = [
     "GRANULARITIES",
     "NO_TRACKING",
     "OVERRIDES",
+    "PackMode",
     "ObjectiveSpec",
     "PARAMETER_CONSTRAINTS",
     "PRUNERS",
@@ -58,10 +56,8 @@ __all__ = [
     "SearchSpec",
     "StudySpec",
     "TrainerSpec",
-    "absolute_sqlite_url",
     "load_config",
+    "pack_mode",
     "project_root",
-    "require_sqlite_store",
-    "resolve_sqlite_url",
     "spec_from_dict",
 ]

@@ -24,12 +24,10 @@ from droptune.config._constraints import (
     check_rules,
     message,
 )
-from droptune.config._project import (
-    project_root,
-    resolve_sqlite_url,
-)
+from droptune.config._project import project_root
 from droptune.config._schema import build_dataclass
 from droptune.exceptions import ConfigError
+from droptune.stores._urls import resolve_sqlite_url
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
@@ -85,6 +83,7 @@ class SearchSpec:
     n_trials: int = 40
     timeout: float | None = None
     pack: int | Literal["auto"] = 1
+    executor: str | None = None
     workers: int = 1
     workers_per_gpu: int | None = None
     heartbeat_interval: int | None = 60
@@ -144,9 +143,27 @@ OVERRIDES = {
 }
 
 
+PackMode = Literal["unpacked", "packed", "auto"]
+
+
+def pack_mode(search: SearchSpec) -> PackMode:
+    """Whether a study trains its trials packed: the one place that reads ``search.pack`` for it.
+
+    ``auto`` decides per worker, from a memory probe of its GPU (it falls back to unpacked
+    rather than refuse the study).
+
+    Example:
+        >>> pack_mode(SearchSpec()), pack_mode(SearchSpec(pack=4)), pack_mode(SearchSpec(pack="auto"))
+        ('unpacked', 'packed', 'auto')
+    """
+    if search.pack == "auto":
+        return "auto"
+    return "packed" if search.pack > 1 else "unpacked"
+
+
 def _packed(spec: StudySpec) -> bool:
-    """Packs for sure (``auto`` falls back to unpacked instead of refusing the study)."""
-    return isinstance(spec.search.pack, int) and spec.search.pack > 1
+    """Packs for sure: the load-time checks of packed training apply."""
+    return pack_mode(spec.search) == "packed"
 
 
 def _lightning_precisions() -> tuple[str, ...]:
@@ -185,6 +202,10 @@ PARAMETER_CONSTRAINTS: dict[str, Rule | tuple[Rule, ...]] = {
     "search.pack": Rule(
         AnyOf((Interval(1, integer=True), Options(("auto",)))),
         fix='"auto" packs as many trials as the GPU memory holds (1 without a GPU or when the model does not pack).',
+    ),
+    "search.executor": Rule(
+        NonEmpty(), allow_none=True,
+        fix="The name of a registered executor (droptune.tuning.executors.EXECUTORS); null: from search.pack.",
     ),
     "search.workers": Rule(Interval(1, integer=True)),
     "search.workers_per_gpu": Rule(Interval(1, integer=True), allow_none=True),

@@ -4,7 +4,8 @@ A packed worker (``search.pack: K`` or ``droptune tune --pack K``) asks the stud
 trials and trains their models together on one device: parameters stacked, the user's
 module run through ``torch.func.functional_call`` under ``torch.vmap``, each member with
 its own dropout rates held as tensors, and element-wise optimisers that keep each
-member's state apart. See :class:`PackedExecutor`.
+member's state apart. The executor that trains them is
+:class:`droptune.tuning.executors.PackedExecutor`.
 """
 
 from __future__ import annotations
@@ -23,12 +24,10 @@ from droptune.packing._dropout import (
 from droptune.packing._optim import PackedAdam, PackedOptimizer, PackedSGD, packed_optimizer
 from droptune.packing._population import Population
 from droptune.packing._setup import resolve_loss
-from droptune.packing._worker import PackedExecutor
 
 __all__ = [
     "PackedAdam",
     "PackedData",
-    "PackedExecutor",
     "PackedOptimizer",
     "PackedSGD",
     "Population",

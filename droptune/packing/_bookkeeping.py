@@ -5,7 +5,7 @@ median pruner reads every trial of the study. Pruners that only read the study (
 percentile) therefore decide for every member from one snapshot of the study per epoch
 (:func:`prune_decisions`); other pruners (Hyperband, successive halving, which write as they
 decide) are asked through ``trial.should_prune`` as usual, once the queued writes before
-them are done. (The writes themselves go through :class:`droptune.tracking.Bookkeeper`.)
+them are done. (The writes themselves go through :class:`droptune.tuning._bookkeeper.Bookkeeper`.)
 """
 
 from __future__ import annotations

@@ -30,8 +30,10 @@ def study_ready(spec: StudySpec) -> bool:
     """
     import optuna
 
-    from droptune._store_guard import open_storage, store_file, store_lock
     from droptune.record import PARENT_RUN_ATTR
+    from droptune.stores._create import open_storage
+    from droptune.stores._lock import store_lock
+    from droptune.stores._urls import store_file
 
     try:
         # Under the creation lock: opening a database that `droptune tune` is creating races

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 from typing_extensions import override
 
+from droptune.config import pack_mode
 from droptune.exceptions import ConfigError, DroptuneError, StudyError
 from droptune.record import GAP_METRICS
 
@@ -39,10 +40,11 @@ def check_training(spec: StudySpec) -> None:
     """
     source = spec.source or "the study file"
     pl.seed_everything(spec.seed, verbose=False)
-    model = _build(spec, "model")
-    data = _build(spec, "data")
+    from droptune.tuning._build import build  # lazily: the engine imports the pre-flight
+
+    model, data = build(spec)
     _check_sites(spec, model, data, source)
-    if isinstance(spec.search.pack, int) and spec.search.pack > 1:  # auto falls back to unpacked instead
+    if pack_mode(spec.search) == "packed":  # auto falls back to unpacked instead
         from droptune.packing import check_packable
         from droptune.packing._setup import resolve_loss
 
@@ -77,14 +79,6 @@ def check_training(spec: StudySpec) -> None:
     _check_loss(probe.loss, what, source)
     _check_validation_data(trainer, spec.data.class_path, source)
     _check_metrics(spec, trainer.callback_metrics, type(model).__name__, source)
-
-
-def _build(spec: StudySpec, key: str) -> Any:
-    part = getattr(spec, key)
-    try:
-        return part.build()
-    except TypeError as err:  # bad init_args
-        raise ConfigError(f"{spec.source or 'study'}: {key}.init_args for {part.class_path}: {err}.") from None
 
 
 def _check_sites(spec: StudySpec, model: pl.LightningModule, data: pl.LightningDataModule, source: str) -> None:

@@ -19,16 +19,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from droptune._io import os_error_reason
-from droptune._store_guard import JOURNAL_PREFIX, journal_file
 from droptune.config import NO_TRACKING
 from droptune.exceptions import ConfigError, StudyError
+from droptune.stores._urls import JOURNAL_PREFIX, journal_file
+from droptune.tracking._registry import MLFLOW_SCHEMES, TRACKERS
 
 __all__ = ["DEFAULT_TIMEOUT_S", "TRACKING_SCHEMES", "check_storage_url", "check_tracking_uri"]
 
 DEFAULT_TIMEOUT_S = 5.0
 # Tracking URIs MLflow 3 serves: a database (SQLAlchemy store) or a tracking server.
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
-TRACKING_SCHEMES = (*DATABASE_SCHEMES, "http", "https", "databricks")
+TRACKING_SCHEMES = MLFLOW_SCHEMES  # the schemes MLflow serves; any tracker registered in TRACKERS is accepted
 _EXAMPLES = (
     "e.g. sqlite:///studies/droptune.db, journal:///studies/droptune.journal (Optuna storage only) "
     "or postgresql+psycopg://user:password@host:5432/droptune"
@@ -90,7 +91,7 @@ def check_storage_url(
 
 
 def check_tracking_uri(uri: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-    """Check that an MLflow tracking URI has a supported scheme and that its store answers.
+    """Check that a tracking URI names a registered tracker and, for MLflow, that its store answers.
 
     Args:
         uri: ``sqlite:///mlruns/mlflow.db``, ``http(s)://host:port`` or another database URL.
@@ -116,8 +117,9 @@ def check_tracking_uri(uri: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
             f"{where}: MLflow 3 refuses the old file store; use sqlite:///mlruns/mlflow.db (the default) "
             "or an http(s):// tracking server."
         )
-    if backend not in TRACKING_SCHEMES:
-        raise ConfigError(f"{where}: unsupported scheme {scheme!r}; use one of: {', '.join(TRACKING_SCHEMES)}.")
+    if backend not in TRACKERS:
+        schemes = ", ".join(s for s in TRACKERS if s != NO_TRACKING)
+        raise ConfigError(f"{where}: unsupported scheme {scheme!r}; use one of: {schemes}, or {NO_TRACKING}.")
     if backend in DATABASE_SCHEMES:
         check_storage_url(uri, timeout, what="MLflow tracking store", key="tracking_uri")
     elif backend in ("http", "https"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from droptune.recommend._confidence import N_CLASSES_ATTR, Caveat, basis, caveats
+from droptune.recommend._confidence import Caveat, basis, caveats
 from droptune.recommend._importance import variable_importances
 from droptune.recommend._plots import (
     gap_figure,
@@ -19,42 +19,32 @@ from droptune.recommend._recommend import (
     n_kept,
     recommend,
 )
-from droptune.recommend._studies import DEFAULT_STORAGE, open_study, study_names
 from droptune.recommend._table import (
     dump_recommendations,
     recommendation_data,
     recommendation_table,
 )
-from droptune.recommend._trials import best_trial, complete_trials, find_trial, rank_trials
 from droptune.recommend._wording import evidence, which_figure
 
 __all__ = [
-    "N_CLASSES_ATTR",
     "Caveat",
-    "DEFAULT_STORAGE",
     "MIN_TRIALS",
     "Recommendation",
     "SiteRecommendation",
     "basis",
-    "best_trial",
     "caveats",
-    "complete_trials",
     "compute",
     "dump_recommendations",
     "evidence",
-    "find_trial",
     "gap_figure",
     "history_figure",
     "importance_figure",
     "n_kept",
-    "open_study",
-    "rank_trials",
     "rates_figure",
     "recommend",
     "recommendation_data",
     "recommendation_table",
     "save_plots",
-    "study_names",
     "variable_importances",
     "which_figure",
 ]

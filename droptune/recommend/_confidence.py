@@ -17,11 +17,17 @@ from optuna.trial import FrozenTrial, TrialState
 
 from droptune.recommend._coverage import few_trials, range_edges
 from droptune.recommend._recommend import MIN_TRIALS, _setters, n_kept
-from droptune.recommend._trials import best_trial, rank_trials
-from droptune.record import BEST_EPOCH_ATTR, EPOCHS_ATTR, GAP_ATTR, site_rates, site_types
+from droptune.record import (
+    BEST_EPOCH_ATTR,
+    EPOCHS_ATTR,
+    GAP_ATTR,
+    N_CLASSES_ATTR,
+    best_trial,
+    rank_trials,
+    site_rates,
+    site_types,
+)
 
-# Study user attribute holding the number of classes of a classifier (for the chance check).
-N_CLASSES_ATTR = "n_classes"
 # A value this close (relative) to ln(n_classes) is a uniform guess.
 CHANCE_TOLERANCE = 0.02
 # Classes tried when the study does not record its number (a uniform guess over k classes).

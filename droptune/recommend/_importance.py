@@ -9,7 +9,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import FrozenTrial
 
-from droptune.recommend._trials import complete_trials
+from droptune.record import complete_trials
 
 
 def variable_importances(

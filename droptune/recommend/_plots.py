@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING
 import optuna
 
 from droptune.recommend._recommend import Recommendation
-from droptune.recommend._trials import PRIOR_ATTR, rank_trials, type_rates
-from droptune.record import gap_curve
+from droptune.record import PRIOR_ATTR, gap_curve, rank_trials, type_rates
 from droptune.sites import LAYER_TYPES
 
 if TYPE_CHECKING:

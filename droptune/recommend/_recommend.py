@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial
 
 from droptune.exceptions import ConfigError, StudyError
 from droptune.recommend._importance import variable_importances
-from droptune.recommend._trials import best_trial, rank_trials, site_rates, site_types, type_rates
+from droptune.record import best_trial, rank_trials, site_rates, site_types, type_rates
 from droptune.sites import LAYER_TYPES
 from droptune.space import GLOBAL_PARAM, PRIORS, SCALE_PREFIX, UNTIED_SUFFIX
 

@@ -17,8 +17,7 @@ import plotly.graph_objects as go
 from droptune.exceptions import StudyError
 from droptune.recommend._importance import variable_importances
 from droptune.recommend._recommend import _setters
-from droptune.recommend._trials import best_trial, rank_trials
-from droptune.record import site_types
+from droptune.record import best_trial, rank_trials, site_types
 from droptune.report._data import GAP_ATTR, TrialRow
 from droptune.sites import LAYER_TYPES
 

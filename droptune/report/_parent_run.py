@@ -19,13 +19,13 @@ from droptune.exceptions import StudyError
 from droptune.recommend import (
     Recommendation,
     basis,
-    best_trial,
     caveats,
     compute,
     recommendation_data,
     save_plots,
     variable_importances,
 )
+from droptune.record import best_trial
 from droptune.report._write import write_report
 
 if TYPE_CHECKING:

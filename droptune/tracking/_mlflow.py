@@ -20,9 +20,6 @@ import threading
 import time
 from collections.abc import Mapping
 
-from droptune._sqlite_damage import note
-from droptune._store_guard import sqlite_file
-from droptune.config import absolute_sqlite_url
 from droptune.record import (
     PARENT_TAG,
     REASON_LIMIT,
@@ -34,7 +31,9 @@ from droptune.record import (
     TRIAL_TAG,
     run_state,
 )
-from droptune.tracking._stores import artifact_root, enable_wal, fast_commits, prepare_store
+from droptune.stores._damage import note
+from droptune.stores._storage import artifact_root, enable_wal, fast_commits, prepare_store
+from droptune.stores._urls import absolute_sqlite_url, sqlite_file
 
 log = logging.getLogger(__name__)
 

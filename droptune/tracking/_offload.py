@@ -5,9 +5,10 @@ batch of its metrics, terminate it). On a writer thread that time still holds th
 training loop needs, so a packed population of small models spent more time waiting for
 MLflow than training (a second writer thread gained nothing: same lock). Here the trial
 writes (:meth:`~OffloadedTracker.start_trial`, :meth:`~OffloadedTracker.log_epoch`,
-:meth:`~OffloadedTracker.end_trial`) go down a pipe to a process that owns an
-:class:`~droptune.tracking.MlflowTracker`; everything else (the parent run, artifacts,
-queries) stays in this process and first waits for the child to catch up.
+:meth:`~OffloadedTracker.end_trial`) go down a pipe to a process that owns a tracker of the
+same kind (built from the registry, :func:`droptune.tracking.build_tracker`); everything else
+(the parent run, artifacts, queries) goes to the wrapped tracker in this process, which first
+waits for the child to catch up.
 
 What is promised, as for the in-process tracker: everything is written by the time
 :meth:`~OffloadedTracker.flush` returns; a failed write surfaces as an error at the next
@@ -34,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from droptune.exceptions import StudyError
-from droptune.tracking._mlflow import MlflowTracker
+from droptune.tracking._base import Tracker
+from droptune.tracking._registry import build_tracker
 
 __all__ = ["OffloadedTracker"]
 
@@ -49,21 +51,43 @@ POLL_S = 1.0  # how often a wait for the child checks that it is still alive
 PIPE_BYTES = 1 << 20
 
 
-class OffloadedTracker(MlflowTracker):
-    """An :class:`~droptune.tracking.MlflowTracker` whose trial writes run in a child process.
+class OffloadedTracker:
+    """Any registered tracker, wrapped so that its trial writes run in a child process.
 
     The child starts with the first trial (a study that trains nothing starts none) and stops
     with :meth:`end_study`, :meth:`close`, or when this tracker is garbage-collected.
 
     Args:
-        tracking_uri: MLflow tracking URI.
+        tracking_uri: Tracking URI (its scheme picks the tracker, here and in the child).
         experiment: Experiment name (the study name).
+        tracker: The tracker in this process (default: the registered one for ``tracking_uri``).
     """
 
-    def __init__(self, *, tracking_uri: str, experiment: str) -> None:
-        super().__init__(tracking_uri=tracking_uri, experiment=experiment)
+    def __init__(self, *, tracking_uri: str, experiment: str, tracker: Tracker | None = None) -> None:
+        self.tracker = tracker if tracker is not None else build_tracker(tracking_uri, experiment)
+        self.tracking_uri, self.experiment = tracking_uri, experiment
+        self.keeps_artifacts = self.tracker.keeps_artifacts
         self._child: _Child | None = None
         self._send_lock = threading.Lock()
+
+    # The parent run, artifacts and queries: the wrapped tracker's, in this process.
+    def study_run(self, run_id: str | None = None) -> str:
+        return self.tracker.study_run(run_id)
+
+    def has_study_run(self, run_id: str) -> bool:
+        return self.tracker.has_study_run(run_id)
+
+    def log_artifact(self, run_id: str, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        self.tracker.log_artifact(run_id, path, artifact_path)
+
+    def log_study_summary(self, run_id: str, metrics: Mapping[str, float]) -> None:
+        self.tracker.log_study_summary(run_id, metrics)
+
+    def describe_study(self, run_id: str, *, params: Mapping[str, str], note: str, report: str | None = None) -> None:
+        self.tracker.describe_study(run_id, params=params, note=note, report=report)
+
+    def runs_url(self, host: str = "127.0.0.1", port: int = 5000) -> str | None:
+        return self.tracker.runs_url(host, port)
 
     def start_trial(self, parent_run_id: str, number: int, params: Mapping[str, str]) -> str:
         """Queue the child run of trial ``number``; return its handle."""
@@ -86,7 +110,7 @@ class OffloadedTracker(MlflowTracker):
         if self._child is not None:
             with self._send_lock:
                 self._child.call(("flush",))
-        super().flush()
+        self.tracker.flush()
 
     def close_trial_run(self, parent_run_id: str, number: int, reason: str) -> None:
         """Close trial ``number``'s run if open, once the child has written what it was sent."""
@@ -94,17 +118,17 @@ class OffloadedTracker(MlflowTracker):
             self.flush()
         except StudyError:
             log.warning("the MLflow writer process failed", exc_info=True)
-        super().close_trial_run(parent_run_id, number, reason)
+        self.tracker.close_trial_run(parent_run_id, number, reason)
 
     def close_finished_runs(self, parent_run_id: str, states: Mapping[int, str]) -> int:
-        """As :meth:`MlflowTracker.close_finished_runs`, once the child has written what it was sent."""
+        """As the wrapped tracker's, once the child has written what it was sent."""
         self.flush()
-        return super().close_finished_runs(parent_run_id, states)
+        return self.tracker.close_finished_runs(parent_run_id, states)
 
     def end_study(self, run_id: str, status: str = "FINISHED") -> None:
         """Write everything, stop the child, close the parent run."""
         self.close()
-        super().end_study(run_id, status=status)
+        self.tracker.end_study(run_id, status=status)
 
     def close(self) -> None:
         """Write everything the child was sent and stop it (idempotent)."""
@@ -227,7 +251,7 @@ def serve(requests: Connection, replies: Connection, tracking_uri: str, experime
     # and then closes the pipe; the child must live to write what it was sent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    tracker = MlflowTracker(tracking_uri=tracking_uri, experiment=experiment)
+    tracker = build_tracker(tracking_uri, experiment)
     runs: dict[str, str] = {}  # handle -> MLflow run id
     while True:
         try:

@@ -89,7 +89,7 @@ def confirm_in_budget(spec: StudySpec, study: optuna.Study, budget: Budget, star
     Returns:
         The finalists, best confirmed mean first, or an empty list.
     """
-    from droptune.recommend import rank_trials  # ranking rules (feasible first) live there
+    from droptune.record import rank_trials  # ranking rules (feasible first) live there
 
     if not budget.retrains:
         return []

@@ -14,13 +14,20 @@ from droptune.sites import DropoutSite, discover
 
 def build(spec: StudySpec) -> tuple[pl.LightningModule, pl.LightningDataModule]:
     """Instantiate the study's LightningModule and LightningDataModule from their specs."""
-    parts = []
-    for key, part in (("model", spec.model), ("data", spec.data)):
-        try:
-            parts.append(part.build())
-        except TypeError as err:  # bad init_args
-            raise ConfigError(f"{spec.source or 'study'}: {key}.init_args for {part.class_path}: {err}.") from None
-    return parts[0], parts[1]
+    return build_model(spec), _build_part(spec, "data")
+
+
+def build_model(spec: StudySpec) -> pl.LightningModule:
+    """Instantiate the study's LightningModule from its spec."""
+    return _build_part(spec, "model")
+
+
+def _build_part(spec: StudySpec, key: str) -> Any:
+    part = getattr(spec, key)
+    try:
+        return part.build()
+    except TypeError as err:  # bad init_args
+        raise ConfigError(f"{spec.source or 'study'}: {key}.init_args for {part.class_path}: {err}.") from None
 
 
 def example_input(model: pl.LightningModule, data: pl.LightningDataModule) -> Any:

@@ -46,7 +46,8 @@ from droptune.record import (
 )
 from droptune.sites import LAYER_TYPES
 from droptune.tracking import Tracker
-from droptune.tuning._lifecycle import load_study, make_tracker, run_worker
+from droptune.tracking import tracker_for as make_tracker
+from droptune.tuning._lifecycle import load_study, run_worker
 from droptune.tuning._plan import PlanSampler
 from droptune.tuning._scheduler import ProgressFn
 
@@ -121,7 +122,7 @@ def _plan(search: optuna.Study, stored: list[dict[str, Any]], top: int) -> list[
     numbers saying so). A search resumed after its confirmation may have found better trials:
     they join the plan.
     """
-    from droptune.recommend import rank_trials  # ranking rules (feasible first) live there
+    from droptune.record import rank_trials  # ranking rules (feasible first) live there
 
     known = {e["trial"] for e in stored}
     ranked = rank_trials(search)
@@ -196,7 +197,7 @@ def start_confirmation(
     """
     _check(top, seeds)
     search = load_study(spec, create=False)
-    from droptune.recommend import best_trial
+    from droptune.record import best_trial
 
     best_trial(search)  # a StudyError saying so when nothing is complete
     study = load_study(confirm_spec(spec, n_trials=0))

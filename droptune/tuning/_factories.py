@@ -1,6 +1,6 @@
 """Study-file names -> Optuna samplers and pruners (one dict each, no if-chains).
 
-Storages: :mod:`droptune.tracking._stores`.
+Storages: :mod:`droptune.stores._storage`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import optuna
 
-from droptune.config import StudySpec
+from droptune.config import StudySpec, pack_mode
 from droptune.tuning._evidence import evidence_pruner, warmup_epochs
 from droptune.tuning._sampler import FailureAwareTPESampler
 
@@ -48,7 +48,7 @@ def sampler_for(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
     the packed study's best value after 16 trials was 0.1792 with the liar and 0.1746 without
     (unpacked 0.1712). TPE's own sampling still spreads a population's asks.
     """
-    if spec.search.sampler == "tpe" and spec.search.pack != 1:
+    if spec.search.sampler == "tpe" and pack_mode(spec.search) != "unpacked":
         return _tpe(seed, constant_liar=False)
     return SAMPLERS[spec.search.sampler](seed)
 

@@ -14,44 +14,38 @@ import logging
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning.pytorch as pl
 import optuna
 from optuna.trial import FrozenTrial
 
-from droptune._store_guard import create_stores_locked
-from droptune.config import NO_TRACKING, StudySpec
+from droptune.config import StudySpec
 from droptune.exceptions import StudyError
 from droptune.inspect import inspect_model
 from droptune.preflight import preflight
-from droptune.recommend import N_CLASSES_ATTR
 from droptune.record import (
     BASELINE_ATTR,
     MODEL_SIZE_ATTR,
+    N_CLASSES_ATTR,
     PARENT_RUN_ATTR,
     PRIOR_ATTR,
     SORT_KEY,
     parent_sort_key,
 )
-from droptune.report import report_study
 from droptune.sites import DropoutSite
 from droptune.space import SearchSpace
-from droptune.tracking import MlflowTracker, NullTracker, OffloadedTracker, Tracker, enable_wal, make_storage
-from droptune.tracking._health import guard, hurry
-from droptune.tracking._recorder import TrialRecorder
+from droptune.stores._create import create_stores_locked
+from droptune.stores._storage import enable_wal, make_storage
+from droptune.tracking import Tracker, tracker_for
+from droptune.tracking._health import hurry
 from droptune.tuning._build import build, example_input, model_sites
 from droptune.tuning._factories import PRUNERS, sampler_for
-from droptune.tuning._scheduler import (
-    ENDED,
-    EXECUTORS,
-    Counts,
-    ProgressFn,
-    count_trials,
-    executor_kind,
-    schedule,
-)
+from droptune.tuning._recorder import TrialRecorder
+from droptune.tuning._scheduler import ENDED, Counts, ProgressFn, count_trials, schedule
+from droptune.tuning.executors import executor_kind, make_executor
 
 SITES_TEXT, SITES_JSON = "sites.txt", "sites.json"  # the parent run's site table (droptune inspect)
 
@@ -67,21 +61,6 @@ def space_of(spec: StudySpec) -> SearchSpace:
         granularity=s.granularity, ranges=s.ranges, include=s.include, exclude=s.exclude,
         coarse_trials=s.coarse_trials,
     )
-
-
-def make_tracker(spec: StudySpec) -> Tracker:
-    """The study's tracker: MLflow at ``spec.tracking_uri``, or nothing for ``none``.
-
-    A packed study logs its trials from a child process (:class:`~droptune.tracking.OffloadedTracker`):
-    its populations start and end many small trials at once, and MLflow's Python would
-    otherwise take the interpreter lock from training. One trial per fit gains nothing from it.
-    A tracking server is waited for in bounded time (:func:`droptune.tracking._health.guard`).
-    """
-    if spec.tracking_uri == NO_TRACKING:
-        return NullTracker()
-    if spec.search.pack != 1:
-        return guard(spec, lambda: OffloadedTracker(tracking_uri=spec.tracking_uri, experiment=spec.name))
-    return guard(spec, lambda: MlflowTracker(tracking_uri=spec.tracking_uri, experiment=spec.name))
 
 
 def load_study(spec: StudySpec, *, worker: int = 0, create: bool = True) -> optuna.Study:
@@ -113,20 +92,29 @@ def load_study(spec: StudySpec, *, worker: int = 0, create: bool = True) -> optu
     return study
 
 
+StudyEndHook = Callable[["StudyLifecycle"], None]
+
+
 @dataclass
 class StudyLifecycle:
-    """A prepared study: its Optuna study, tracker and parent run. Make one with :func:`prepare_study`."""
+    """A prepared study: its Optuna study, tracker and parent run. Make one with :func:`prepare_study`.
+
+    ``on_end`` holds the study-end hooks: each is called with the lifecycle when the study ends
+    normally, before its parent run closes. The engine analyses nothing itself; the use-case
+    layer (:func:`droptune.api.run_tune`) adds the report there.
+    """
 
     spec: StudySpec
     study: optuna.Study
     tracker: Tracker
     parent_run_id: str
+    on_end: list[StudyEndHook] = field(default_factory=list)
 
     def finish(self, *, status: str = "FINISHED") -> Counts:
         """Log the study's summary on its parent run and close it (FINISHED or KILLED).
 
-        A study that ends normally also gets its recommendation and plots on the parent
-        run; with too few trials, a note says so instead.
+        A study that ends normally runs its :attr:`on_end` hooks first (the report: the
+        recommendation and plots on the parent run).
         """
         counts = count_trials(self.study)
         summary: dict[str, float] = {"n_complete": counts.complete, "n_pruned": counts.pruned, "n_failed": counts.failed}
@@ -141,7 +129,8 @@ class StudyLifecycle:
             summary[SORT_KEY] = parent_sort_key(reached, objective.direction)
         self.tracker.log_study_summary(self.parent_run_id, summary)
         if status == "FINISHED":
-            report_study(self.study, self.tracker, self.parent_run_id, metric=self.spec.objective.metric)
+            for hook in self.on_end:
+                hook(self)
         self.tracker.end_study(self.parent_run_id, status=status)
         return counts
 
@@ -167,12 +156,12 @@ def prepare_study(spec: StudySpec, *, tracker: Tracker | None = None) -> StudyLi
 
     The pre-flight (:func:`droptune.preflight.preflight`: store URLs, one training and one
     validation batch) runs before anything is created, and the stores are created under
-    :func:`~droptune._store_guard.create_stores_locked`, so that simultaneous first starts do
+    :func:`~droptune.stores._create.create_stores_locked`, so that simultaneous first starts do
     not race and a failed start leaves no half-made store.
 
     Args:
         spec: The study.
-        tracker: Where runs go (default: :func:`make_tracker`).
+        tracker: Where runs go (default: :func:`droptune.tracking.tracker_for`).
 
     Raises:
         ConfigError: If the model has no dropout site to tune, a URL is malformed, a metric is
@@ -180,6 +169,7 @@ def prepare_study(spec: StudySpec, *, tracker: Tracker | None = None) -> StudyLi
         StudyError: If the stored study was created with another direction, or a store cannot
             be reached or written.
     """
+    executor_kind(spec)  # an unknown search.executor is refused before anything is written
     preflight(spec)
     with create_stores_locked(spec):
         return _prepare(spec, tracker)
@@ -198,7 +188,7 @@ def _prepare(spec: StudySpec, tracker: Tracker | None) -> StudyLifecycle:
             f"study {spec.name!r} in {spec.storage} was created to {study.direction.name.lower()}; "
             f"the study file says {spec.objective.direction}. Use another name."
         )
-    tracker = tracker or make_tracker(spec)
+    tracker = tracker or tracker_for(spec)
     enable_wal(spec.tracking_uri)
     parent = tracker.study_run(study.user_attrs.get(PARENT_RUN_ATTR))
     trials = study.get_trials(deepcopy=False)
@@ -278,7 +268,7 @@ def run_worker(
     Args:
         spec: The study.
         study: The loaded study (loaded from ``spec`` when None).
-        tracker: Where child runs go (default: :func:`make_tracker`).
+        tracker: Where child runs go (default: :func:`droptune.tracking.tracker_for`).
         worker: Index of this worker, to seed its sampler apart from the others.
         progress: Called with the study after each trial.
         deadline: ``time.monotonic()`` after which no new trial starts.
@@ -293,11 +283,11 @@ def run_worker(
     parent = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent is None:
         raise StudyError(f"study {spec.name!r} was not prepared: run `droptune tune` first.")
-    tracker = tracker or make_tracker(spec)
+    tracker = tracker or tracker_for(spec)
     recorder = TrialRecorder(study=study, tracker=tracker, parent_run_id=parent, objective=spec.objective)
     space = space_of(spec)
     try:
-        executor = EXECUTORS[executor_kind(spec)](spec, space, recorder)
+        executor = make_executor(spec, space, recorder)
     except BaseException:
         recorder.shutdown()
         raise

@@ -4,17 +4,11 @@ It starts trials under the study's lock until the study holds ``n_trials`` finis
 (across all workers and resumes), honours the deadline, stops after
 :class:`FailureRule` (mostly failures lately), beats for its running trials and reaps
 dead workers' trials (:mod:`droptune.tuning._heartbeat`). How trials train is the
-executor's business, chosen by lookup in :data:`EXECUTORS`:
-
-- ``fit``: one Lightning ``Trainer.fit`` per trial (:class:`~droptune.tuning._fit.FitExecutor`);
-- ``packed``: K trials trained at once as one vectorised population
-  (:class:`~droptune.packing.PackedExecutor`), refilled as members finish;
-- ``auto`` (``search.pack: auto``): K from a memory probe of the worker's GPU
-  (:func:`~droptune.packing.resolve_pack`), then ``packed``, or ``fit`` when K is 1.
+executor's business, chosen by lookup in :data:`droptune.tuning.executors.EXECUTORS`.
 
 An executor takes trials (:meth:`Executor.start`), trains (:meth:`Executor.step`) and hands
 back those that ended with their :class:`~droptune.record.TrialResult`; the scheduler records
-and tells them through the :class:`~droptune.tracking._recorder.TrialRecorder`.
+and tells them through the :class:`~droptune.tuning._recorder.TrialRecorder`.
 droptune drives Optuna's ask/tell itself rather than ``study.optimize`` because it must count
 finished trials across all workers, ask several trials at once for packed populations, and
 close tracker runs on every way a trial can end.
@@ -29,8 +23,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Protocol
+from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
@@ -38,20 +31,11 @@ from optuna.trial import TrialState
 from droptune._memory import hold_startup_objects, let_go_startup_objects
 from droptune.config import StudySpec
 from droptune.exceptions import StudyError
-from droptune.record import PACK_AUTO_ATTR, TrialResult
-from droptune.space import SearchSpace
+from droptune.stores._study_lock import study_lock
 from droptune.tracking._health import check_tracking
-from droptune.tracking._recorder import TrialRecorder
-from droptune.tuning._build import build, model_sites
-from droptune.tuning._fit import FitExecutor
-from droptune.tuning._heartbeat import (
-    Heartbeat,
-    heartbeat_interval,
-    reap_dead_trials,
-    worker_attrs,
-    worker_id,
-)
-from droptune.tuning._lock import study_lock
+from droptune.tuning._heartbeat import Heartbeat, heartbeat_interval, reap_dead_trials, worker_attrs
+from droptune.tuning._recorder import TrialRecorder
+from droptune.tuning.executors._base import Executor
 
 log = logging.getLogger(__name__)
 
@@ -129,63 +113,6 @@ def count_trials(study: optuna.Study) -> Counts:
     for trial in study.get_trials(deepcopy=False):
         setattr(counts, names[trial.state], getattr(counts, names[trial.state]) + 1)
     return counts
-
-
-class Executor(Protocol):
-    """How trials train. ``capacity`` trials at most run at once."""
-
-    capacity: int
-
-    def running(self) -> list[optuna.Trial]:
-        """The trials started and not yet handed back."""
-        ...
-
-    def start(self, trials: list[optuna.Trial]) -> None:
-        """Take new trials (at most ``capacity`` minus those running)."""
-        ...
-
-    def step(self) -> list[tuple[optuna.Trial, TrialResult]]:
-        """Train a while (a whole trial, or one epoch of a population); return the trials that ended."""
-        ...
-
-    def close(self) -> None:
-        """Release what the executor holds (device memory)."""
-        ...
-
-
-def _packed(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> Executor:
-    from droptune.packing import PackedExecutor  # only packed studies need torch.func
-
-    model, data = build(spec)
-    all_sites = model_sites(spec, model, data)
-    return PackedExecutor(spec=spec, space=space, recorder=recorder, template=model, datamodule=data,
-                          sites=space.select(all_sites), all_sites=all_sites)
-
-
-def _auto(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> Executor:
-    """``search.pack: auto``: probe this worker's device, say what it chose, then build that executor."""
-    from droptune.packing import resolve_pack  # the probe needs torch.func only on a GPU
-
-    model, data = build(spec)
-    pack, reason = resolve_pack(spec, model, data, space.select(model_sites(spec, model, data)))
-    log.info("search.pack auto: %d trial%s at once (%s)", pack, "" if pack == 1 else "s", reason)
-    recorder.study.set_user_attr(PACK_AUTO_ATTR, {"pack": pack, "reason": reason, "worker": worker_id()})
-    resolved = replace(spec, search=replace(spec.search, pack=pack))
-    return EXECUTORS[executor_kind(resolved)](resolved, space, recorder)
-
-
-EXECUTORS: dict[str, Callable[[StudySpec, SearchSpace, TrialRecorder], Executor]] = {
-    "fit": FitExecutor,
-    "packed": _packed,
-    "auto": _auto,
-}
-
-
-def executor_kind(spec: StudySpec) -> str:
-    """The key of :data:`EXECUTORS` that runs ``spec``'s trials."""
-    if spec.search.pack == "auto":
-        return "auto"
-    return "packed" if spec.search.pack > 1 else "fit"
 
 
 def schedule(
@@ -293,7 +220,7 @@ def next_trials(
 ) -> tuple[list[optuna.Trial], Counts]:
     """Up to ``n`` new trials, or none when ``n_trials`` are finished or running, or past ``deadline``.
 
-    Under the study's lock (see :mod:`droptune.tuning._lock`): trials of dead workers are
+    Under the study's lock (see :mod:`droptune.stores._study_lock`): trials of dead workers are
     failed and requeued first, then the count and the asks happen as one step, so several
     workers never start more than ``n_trials`` trials between them. Failed trials do not
     count: they are redone.

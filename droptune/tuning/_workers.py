@@ -27,9 +27,9 @@ from pathlib import Path
 
 import optuna
 
-from droptune._store_guard import store_file
 from droptune.config import StudySpec
 from droptune.exceptions import ConfigError, StudyError
+from droptune.stores._urls import store_file
 from droptune.tuning._heartbeat import reap_dead_trials
 from droptune.tuning._lifecycle import StudyLifecycle, prepare_study
 from droptune.tuning._scheduler import Counts, count_trials

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from droptune.cli import main
-from droptune.recommend import open_study, recommend
+from droptune.recommend import recommend
+from droptune.stores import open_study
 from droptune.testing import add_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

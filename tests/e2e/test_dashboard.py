@@ -26,8 +26,9 @@ import pytest
 
 from droptune.cli import main
 from droptune.commands._ui import runs_url
-from droptune.recommend import open_study, recommend
+from droptune.recommend import recommend
 from droptune.record import gap_curve
+from droptune.stores import open_study
 
 pytestmark = pytest.mark.slow
 

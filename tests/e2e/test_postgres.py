@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 
 from droptune.cli import main
 from droptune.config import load_config
+from droptune.stores._study_lock import study_lock
 from droptune.tuning import prepare_study
-from droptune.tuning._lock import study_lock
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,9 @@ import optuna
 import pytest
 
 from droptune.export import export_best
-from droptune.recommend import best_trial, recommend
+from droptune.recommend import recommend
 from droptune.recommend._confirmed import confirmed_note
+from droptune.record import best_trial
 from droptune.testing import add_trial
 from droptune.tuning._confirm import Finalist, record_finalists
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 
 from droptune.cli import main
-from droptune.recommend import open_study
 from droptune.report import write_report
+from droptune.stores import open_study
 
 STUDY = """
 name: small

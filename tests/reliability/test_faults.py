@@ -15,8 +15,9 @@ from _reliability_kit import VALID, snapshot, write
 from _workers_kit import load_trials, mlflow_runs, poll
 from optuna.trial import TrialState
 
-from droptune._store_guard import sqlite_file, store_lock
 from droptune.cli import main
+from droptune.stores._lock import store_lock
+from droptune.stores._urls import sqlite_file
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -163,8 +164,8 @@ def test_two_first_starts_at_once_share_one_study(project, spawn):
 
 
 def test_a_failed_first_start_leaves_no_half_made_store(project):
-    from droptune._store_guard import create_stores_locked
     from droptune.config import load_config
+    from droptune.stores._create import create_stores_locked
     from droptune.tuning._lifecycle import _prepare  # the creation step, past the pre-flight
 
     (project / "blocker").write_text("in the way of the MLflow folder")
@@ -179,8 +180,8 @@ def test_a_failed_first_start_leaves_no_half_made_store(project):
 def test_a_failed_start_on_an_existing_storage_removes_only_its_new_study(project):
     import optuna
 
-    from droptune._store_guard import create_stores_locked
     from droptune.config import load_config
+    from droptune.stores._create import create_stores_locked
     from droptune.tuning._lifecycle import _prepare  # the creation step, past the pre-flight
 
     storage, _ = stores(project)

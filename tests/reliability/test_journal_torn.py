@@ -15,10 +15,10 @@ import pytest
 from _reliability_kit import VALID
 from optuna.trial import TrialState
 
-import droptune._journal_file
-from droptune._journal_file import TORN_SUFFIX, JournalWriteError
-from droptune._store_guard import journal_storage
+import droptune.stores._journal_file
 from droptune.cli import main
+from droptune.stores._create import journal_storage
+from droptune.stores._journal_file import TORN_SUFFIX, JournalWriteError
 
 REPO = Path(__file__).resolve().parents[2]
 JOURNAL_STUDY = VALID.replace("n_trials: 2", "n_trials: 3") + "storage: journal:///studies/tiny.journal\ntracking_uri: none\n"
@@ -120,19 +120,19 @@ def test_a_full_disk_mid_append_leaves_the_journal_as_it_was(finished, tmp_path,
     path = tmp_path / "tiny.journal"
     shutil.copy(finished, path)
     before = path.read_bytes()
-    real = droptune._journal_file._write_all
+    real = droptune.stores._journal_file._write_all
 
     def half_then_enospc(fd: int, data: bytes) -> None:
         real(fd, data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
     study = optuna.load_study(study_name="tiny", storage=journal_storage(path))
-    monkeypatch.setattr(droptune._journal_file, "_write_all", half_then_enospc)
+    monkeypatch.setattr(droptune.stores._journal_file, "_write_all", half_then_enospc)
     with pytest.raises(JournalWriteError, match=r"could not write to the journal .*tiny\.journal: No space left on device\. "
                        r"The journal is as it was before this write"):
         study.set_user_attr("lost", 1)
     assert path.read_bytes() == before  # no torn line left behind
-    monkeypatch.setattr(droptune._journal_file, "_write_all", real)
+    monkeypatch.setattr(droptune.stores._journal_file, "_write_all", real)
     assert states(path) == [TrialState.COMPLETE] * 3
     study = optuna.load_study(study_name="tiny", storage=journal_storage(path))
     study.set_user_attr("kept", 1)
@@ -143,7 +143,7 @@ def test_a_full_disk_mid_append_leaves_the_journal_as_it_was(finished, tmp_path,
 # and only a worker that is gone has its trial failed and retried by the next command.
 FULL_DISK_TUNE = """
 import errno, sys
-import droptune._journal_file as journal
+import droptune.stores._journal_file as journal
 from droptune.cli import main
 real, calls = journal._write_all, []
 def full_after_a_few(fd, data):
@@ -188,7 +188,7 @@ def test_a_torn_tail_that_cannot_be_set_aside_is_one_error_and_changes_nothing(f
     def full(path: Path, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(droptune._journal_file, "_set_aside", full)
+    monkeypatch.setattr(droptune.stores._journal_file, "_set_aside", full)
     with pytest.raises(JournalWriteError, match=r"ends with a torn record, which could not be set aside in .*\.torn: "
                        r"No space left on device\. Nothing was changed"):
         journal_storage(path)

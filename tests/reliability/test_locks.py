@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import droptune._flock
-from droptune._flock import hold, private_lock_folder
-from droptune._store_guard import file_lock
+import droptune.stores._lock
 from droptune.exceptions import StudyError
+from droptune.stores._lock import file_lock, hold, private_lock_folder
 
 
 def mode(path: Path) -> int:
@@ -35,7 +34,7 @@ def test_a_lock_folder_owned_by_another_user_is_refused(tmp_path, monkeypatch):
     me = os.getuid()
     other = me + 1
     (tmp_path / f"droptune-locks-{other}").mkdir(mode=0o777)  # owned by us: someone else, to "uid other"
-    monkeypatch.setattr(droptune._flock.os, "getuid", lambda: other)
+    monkeypatch.setattr(droptune.stores._lock.os, "getuid", lambda: other)
     with pytest.raises(StudyError, match=rf"lock folder .*droptune-locks-{other} is a folder owned by uid "
                        rf"{me}, not by you \(uid {other}\).* point TMPDIR at a folder of your own"):
         private_lock_folder(tmp_path)
@@ -62,12 +61,12 @@ def test_tune_refuses_a_lock_folder_of_another_user_with_one_message(refused, pr
     other = os.getuid() + 1
     (base / f"droptune-locks-{other}").mkdir(mode=0o755)
     monkeypatch.setattr(tempfile, "tempdir", str(base))
-    monkeypatch.setattr(droptune._flock.os, "getuid", lambda: other)
+    monkeypatch.setattr(droptune.stores._lock.os, "getuid", lambda: other)
     refused(["tune", "study.yaml"], rf"error: droptune's lock folder .*droptune-locks-{other} is a folder owned by uid")
 
 
 def test_a_long_wait_for_a_lock_is_reported_with_its_holder(tmp_path, monkeypatch):
-    monkeypatch.setattr(droptune._flock, "REPORT_AFTER_S", 0.0)
+    monkeypatch.setattr(droptune.stores._lock, "REPORT_AFTER_S", 0.0)
     path = tmp_path / "study.lock"
     reported = threading.Event()
     messages: list[str] = []
@@ -79,7 +78,7 @@ def test_a_long_wait_for_a_lock_is_reported_with_its_holder(tmp_path, monkeypatc
                 reported.set()
 
     handler = Seen(level=logging.WARNING)
-    logger = logging.getLogger("droptune._flock")
+    logger = logging.getLogger("droptune.stores._lock")
     logger.addHandler(handler)
     monkeypatch.setattr(logger, "disabled", False)
     monkeypatch.setattr(logger, "propagate", False)  # not to a handler an earlier test's CLI left on a closed stream

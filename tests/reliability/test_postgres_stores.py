@@ -10,10 +10,11 @@ import pytest
 import sqlalchemy
 from _reliability_kit import VALID, write
 
-from droptune._store_guard import CREATE_LOCK_KEY, create_stores_locked
 from droptune.config import load_config
 from droptune.exceptions import StudyError
 from droptune.preflight import check_storage_url
+from droptune.stores._create import create_stores_locked
+from droptune.stores._lock import CREATE_LOCK_KEY
 
 # The PostgreSQL server fixture of the end-to-end tests, loaded under another module name.
 _spec = importlib.util.spec_from_file_location("_e2e_servers", Path(__file__).resolve().parents[1] / "e2e" / "conftest.py")

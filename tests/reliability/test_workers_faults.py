@@ -18,9 +18,10 @@ from _workers_kit import load_trials, mlflow_runs, poll
 from optuna.trial import FrozenTrial, TrialState
 from test_faults import ARRAY, WAIT_S, assert_closed_and_matching, env, logs, stores
 
-from droptune._store_guard import sqlite_file, store_lock
 from droptune.cli import main
 from droptune.config import load_config
+from droptune.stores._lock import store_lock
+from droptune.stores._urls import sqlite_file
 from droptune.tuning import prepare_study
 from droptune.tuning._heartbeat import is_dead_local
 

@@ -14,9 +14,8 @@ from mlflow.tracking import MlflowClient
 from droptune.config import spec_from_dict
 from droptune.exceptions import StudyError
 from droptune.record import REASON_TAG, STATE_TAG, TRIAL_TAG
-from droptune.tracking import MlflowTracker, OffloadedTracker, Tracker
+from droptune.tracking import MlflowTracker, OffloadedTracker, Tracker, tracker_for
 from droptune.tracking._offload import ORPHAN_REASON
-from droptune.tuning._lifecycle import make_tracker
 
 
 @pytest.fixture
@@ -111,8 +110,10 @@ def test_packed_studies_offload_their_trial_runs_unpacked_ones_do_not(tmp_path):
             "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         })
 
-    assert type(make_tracker(spec(8))) is OffloadedTracker
-    assert type(make_tracker(spec(1))) is MlflowTracker
+    offloaded = tracker_for(spec(8))
+    assert type(offloaded) is OffloadedTracker
+    assert type(offloaded.tracker) is MlflowTracker  # it wraps the registered tracker, in this process
+    assert type(tracker_for(spec(1))) is MlflowTracker
 
 
 def _alive(pid: int) -> bool:

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from droptune.config import ObjectiveSpec
 from droptune.record import TrialResult
 from droptune.tracking import MlflowTracker, NullTracker, Tracker
-from droptune.tracking._recorder import TrialRecorder
+from droptune.tuning._recorder import TrialRecorder
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ import torch
 from mlflow.tracking import MlflowClient
 from typing_extensions import override
 
+from droptune.stores._study_lock import study_lock
 from droptune.testing import TinyModule
-from droptune.tuning._lock import study_lock
 
 HERE = Path(__file__).resolve().parent
 DEADLINE_S = 120.0

@@ -12,13 +12,13 @@ from optuna.trial import TrialState
 
 from droptune.config import load_config
 from droptune.exceptions import ConfigError, StudyError
-from droptune.recommend import rank_trials
 from droptune.record import (
     CONFIRM_INDEX_ATTR,
     CONFIRM_ORIGIN_ATTR,
     CONFIRM_SEED_ATTR,
     PACK_ATTR,
     confirmed_finalists,
+    rank_trials,
     site_rates,
 )
 from droptune.testing import add_trial

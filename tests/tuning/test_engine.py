@@ -16,8 +16,8 @@ from droptune.cli import main
 from droptune.config import load_config
 from droptune.record import TrialResult, gap_curve
 from droptune.space import PRIORS, RANGES
-from droptune.tracking._recorder import TrialRecorder
 from droptune.tuning import FitExecutor, prepare_study, space_of
+from droptune.tuning._recorder import TrialRecorder
 
 STORAGE = "sqlite:///studies/droptune.db"
 

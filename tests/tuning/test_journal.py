@@ -13,12 +13,12 @@ import pytest
 from _workers_kit import assert_lock_excludes, mlflow_runs, reset_mlflow_stores, subprocess_env, write_study
 from optuna.trial import TrialState
 
-from droptune._store_guard import journal_storage, open_storage
 from droptune.cli import main
 from droptune.config import load_config
 from droptune.exceptions import ConfigError, StudyError
 from droptune.preflight import check_storage_url
 from droptune.record import PROCESS_ATTR, WORKER_ATTR
+from droptune.stores._create import journal_storage, open_storage
 from droptune.tuning import prepare_study, run_worker
 from droptune.tuning._heartbeat import process_key
 
@@ -102,7 +102,7 @@ def test_journal_urls_are_checked_before_anything_is_written(tmp_path):
 
 
 def test_a_failed_first_start_leaves_no_journal_behind(in_tmp):
-    from droptune._store_guard import create_stores_locked
+    from droptune.stores._create import create_stores_locked
     from droptune.tuning._lifecycle import _prepare  # the creation step, past the pre-flight
 
     study_file = write_study(in_tmp, name="broken", extra=f"storage: {JOURNAL}\n")

@@ -6,11 +6,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from droptune._journal import BatchedJournalStorage, write_batch
 from droptune.config import ObjectiveSpec
 from droptune.record import TrialResult
+from droptune.stores._journal import BatchedJournalStorage, write_batch
 from droptune.tracking import NullTracker
-from droptune.tracking._recorder import TrialRecorder
+from droptune.tuning._recorder import TrialRecorder
 
 
 @pytest.fixture

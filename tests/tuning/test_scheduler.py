@@ -16,9 +16,9 @@ from droptune.exceptions import StudyError
 from droptune.record import TrialResult
 from droptune.space import SearchSpace
 from droptune.tracking import NullTracker
-from droptune.tracking._recorder import TrialRecorder
 from droptune.tuning import EXECUTORS, prepare_study, run_worker
-from droptune.tuning._scheduler import executor_kind
+from droptune.tuning._recorder import TrialRecorder
+from droptune.tuning.executors import executor_kind
 
 
 class InstantExecutor:

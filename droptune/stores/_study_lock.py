@@ -11,7 +11,7 @@ whatever the storage offers across processes and machines:
 
 Both real locks are released by the operating system or the server when their holder dies,
 so a killed worker never leaves the study locked. A wait on a file lock longer than
-:data:`droptune._flock.REPORT_AFTER_S` is reported once, with the holder's pid.
+:data:`droptune.stores._lock.REPORT_AFTER_S` is reported once, with the holder's pid.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from pathlib import Path
 
 import optuna
 
-from droptune._flock import hold
-from droptune._store_guard import advisory_lock, file_lock
+from droptune.stores._lock import advisory_lock, file_lock, hold
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def study_lock(storage: optuna.storages.BaseStorage, study_name: str) -> context
         >>> with study_lock(storage, "demo"):
         ...     pass
     """
-    journal = getattr(storage, "droptune_path", None)  # see droptune._store_guard.journal_storage
+    journal = getattr(storage, "droptune_path", None)  # see droptune.stores._create.journal_storage
     if journal is not None:  # one machine: a lock file (in the temporary folder) named after the journal
         return file_lock(Path(f"{journal}.study"))
     rdb = getattr(storage, "_backend", storage)  # optuna.Study wraps RDB storages in a cache

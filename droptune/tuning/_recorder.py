@@ -3,7 +3,7 @@
 Both executors (a Lightning fit per trial, a packed population) record their trials through
 one :class:`TrialRecorder`: the user attributes and the child run when a trial starts, each
 epoch's metrics and report, then the outcome (attributes, constraint, run summary, Optuna
-``tell``). Writes go through a :class:`~droptune.tracking.Bookkeeper`, in order, off the
+``tell``). Writes go through a :class:`~droptune.tuning._bookkeeper.Bookkeeper`, in order, off the
 training loop.
 """
 
@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from droptune._journal import write_batch
 from droptune.record import (
     GAP_CONSTRAINT,
     TrialResult,
@@ -29,8 +28,9 @@ from droptune.record import (
     run_summary,
     start_attrs,
 )
-from droptune.tracking._bookkeeper import Bookkeeper
+from droptune.stores._journal import write_batch
 from droptune.tracking._health import hurry
+from droptune.tuning._bookkeeper import Bookkeeper
 
 if TYPE_CHECKING:
     from droptune.config import ObjectiveSpec

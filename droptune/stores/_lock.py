@@ -1,7 +1,9 @@
-"""Exclusive file locks that say who holds them, in a folder private to the user.
+"""droptune's locks: exclusive file locks that say who holds them, and PostgreSQL's advisory lock.
 
-droptune's locks (store creation, the study lock of a journal or SQLite store) are ``fcntl``
-locks on small files. :func:`private_lock_folder` is the per-user folder of those that live in
+Every lock droptune takes is one of two, both defined here: an ``fcntl`` lock on a small file
+(:func:`hold`; store creation, the study lock of a journal or SQLite store), or a PostgreSQL
+session advisory lock (:func:`advisory_lock`; the same across machines). The operating system
+or the server releases either when its holder dies. :func:`private_lock_folder` is the per-user folder of those that live in
 the system's temporary folder: ``droptune-locks-<uid>``, mode 0700, refused (with the fix) when
 another user owns it, so that no other user can block a lock or make ``tune`` fail.
 :func:`hold` takes a lock, writes the holder's pid into the file, and while it waits longer
@@ -11,6 +13,7 @@ than :data:`REPORT_AFTER_S` reports once who holds it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import stat
@@ -19,14 +22,26 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from droptune.exceptions import StudyError
+from droptune.stores._urls import store_file
 
-__all__ = ["REPORT_AFTER_S", "hold", "private_lock_folder"]
+__all__ = [
+    "CREATE_LOCK_KEY",
+    "REPORT_AFTER_S",
+    "advisory_lock",
+    "file_lock",
+    "hold",
+    "private_lock_folder",
+    "store_lock",
+]
 
 log = logging.getLogger(__name__)
 
 REPORT_AFTER_S = 10.0  # a lock waited on this long is reported (once), with its holder
+# The PostgreSQL advisory lock (a signed 64-bit key) held while a study's stores are created.
+CREATE_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"droptune:create-stores", digest_size=8).digest(), "big", signed=True)
 
 
 def private_lock_folder(base: Path | None = None) -> Path:
@@ -108,3 +123,60 @@ def _holder(path: Path) -> str:
     except OSError:
         pid = ""
     return f"pid {pid}" if pid.isdigit() else "another process (pid unknown)"
+
+
+@contextlib.contextmanager
+def store_lock(url: str) -> Iterator[None]:
+    """Hold the creation lock of one store (what :func:`create_stores_locked` takes for each).
+
+    A process that reads a store which another may be creating (a test, a monitor) takes it
+    too, so that it never opens a half-migrated database.
+    """
+    path = store_file(url)
+    if path is not None:
+        with file_lock(path):
+            yield
+    elif url.startswith("postgresql"):
+        with _advisory_lock(url):
+            yield
+    else:  # a tracking server serialises its own database
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(database: Path) -> Iterator[None]:
+    """Hold an exclusive lock named after ``database``, in this user's private lock folder.
+
+    The folder (:func:`private_lock_folder`) is ``droptune-locks-<uid>`` in
+    the system's temporary folder, mode 0700: no other user can hold, block or break the lock.
+    A wait longer than :data:`REPORT_AFTER_S` is reported with the holder's pid.
+    """
+    digest = hashlib.blake2b(str(database).encode(), digest_size=12).hexdigest()
+    with hold(private_lock_folder() / f"{digest}.lock"):
+        yield
+
+
+@contextlib.contextmanager
+def _advisory_lock(url: str) -> Iterator[None]:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with advisory_lock(engine, CREATE_LOCK_KEY):
+            yield
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def advisory_lock(engine: Any, key: int) -> Iterator[None]:
+    """Hold PostgreSQL's session advisory lock ``key`` on a connection of ``engine`` (a SQLAlchemy engine)."""
+    import sqlalchemy
+
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()

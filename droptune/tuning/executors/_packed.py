@@ -4,20 +4,21 @@ The scheduler (:mod:`droptune.tuning._scheduler`) decides which trials start and
 study is done; this executor takes trials into free slots, trains the population one epoch
 per :meth:`PackedExecutor.step`, and hands back the members that ended (pruned, early-stopped,
 finished or failed). Each trial is recorded as an unpacked one is, through the same
-:class:`~droptune.tracking._recorder.TrialRecorder`.
+:class:`~droptune.tuning._recorder.TrialRecorder`.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
+from dataclasses import replace
 
 import lightning.pytorch as pl
 import optuna
 import torch
 
-from droptune._journal import write_batch
 from droptune._memory import release_trial_memory
+from droptune.callbacks._gap import add_gap
 from droptune.config import StudySpec
 from droptune.exceptions import ConfigError, DroptuneError, PackingError
 from droptune.packing._bookkeeping import SNAPSHOT_PRUNERS, prune_decisions
@@ -27,10 +28,13 @@ from droptune.packing._member import Member
 from droptune.packing._optim import packed_optimizer
 from droptune.packing._population import Population
 from droptune.packing._setup import record_metrics, resolve_device, resolve_loss, resolve_precision
-from droptune.record import GAP_ATTR, TrialResult, trial_seed
+from droptune.record import PACK_AUTO_ATTR, TrialResult
 from droptune.sites import DropoutSite
 from droptune.space import SearchSpace
-from droptune.tracking._recorder import TrialRecorder
+from droptune.tuning._build import build, model_sites
+from droptune.tuning._heartbeat import worker_id
+from droptune.tuning._recorder import TrialRecorder
+from droptune.tuning.executors._base import EXECUTORS, Executor, executor_kind, start_trial
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +113,9 @@ class PackedExecutor:
         for trial in trials:
             self.members.append(Member(trial=trial))  # running from now on: failed if anything below raises
         for trial in trials:
-            pl.seed_everything(trial_seed(self.spec.seed, trial.number, trial.storage.get_trial_user_attrs(trial._trial_id)), workers=True, verbose=False)
-            try:
-                model = self.spec.model.build()
-            except TypeError as err:
-                raise ConfigError(f"{self.spec.source or 'study'}: model.init_args: {err}.") from None
-            with write_batch(trial.storage):  # the trial's parameters in one append
-                member_rates = self.space.suggest(trial, self.sites)
-            self.recorder.open_sites(trial, member_rates, self.sites, self.all_sites, pack=self.capacity)
+            model, _, member_rates = start_trial(
+                trial, self.spec, self.space, self.recorder, sites=self.sites, all_sites=self.all_sites, pack=self.capacity
+            )
             models.append(model)
             rates.append(member_rates)
         self.population.add(models, rates)
@@ -164,8 +163,7 @@ class PackedExecutor:
         for i, member in enumerate(self.members):
             record = {"epoch": float(len(member.history))}
             record.update({k: v[i] for k, v in values.items()})
-            record[GAP_ATTR] = record["val_loss"] - record["train_loss_eval"]
-            records.append(record)
+            records.append(add_gap(record))
         return records
 
     def _prune(self) -> None:
@@ -189,3 +187,23 @@ def _failure_reason(err: Exception, size: int) -> str:
             f"({str(err).splitlines()[0]})"
         )
     return f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-3)}"
+
+
+def packed_executor(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> PackedExecutor:
+    """The ``packed`` entry of :data:`~droptune.tuning.executors.EXECUTORS`: one built model is the template."""
+    model, data = build(spec)
+    all_sites = model_sites(spec, model, data)
+    return PackedExecutor(spec=spec, space=space, recorder=recorder, template=model, datamodule=data,
+                          sites=space.select(all_sites), all_sites=all_sites)
+
+
+def auto_executor(spec: StudySpec, space: SearchSpace, recorder: TrialRecorder) -> Executor:
+    """``search.pack: auto``: probe this worker's device, say what it chose, then build that executor."""
+    from droptune.packing import resolve_pack  # the probe needs torch.func only on a GPU
+
+    model, data = build(spec)
+    pack, reason = resolve_pack(spec, model, data, space.select(model_sites(spec, model, data)))
+    log.info("search.pack auto: %d trial%s at once (%s)", pack, "" if pack == 1 else "s", reason)
+    recorder.study.set_user_attr(PACK_AUTO_ATTR, {"pack": pack, "reason": reason, "worker": worker_id()})
+    resolved = replace(spec, search=replace(spec.search, pack=pack))
+    return EXECUTORS[executor_kind(resolved)](resolved, space, recorder)

@@ -27,7 +27,7 @@ from typing import Any
 import optuna
 from optuna.storages.journal._storage import JournalOperation
 
-from droptune._journal_file import SafeJournalFileBackend
+from droptune.stores._journal_file import SafeJournalFileBackend
 
 __all__ = ["BatchedJournalStorage", "write_batch"]
 
@@ -45,7 +45,7 @@ DEFERRABLE = frozenset({
 class BatchedJournalStorage(optuna.storages.JournalStorage):
     """A :class:`~optuna.storages.JournalStorage` on a file whose trial writes can be batched.
 
-    The file is a :class:`~droptune._journal_file.SafeJournalFileBackend`: a torn last line
+    The file is a :class:`~droptune.stores._journal_file.SafeJournalFileBackend`: a torn last line
     (a full disk, a killed write) is set aside on open instead of corrupting the study.
 
     Args:
@@ -93,7 +93,7 @@ class BatchedJournalStorage(optuna.storages.JournalStorage):
                 return
             except optuna.exceptions.UpdateFinishedTrialError:
                 # A write to a trial another process failed meanwhile: dropped, as a single
-                # write would have been (droptune.tracking._recorder._optuna_write). The
+                # write would have been (droptune.tuning._recorder._optuna_write). The
                 # replay counted it; the next read applies the writes after it.
                 log.debug("batched write to a finished trial dropped")
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import optuna
 
-from droptune._sqlite_damage import damaged_store_error
-from droptune._store_guard import open_storage
-from droptune.config import DEFAULT_STORAGE, load_config, require_sqlite_store
+from droptune.config import DEFAULT_STORAGE, load_config
 from droptune.exceptions import ConfigError, DroptuneError, StudyError
+from droptune.stores._create import open_storage
+from droptune.stores._damage import damaged_store_error
+from droptune.stores._urls import require_sqlite_store
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def open_study(ref: str, *, storage: str | None = None) -> optuna.Study:
             hint = f" There is no file {ref!r} either (looked in {Path.cwd()})."
         listed = ", ".join(repr(n) for n in sorted(names)) or "none"
         raise StudyError(f"no study named {name!r} in {storage}; the studies there are: {listed}.{hint}")
-    from droptune.tracking import make_storage  # the engine's storage settings (SQLite timeout...)
+    from droptune.stores._storage import make_storage  # the engine's storage settings (SQLite timeout...)
 
     return optuna.load_study(study_name=name, storage=make_storage(storage))
 

@@ -16,65 +16,22 @@ The Optuna study may also live in an Optuna journal file (``journal:///...``, se
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from droptune.stores._lock import store_lock
+from droptune.stores._urls import journal_file, sqlite_file, store_file
+
 if TYPE_CHECKING:
     from droptune.config import StudySpec
 
-__all__ = [
-    "JOURNAL_PREFIX",
-    "create_stores_locked",
-    "file_lock",
-    "journal_file",
-    "journal_storage",
-    "open_storage",
-    "sqlite_file",
-    "store_file",
-    "store_lock",
-]
+__all__ = ["create_stores_locked", "journal_storage", "open_storage"]
 
 log = logging.getLogger(__name__)
 
 _SIDE_FILES = ("-journal", "-wal", "-shm", ".lock")  # SQLite's, and the journal backend's lock
-# An Optuna journal file (one machine; the fastest bookkeeping): journal:///relative/path or
-# journal:////absolute/path, as SQLAlchemy writes SQLite URLs.
-JOURNAL_PREFIX = "journal:///"
-# The PostgreSQL advisory lock (a signed 64-bit key) held while a study's stores are created.
-CREATE_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"droptune:create-stores", digest_size=8).digest(), "big", signed=True)
-
-
-def sqlite_file(url: str) -> Path | None:
-    """The database file of a SQLite URL (absolute), or None for other URLs and in-memory ones.
-
-    Example:
-        >>> sqlite_file("sqlite:////srv/p/studies/droptune.db"), sqlite_file("postgresql://h/db")
-        (PosixPath('/srv/p/studies/droptune.db'), None)
-    """
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or url in (prefix, prefix + ":memory:"):
-        return None
-    return Path(url.removeprefix(prefix)).absolute()
-
-
-def journal_file(url: str) -> Path | None:
-    """The file of a journal URL (absolute), or None for other URLs.
-
-    Example:
-        >>> journal_file("journal:////srv/p/studies/droptune.journal"), journal_file("sqlite:///x.db")
-        (PosixPath('/srv/p/studies/droptune.journal'), None)
-    """
-    if not url.startswith(JOURNAL_PREFIX) or url == JOURNAL_PREFIX:
-        return None
-    return Path(url.removeprefix(JOURNAL_PREFIX)).absolute()
-
-
-def store_file(url: str) -> Path | None:
-    """The local file that holds a store (SQLite database or journal), or None (a server)."""
-    return sqlite_file(url) or journal_file(url)
 
 
 def journal_storage(path: Path) -> Any:
@@ -86,9 +43,9 @@ def journal_storage(path: Path) -> Any:
     the file (the backend locks it). It has no heartbeats: a dead worker's trials are found
     by its process being gone (:func:`droptune.tuning.reap_dead_trials`). Across machines,
     use PostgreSQL. The storage carries its path as ``droptune_path`` (the study lock's file), and
-    can group a trial's writes into one append (:class:`droptune._journal.BatchedJournalStorage`).
+    can group a trial's writes into one append (:class:`droptune.stores._journal.BatchedJournalStorage`).
     """
-    from droptune._journal import BatchedJournalStorage
+    from droptune.stores._journal import BatchedJournalStorage
 
     path.parent.mkdir(parents=True, exist_ok=True)
     storage = BatchedJournalStorage(str(path))
@@ -99,13 +56,13 @@ def journal_storage(path: Path) -> Any:
 def open_storage(url: str) -> Any:
     """An Optuna storage for ``url``, without droptune's tuning (heartbeats, fast commits).
 
-    For reading a study, or checking whether one exists; :func:`droptune.tracking.make_storage`
+    For reading a study, or checking whether one exists; :func:`droptune.stores.make_storage`
     builds the storage a study runs on. Opening a journal creates the file (Optuna's backend
     does): check that it exists first where nothing may be created.
     """
     import optuna
 
-    from droptune._sqlite_damage import note
+    from droptune.stores._damage import note
 
     path = journal_file(url)
     if path is not None:
@@ -201,62 +158,3 @@ def _delete_study(spec: StudySpec) -> None:
         pass  # the start failed before creating it
     except Exception:
         log.warning("could not delete study %s from %s after a failed start", spec.name, spec.storage, exc_info=True)
-
-
-@contextlib.contextmanager
-def store_lock(url: str) -> Iterator[None]:
-    """Hold the creation lock of one store (what :func:`create_stores_locked` takes for each).
-
-    A process that reads a store which another may be creating (a test, a monitor) takes it
-    too, so that it never opens a half-migrated database.
-    """
-    path = store_file(url)
-    if path is not None:
-        with file_lock(path):
-            yield
-    elif url.startswith("postgresql"):
-        with _advisory_lock(url):
-            yield
-    else:  # a tracking server serialises its own database
-        yield
-
-
-@contextlib.contextmanager
-def file_lock(database: Path) -> Iterator[None]:
-    """Hold an exclusive lock named after ``database``, in this user's private lock folder.
-
-    The folder (:func:`droptune._flock.private_lock_folder`) is ``droptune-locks-<uid>`` in
-    the system's temporary folder, mode 0700: no other user can hold, block or break the lock.
-    A wait longer than :data:`droptune._flock.REPORT_AFTER_S` is reported with the holder's pid.
-    """
-    from droptune._flock import hold, private_lock_folder
-
-    digest = hashlib.blake2b(str(database).encode(), digest_size=12).hexdigest()
-    with hold(private_lock_folder() / f"{digest}.lock"):
-        yield
-
-
-@contextlib.contextmanager
-def _advisory_lock(url: str) -> Iterator[None]:
-    import sqlalchemy
-
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-    try:
-        with advisory_lock(engine, CREATE_LOCK_KEY):
-            yield
-    finally:
-        engine.dispose()
-
-
-@contextlib.contextmanager
-def advisory_lock(engine: Any, key: int) -> Iterator[None]:
-    """Hold PostgreSQL's session advisory lock ``key`` on a connection of ``engine`` (a SQLAlchemy engine)."""
-    import sqlalchemy
-
-    with engine.connect() as connection:
-        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-        try:
-            yield
-        finally:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            connection.commit()

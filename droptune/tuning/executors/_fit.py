@@ -1,6 +1,7 @@
 """The ``fit`` executor: one trial at a time, one Lightning ``Trainer.fit`` per trial.
 
-Build, discover, suggest, apply, fit with droptune's callbacks (gap, pruning, early stopping,
+Start the trial (:func:`~droptune.tuning.executors._base.start_trial`: seed, build, discover,
+suggest, record), apply its rates, fit with droptune's callbacks (gap, pruning, early stopping,
 tracking); the scheduler records and tells the outcome.
 """
 
@@ -15,17 +16,16 @@ import optuna
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
-from droptune._journal import write_batch
 from droptune._memory import release_trial_memory
 from droptune.callbacks import GapCallback, PruningCallback
 from droptune.config import StudySpec
 from droptune.exceptions import DroptuneError
-from droptune.record import TrialResult, outcome, trial_seed
+from droptune.record import TrialResult, outcome
 from droptune.sites import apply_rates
 from droptune.space import SearchSpace
 from droptune.tracking._callback import TrackingCallback
-from droptune.tracking._recorder import TrialRecorder
-from droptune.tuning._build import build, model_sites
+from droptune.tuning._recorder import TrialRecorder
+from droptune.tuning.executors._base import start_trial
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +68,9 @@ class FitExecutor:
         release_trial_memory()
 
     def _run(self, trial: optuna.Trial) -> TrialResult:
-        spec = self.spec
-        pl.seed_everything(trial_seed(spec.seed, trial.number, trial.storage.get_trial_user_attrs(trial._trial_id)), workers=True, verbose=False)
-        model, data = build(spec)
-        all_sites = model_sites(spec, model, data)
-        sites = self.space.select(all_sites)
-        with write_batch(trial.storage):  # the trial's parameters in one append
-            rates = self.space.suggest(trial, sites)
+        model, data, rates = start_trial(trial, self.spec, self.space, self.recorder)
+        assert data is not None, "start_trial builds the data when it discovers the sites"  # its contract
         apply_rates(model, rates, strict=False)  # include/exclude: the tuned sites only
-        self.recorder.open_sites(trial, rates, sites, all_sites)
         # The run is open and the trial marked before training: a worker killed mid-fit is seen.
         self.recorder.drain()
         try:

@@ -12,10 +12,11 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from droptune._sqlite_damage import note
-from droptune._store_guard import journal_file, journal_storage, sqlite_file
-from droptune.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute_sqlite_url
+from droptune.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 from droptune.exceptions import ConfigError
+from droptune.stores._create import journal_storage
+from droptune.stores._damage import note
+from droptune.stores._urls import absolute_sqlite_url, journal_file, sqlite_file
 
 if TYPE_CHECKING:
     import optuna
@@ -43,7 +44,7 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None) -> optuna.s
     With ``heartbeat_interval``, running trials beat; a trial whose worker died is failed
     after a grace period (4 intervals) and retried once with the same parameters. A SQLite
     database is switched to write-ahead logging (:func:`enable_wal`, :func:`fast_commits`).
-    A ``journal:///`` URL gives Optuna's journal file (:func:`droptune._store_guard.journal_storage`:
+    A ``journal:///`` URL gives Optuna's journal file (:func:`droptune.stores._create.journal_storage`:
     one machine, no heartbeats, the fastest writes).
     """
     import optuna
