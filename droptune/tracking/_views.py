@@ -14,8 +14,10 @@ import json
 import math
 import time
 
+from droptune._layer_types import (
+    LAYER_TYPES,  # not droptune.sites: that imports torch, which the MLflow writer process never needs
+)
 from droptune.record import ROLE_TAG, STATE_TAG, TRIAL_TAG
-from droptune.sites import LAYER_TYPES
 
 __all__ = ["RUNS_VIEW", "ensure_runs_view", "study_experiments", "study_objective"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import time
 import warnings
@@ -50,6 +51,11 @@ SITES_TEXT, SITES_JSON = "sites.txt", "sites.json"  # the parent run's site tabl
 log = logging.getLogger(__name__)
 
 MIN_TRIALS_FOR_BASELINE = 8
+# Measured on the 2-core CPU (benchmarks/results/throughput_packed_s2.md): MLflow's writes of
+# one trial's run in this process (create, one batch of metrics, terminate), and the CPU
+# time the writer process takes to start and open the store.
+IN_PROCESS_RUN_S = 0.035
+OFFLOAD_START_S = 3.5
 
 
 def space_of(spec: StudySpec) -> SearchSpace:
@@ -64,15 +70,36 @@ def space_of(spec: StudySpec) -> SearchSpace:
 def make_tracker(spec: StudySpec) -> Tracker:
     """The study's tracker: MLflow at ``spec.tracking_uri``, or nothing for ``none``.
 
-    A packed study logs its trials from a child process (:class:`~droptune.tracking.OffloadedTracker`):
-    its populations start and end many small trials at once, and MLflow's Python would
-    otherwise take the interpreter lock from training. One trial per fit gains nothing from it.
+    A large packed study logs its trials from a child process
+    (:class:`~droptune.tracking.OffloadedTracker`, see :func:`offload_pays`): its populations
+    start and end many small trials at once, and MLflow's Python would otherwise take the
+    interpreter lock from training. One trial per fit gains nothing from it.
     """
     if spec.tracking_uri == NO_TRACKING:
         return NullTracker()
-    if spec.search.pack != 1:
+    if offload_pays(spec):
         return OffloadedTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
     return MlflowTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
+
+
+def offload_pays(spec: StudySpec, cpus: int | None = None) -> bool:
+    """Whether a child process for MLflow's trial writes saves this study time.
+
+    The child costs seconds to start (an interpreter, MLflow's imports, the store opened
+    again) and then saves about :data:`IN_PROCESS_RUN_S` of this process's time per trial.
+    Pinned to a single CPU it saves nothing (its writes take the same core), and a small
+    study ends before it has started: the study's end then waits for it (a packed study of
+    8 trials x 4 epochs spent longer waiting for the child than training).
+
+    Args:
+        spec: The study.
+        cpus: CPUs this process may run on (default: its affinity).
+    """
+    if spec.search.pack == 1:
+        return False
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cpus > 1 and spec.search.n_trials * IN_PROCESS_RUN_S >= OFFLOAD_START_S
 
 
 def load_study(spec: StudySpec, *, worker: int = 0, create: bool = True) -> optuna.Study:

@@ -16,7 +16,7 @@ from droptune.exceptions import StudyError
 from droptune.record import REASON_TAG, STATE_TAG, TRIAL_TAG
 from droptune.tracking import MlflowTracker, OffloadedTracker, Tracker
 from droptune.tracking._offload import ORPHAN_REASON
-from droptune.tuning._lifecycle import make_tracker
+from droptune.tuning._lifecycle import make_tracker, offload_pays
 
 
 @pytest.fixture
@@ -103,15 +103,22 @@ def test_a_script_without_a_main_guard_loses_no_run(tracking_uri, tmp_path, endi
         assert run.info.status == "FAILED" and run.data.tags[REASON_TAG] == ORPHAN_REASON
 
 
-def test_packed_studies_offload_their_trial_runs_unpacked_ones_do_not(tmp_path):
-    def spec(pack):
+def test_large_packed_studies_offload_their_trial_runs_small_pinned_and_unpacked_ones_do_not(tmp_path):
+    def spec(pack, n_trials=400):
         return spec_from_dict({
             "name": f"s{pack}", "model": {"class_path": "droptune.models.MLP"},
-            "data": {"class_path": "droptune.data.DigitsDataModule"}, "search": {"pack": pack},
+            "data": {"class_path": "droptune.data.DigitsDataModule"},
+            "search": {"pack": pack, "n_trials": n_trials},
             "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         })
 
-    assert type(make_tracker(spec(8))) is OffloadedTracker
+    assert offload_pays(spec(8), cpus=2) and offload_pays(spec("auto"), cpus=2)
+    assert not offload_pays(spec(8), cpus=1)  # the child's writes would take the training's core
+    assert not offload_pays(spec(8, n_trials=8), cpus=2)  # the study ends before the child has started
+    assert not offload_pays(spec(1), cpus=16)
+    expected = OffloadedTracker if offload_pays(spec(8)) else MlflowTracker  # this process's own CPUs
+    assert type(make_tracker(spec(8))) is expected
+    assert type(make_tracker(spec(8, n_trials=8))) is MlflowTracker
     assert type(make_tracker(spec(1))) is MlflowTracker
 
 
@@ -128,8 +135,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_a_packed_study_closes_every_run_and_a_resume_closes_runs_a_kill_left_open(in_tmp):
+def test_a_packed_study_closes_every_run_and_a_resume_closes_runs_a_kill_left_open(in_tmp, monkeypatch):
     from droptune.cli import main
+
+    # A study this small writes in process (offload_pays); this test is about the writer process.
+    monkeypatch.setattr("droptune.tuning._lifecycle.offload_pays", lambda spec, cpus=None: True)
     from droptune.config import load_config
     from droptune.tuning import prepare_study
 
