@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -82,24 +81,15 @@ def make_tracker(spec: StudySpec) -> Tracker:
     return MlflowTracker(tracking_uri=spec.tracking_uri, experiment=spec.name)
 
 
-def offload_pays(spec: StudySpec, cpus: int | None = None) -> bool:
+def offload_pays(spec: StudySpec) -> bool:
     """Whether a child process for MLflow's trial writes saves this study time.
 
     The child costs seconds to start (an interpreter, MLflow's imports, the store opened
     again) and then saves about :data:`IN_PROCESS_RUN_S` of this process's time per trial.
-    Pinned to a single CPU it saves nothing (its writes take the same core), and a small
-    study ends before it has started: the study's end then waits for it (a packed study of
-    8 trials x 4 epochs spent longer waiting for the child than training).
-
-    Args:
-        spec: The study.
-        cpus: CPUs this process may run on (default: its affinity).
+    A small study ends before it has started, and its end waits for it: a packed study of
+    8 trials x 4 epochs spent longer waiting for the child than training.
     """
-    if spec.search.pack == 1:
-        return False
-    if cpus is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return cpus > 1 and spec.search.n_trials * IN_PROCESS_RUN_S >= OFFLOAD_START_S
+    return spec.search.pack != 1 and spec.search.n_trials * IN_PROCESS_RUN_S >= OFFLOAD_START_S
 
 
 def load_study(spec: StudySpec, *, worker: int = 0, create: bool = True) -> optuna.Study:
