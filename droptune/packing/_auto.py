@@ -1,10 +1,11 @@
-"""``search.pack: auto``: the population size a worker packs, from a memory probe on its GPU.
+"""``search.pack: auto``: the population size a worker packs, from a probe of its device.
 
 On a CUDA device, for a model that packs, a population of 2 and then of 4 members trains one
 step (and evaluates one batch); the peak memory of each gives the cost of one more member and
 the fixed cost, and the population is as large as fits in a fraction of the free memory,
-shared among the workers of this GPU, capped at :data:`MAX_AUTO_PACK`. Otherwise (no GPU, a
-model or study packed training cannot take) the worker trains unpacked: 1.
+shared among the workers of this GPU, capped at :data:`MAX_AUTO_PACK`. On the CPU a short
+timing probe (:mod:`droptune.packing._cpu_probe`) packs as many members as still lower the
+time per member. A model or study packed training cannot take trains unpacked: 1.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from droptune.exceptions import PackingError
+from droptune.packing._cpu_probe import StepTimeFn, cpu_step_timer, memory_cap, pack_from_step_times
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -45,6 +47,7 @@ def resolve_pack(
     *,
     probe: ProbeFn | None = None,
     free_bytes: int | None = None,
+    step_time: StepTimeFn | None = None,
 ) -> tuple[int, str]:
     """The population size for ``search.pack: auto``, and why.
 
@@ -56,6 +59,8 @@ def resolve_pack(
         probe: Peak bytes of a population of n members (default: train one on the GPU);
             given by tests, it stands for a GPU.
         free_bytes: Free device memory (default: ``torch.cuda.mem_get_info``); given by tests.
+        step_time: On the CPU, seconds of one training step of n members (default: time
+            them, :func:`~droptune.packing._cpu_probe.cpu_step_timer`); given by tests.
 
     Returns:
         ``(K, reason)``: ``K >= 1`` members per population (1: unpacked) and a sentence that
@@ -65,10 +70,11 @@ def resolve_pack(
         _check_packs(spec, model)  # on the CPU too: the cheap reasons first
     except PackingError as err:
         return 1, f"the study does not pack: {err}"
-    if probe is None and not torch.cuda.is_available():
-        return 1, "no GPU"
-    if spec.trainer.accelerator.lower() not in ("auto", "gpu", "cuda"):
-        return 1, f"trainer.accelerator is {spec.trainer.accelerator!r}, not a GPU"
+    accelerator = spec.trainer.accelerator.lower()
+    if accelerator == "cpu" or (accelerator == "auto" and probe is None and not torch.cuda.is_available()):
+        return _cpu_pack(spec, model, data, sites, step_time)
+    if accelerator not in ("auto", "gpu", "cuda"):
+        return 1, f"trainer.accelerator is {spec.trainer.accelerator!r}: packing runs on a GPU or the CPU"
     try:
         if probe is None:
             probe, free_bytes = _gpu_probe(spec, model, data, sites)
@@ -123,6 +129,24 @@ def pack_from_memory(
     elif fits < 1:
         why += "; not even one more: trained unpacked"
     return k, why
+
+
+def _cpu_pack(
+    spec: StudySpec,
+    model: pl.LightningModule,
+    data: pl.LightningDataModule,
+    sites: Sequence[DropoutSite],
+    step_time: StepTimeFn | None,
+) -> tuple[int, str]:
+    """The CPU's population size, from a timing probe capped by memory and the study's trials."""
+    cap = min(MAX_AUTO_PACK, spec.search.n_trials, memory_cap(model))
+    if cap < 2:
+        return 1, f"at most {cap} member fits (study size or memory): unpacked"
+    try:
+        timer = step_time or cpu_step_timer(spec, model, data, sites)
+        return pack_from_step_times(timer, cap=cap)
+    except PackingError as err:
+        return 1, f"the model does not pack: {err}"
 
 
 def _workers_per_device(spec: StudySpec) -> int:

@@ -99,6 +99,10 @@ class BatchedJournalStorage(optuna.storages.JournalStorage):
 
 
 def write_batch(storage: Any) -> contextlib.AbstractContextManager[None]:
-    """``storage.batch()`` where the storage batches its writes; otherwise nothing."""
-    batch = getattr(storage, "batch", None)
+    """``storage.batch()`` where the storage batches its writes; otherwise nothing.
+
+    Optuna wraps an RDB storage in a cache (``_CachedStorage``) that passes trial writes on
+    to it: the batch is the wrapped storage's (:class:`droptune.stores._rdb_batch.BatchedRDBStorage`).
+    """
+    batch = getattr(storage, "batch", None) or getattr(getattr(storage, "_backend", None), "batch", None)
     return batch() if batch is not None else contextlib.nullcontext()

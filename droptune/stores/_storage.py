@@ -49,6 +49,8 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None) -> optuna.s
     """
     import optuna
 
+    from droptune.stores._rdb_batch import BatchedRDBStorage
+
     url = absolute_sqlite_url(url)
     journal = journal_file(url)
     if journal is not None:
@@ -71,7 +73,7 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None) -> optuna.s
                 "grace_period": heartbeat_interval * 4,
                 "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
             }
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+        storage = BatchedRDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)  # one commit per batch
     if path is not None and enable_wal(url):
         storage.engine.dispose()  # pooled connections opened before WAL: reopen them with fast commits
     return storage

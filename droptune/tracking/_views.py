@@ -18,8 +18,10 @@ import math
 import time
 from typing import Any
 
+from droptune._layer_types import (
+    LAYER_TYPES,  # not droptune.sites: that imports torch, which the MLflow writer process never needs
+)
 from droptune.record import RATE_PARAM, ROLE_TAG, SORT_KEY, STATE_TAG, TRIAL_TAG
-from droptune.sites import LAYER_TYPES
 
 __all__ = ["RUNS_VIEW", "ensure_runs_view", "study_experiments", "study_objective"]
 

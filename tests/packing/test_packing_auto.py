@@ -1,9 +1,10 @@
-"""`search.pack: auto`: the population size from a memory probe, 1 without a GPU or a packable model."""
+"""`search.pack: auto`: the population size from a memory probe (GPU) or a timing probe (CPU)."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from unittest.mock import ANY
 
 import optuna
 import pytest
@@ -14,6 +15,7 @@ from droptune.config import StudySpec, spec_from_dict
 from droptune.exceptions import ConfigError
 from droptune.packing import resolve_pack
 from droptune.packing._auto import MAX_AUTO_PACK, pack_from_memory
+from droptune.packing._cpu_probe import StepTimeFn, memory_cap, pack_from_step_times
 from droptune.record import PACK_ATTR, PACK_AUTO_ATTR
 from droptune.tuning._build import build, model_sites
 
@@ -50,9 +52,67 @@ def test_the_study_file_takes_an_integer_or_auto() -> None:
             _spec(pack=bad)
 
 
-def test_without_a_gpu_auto_is_1(monkeypatch: pytest.MonkeyPatch) -> None:
+def _step_times(alone_ms: float, per_member_ms: dict[int, float]) -> StepTimeFn:
+    """A fake CPU: seconds of one step alone (n=1) and of populations (ms per member by size)."""
+    calls: list[int] = []
+
+    def step_time(n: int) -> float:
+        calls.append(n)
+        return alone_ms / 1e3 if n == 1 else n * per_member_ms[n] / 1e3
+
+    step_time.calls = calls  # type: ignore[attr-defined]
+    return step_time
+
+
+# Per member, a population gets cheaper up to 16 members, then dearer (the cache is full).
+CURVE = {2: 6.0, 4: 3.0, 8: 2.0, 16: 1.9, 32: 2.5, 64: 3.0, 128: 4.0, 256: 5.0, 512: 6.0}
+
+
+def test_without_a_gpu_auto_follows_the_cpu_timing_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert _resolve(_spec()) == (1, "no GPU")
+    timer = _step_times(10.0, CURVE)
+    pack, reason = _resolve(_spec(n_trials=400), step_time=timer)
+    assert pack == 16  # 32 members cost more per member than 16
+    assert timer.calls == [1, 2, 4, 8, 16, 32]  # type: ignore[attr-defined]
+    assert reason.startswith("CPU timing probe") and "10.00 ms alone" in reason and "16 members" in reason
+
+
+def test_the_cpu_probe_trains_unpacked_when_packing_is_not_faster(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    pack, reason = _resolve(_spec(n_trials=400), step_time=_step_times(2.5, CURVE))  # 2.5 / 1.9: 1.3x
+    assert pack == 1 and "would gain less than 1.5x" in reason
+
+
+def test_the_cpu_probe_is_capped_by_the_study_and_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    timer = _step_times(10.0, CURVE)
+    assert _resolve(_spec(n_trials=6), step_time=timer)[0] == 4  # never past the study's 6 trials
+    assert max(timer.calls) == 4  # type: ignore[attr-defined]
+    monkeypatch.setattr("droptune.packing._cpu_probe._available_ram", lambda: 0)
+    assert _resolve(_spec(n_trials=400), step_time=timer)[0] == 1
+
+
+def test_the_cpu_probe_takes_a_larger_population_at_about_the_same_cost() -> None:
+    flat = {2: 5.0, 4: 2.0, 8: 2.1, 16: 2.15, 32: 2.6}  # 8 and 16 within 10% of the best (2.0)
+    assert pack_from_step_times(_step_times(10.0, flat), cap=512) == (16, ANY)
+
+
+def test_the_cpu_probe_stops_when_its_budget_is_spent() -> None:
+    ticks = iter(range(100))  # one second per call of the clock
+    pack, reason = pack_from_step_times(_step_times(10.0, CURVE), cap=512, budget_s=2.5, clock=lambda: next(ticks))
+    assert pack == 8 and "probe budget of 2.5 s spent" in reason  # measured at t = 1, 2, 3 s
+
+
+def test_memory_caps_the_cpu_population() -> None:
+    model = torch.nn.Linear(1000, 1000)  # ~1M parameters: 16 MB a member (weight, grad, two moments)
+    assert memory_cap(model, available_bytes=4 * 16_016_000 * 10) == 10  # a quarter of the RAM
+
+
+def test_the_real_cpu_probe_is_short_and_says_what_it_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    pack, reason = _resolve(_spec(n_trials=64))
+    assert 1 <= pack <= 64
+    assert reason.startswith("CPU timing probe") and "ms alone" in reason
 
 
 def test_a_model_that_cannot_pack_is_1_with_its_reason() -> None:
@@ -70,11 +130,12 @@ def test_a_metric_packed_training_does_not_measure_is_1() -> None:
     assert pack == 1 and "val_f1" in reason
 
 
-def test_a_cpu_accelerator_is_1_even_with_a_gpu() -> None:
-    assert _resolve(_spec(accelerator="cpu"), probe=_linear_probe, free_bytes=80_000 * MIB) == (
-        1,
-        "trainer.accelerator is 'cpu', not a GPU",
+def test_a_cpu_accelerator_takes_the_cpu_probe_even_with_a_gpu() -> None:
+    pack, reason = _resolve(
+        _spec(accelerator="cpu", n_trials=400), probe=_linear_probe, free_bytes=80_000 * MIB,
+        step_time=_step_times(10.0, CURVE),
     )
+    assert pack == 16 and reason.startswith("CPU timing probe")
 
 
 def test_the_probe_sizes_the_population_from_free_memory() -> None:
@@ -121,11 +182,13 @@ def test_the_cli_takes_pack_auto_and_says_what_it_chose(
         )
     )
     assert main(["tune", str(path), "--pack", "auto", "--no-confirm"]) == 0
-    assert "search.pack auto: 1 trial at once (no GPU)" in capsys.readouterr().err  # the CLI's log
     study = optuna.load_study(study_name="auto", storage="sqlite:///studies/droptune.db")
-    assert study.user_attrs[PACK_AUTO_ATTR]["pack"] == 1
-    assert study.user_attrs[PACK_AUTO_ATTR]["reason"] == "no GPU"
-    assert all(PACK_ATTR not in t.user_attrs for t in study.trials)  # trained unpacked
+    chosen = study.user_attrs[PACK_AUTO_ATTR]
+    assert chosen["reason"].startswith("CPU timing probe")
+    pack = chosen["pack"]
+    line = f"search.pack auto: {pack} trial{'' if pack == 1 else 's'} at once ({chosen['reason']})"
+    assert line in capsys.readouterr().err  # the CLI's log
+    assert all((PACK_ATTR in t.user_attrs) == (pack > 1) for t in study.trials)  # trained as chosen
 
 
 def test_the_cli_refuses_a_pack_that_is_neither(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ from droptune.config import spec_from_dict
 from droptune.exceptions import StudyError
 from droptune.record import REASON_TAG, STATE_TAG, TRIAL_TAG
 from droptune.tracking import MlflowTracker, OffloadedTracker, Tracker, tracker_for
+from droptune.tracking._choose import offload_pays
 from droptune.tracking._offload import ORPHAN_REASON
 
 
@@ -102,17 +103,22 @@ def test_a_script_without_a_main_guard_loses_no_run(tracking_uri, tmp_path, endi
         assert run.info.status == "FAILED" and run.data.tags[REASON_TAG] == ORPHAN_REASON
 
 
-def test_packed_studies_offload_their_trial_runs_unpacked_ones_do_not(tmp_path):
-    def spec(pack):
+def test_large_packed_studies_offload_their_trial_runs_small_and_unpacked_ones_do_not(tmp_path):
+    def spec(pack, n_trials=400):
         return spec_from_dict({
             "name": f"s{pack}", "model": {"class_path": "droptune.models.MLP"},
-            "data": {"class_path": "droptune.data.DigitsDataModule"}, "search": {"pack": pack},
+            "data": {"class_path": "droptune.data.DigitsDataModule"},
+            "search": {"pack": pack, "n_trials": n_trials},
             "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         })
 
+    assert offload_pays(spec(8)) and offload_pays(spec("auto"))
+    assert not offload_pays(spec(8, n_trials=8))  # the study ends before the child has started
+    assert not offload_pays(spec(1))
     offloaded = tracker_for(spec(8))
     assert type(offloaded) is OffloadedTracker
     assert type(offloaded.tracker) is MlflowTracker  # it wraps the registered tracker, in this process
+    assert type(tracker_for(spec(8, n_trials=8))) is MlflowTracker
     assert type(tracker_for(spec(1))) is MlflowTracker
 
 
@@ -129,8 +135,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_a_packed_study_closes_every_run_and_a_resume_closes_runs_a_kill_left_open(in_tmp):
+def test_a_packed_study_closes_every_run_and_a_resume_closes_runs_a_kill_left_open(in_tmp, monkeypatch):
     from droptune.cli import main
+
+    # A study this small writes in process (offload_pays); this test is about the writer process.
+    monkeypatch.setattr("droptune.tracking._choose.offload_pays", lambda spec: True)
     from droptune.config import load_config
     from droptune.tuning import prepare_study
 
