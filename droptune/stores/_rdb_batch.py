@@ -5,7 +5,7 @@ session, a commit, on SQLite a lock of the database file. A packed population wr
 report per member per epoch and a handful of attributes per trial, so on the default SQLite
 store those commits, not training, bound a population (a compute-free study: 82
 trial-epochs/s on SQLite against 129 on the journal). Optuna has no batch write;
-:meth:`BatchedRDBStorage.batch` adds one, as :class:`~droptune._journal.BatchedJournalStorage`
+:meth:`BatchedRDBStorage.batch` adds one, as :class:`~droptune.stores._journal.BatchedJournalStorage`
 does for the journal: inside it, the writes that only add to a running trial (reports, user
 and system attributes) are kept and committed together when the batch ends. Everything else
 (parameters, creating a trial, ``tell``) is written at once.
@@ -91,7 +91,7 @@ class BatchedRDBStorage(optuna.storages.RDBStorage):
                         self._set_trial_attr_without_commit(session, _ATTR_MODELS[kind], trial_id, key, value)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     # Another worker failed this trial meanwhile: dropped, as a single write would
-                    # have been (droptune.tracking._recorder._optuna_write); the others are kept.
+                    # have been (droptune.tuning._recorder._optuna_write); the others are kept.
                     log.debug("batched write to a finished trial dropped")
 
     def __getstate__(self) -> dict[Any, Any]:

@@ -168,7 +168,7 @@ def schedule(
         from droptune._signals import interrupt_reason  # "terminated by SIGTERM ..." or Ctrl-C's reason
 
         # An error may name a shorter reason for the trials it cut short (TrackingLost, a full disk).
-        from droptune._sqlite_damage import damaged_store_error  # Optuna's wording of SQLite's error misleads
+        from droptune.stores._damage import damaged_store_error  # Optuna's wording of SQLite's error misleads
 
         named = None if interrupted else damaged_store_error(err)
         reason = interrupt_reason(err) if interrupted else getattr(named or err, "trial_reason", f"{type(err).__name__}: {err}")

@@ -10,8 +10,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from droptune.cli import main
-from droptune.recommend import rank_trials
-from droptune.record import confirmed_finalists
+from droptune.record import confirmed_finalists, rank_trials
 from droptune.tuning import _budget
 
 STORAGE = "sqlite:///studies/droptune.db"

@@ -123,7 +123,7 @@ def test_log_lines_name_the_level_not_the_logger(tuned, capsys, monkeypatch):
     monkeypatch.chdir(tuned)
     assert main(["recommend", "tiny.yaml", "--format", "json"]) == 0  # installs the CLI's logging
     capsys.readouterr()
-    logging.getLogger("droptune.tracking._recorder").warning("trial %d failed: %s", 3, "interrupted")
+    logging.getLogger("droptune.tuning._recorder").warning("trial %d failed: %s", 3, "interrupted")
     assert capsys.readouterr().err == "warning: trial 3 failed: interrupted\n"
 
     console = Console(file=io.StringIO(), width=200)

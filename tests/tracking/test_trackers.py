@@ -143,7 +143,7 @@ def test_ctrl_c_warns_about_no_trial_of_its_own(tmp_path: Path, caplog, reason: 
     recorder = TrialRecorder(study=study, tracker=NullTracker(), parent_run_id="p", objective=ObjectiveSpec())
     trial = study.ask()
     recorder.open(trial, {"fc": 0.5}, {"fc": "dense"})
-    with caplog.at_level("DEBUG", logger="droptune.tracking._recorder"):
+    with caplog.at_level("DEBUG", logger="droptune.tuning._recorder"):
         recorder.abort([trial], reason)
         recorder.shutdown()
     failed = [r for r in caplog.records if r.getMessage().startswith("trial 0 failed")]

@@ -8,10 +8,10 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
-from droptune._journal import write_batch
 
+from droptune.stores import make_storage
+from droptune.stores._journal import write_batch
 from droptune.stores._rdb_batch import BatchedRDBStorage
-from droptune.tracking import make_storage
 
 
 def _study(tmp_path: Path) -> tuple[optuna.Study, str]:
