@@ -15,7 +15,7 @@ from droptune.testing._tiny import TinyModule
 class GatedTinyModule(TinyModule):
     """:class:`TinyModule` whose epoch ``epoch`` first waits for a file, then runs slowly if asked.
 
-    At the first training batch of that epoch (in the first trial to get there: the ``ready``
+    At the first training batch of that epoch (not in the pre-flight's one-batch fit; in the first trial to get there: the ``ready``
     file is made once), it creates ``ready`` (the test knows training now waits), then waits
     until ``gate`` exists, at most ``deadline`` seconds (then it raises: a test that never opens
     the gate fails rather than hangs). Each batch of that epoch then takes at least ``pace``
@@ -48,7 +48,7 @@ class GatedTinyModule(TinyModule):
 
     @override
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        if self.current_epoch != self.epoch:
+        if self.current_epoch != self.epoch or self.trainer.fast_dev_run:  # not droptune's one-batch pre-flight
             return
         ready = Path(self.ready)
         if batch_idx == 0 and not ready.exists():

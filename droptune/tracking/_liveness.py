@@ -15,6 +15,7 @@ Bound on detection: the server dies just after a probe began; :data:`FAILURES` p
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -47,13 +48,18 @@ def health_probe(tracking_uri: str, timeout: float = TIMEOUT_S) -> Probe:
             response = http_request(get_default_host_creds(tracking_uri), "/health", "GET", max_retries=0,
                                     timeout=timeout, raise_on_status=False)
         except Exception as err:  # MLflow wraps connection errors and timeouts in MlflowException
-            text = str(err).strip().splitlines()
-            return f"/health: {type(err).__name__}: {text[0] if text else ''}"[:300]
+            return f"/health: {_cause(str(err))}"
         if response.status_code >= 500:
             return f"/health answered HTTP {response.status_code}"
         return None
 
     return probe
+
+
+def _cause(text: str) -> str:
+    """The cause in MLflow's wording of a failed request (urllib3's chain of reprs is long)."""
+    found = re.search(r"\[Errno -?\d+\][^\"')]*|[Rr]ead timed out|timed out", text)
+    return found.group(0).strip() if found else (text.strip().splitlines() or [""])[0][:200]
 
 
 class Liveness:
