@@ -48,7 +48,7 @@ class GatedTinyModule(TinyModule):
 
     @override
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        if self.current_epoch != self.epoch or self.trainer.fast_dev_run:  # not droptune's one-batch pre-flight
+X
             return
         ready = Path(self.ready)
         if batch_idx == 0 and not ready.exists():
