@@ -48,7 +48,8 @@ class GatedTinyModule(TinyModule):
 
     @override
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-X
+        # Not in droptune's one-batch pre-flight (Lightning sets fast_dev_run in __init__, untyped).
+        if self.current_epoch != self.epoch or getattr(self.trainer, "fast_dev_run", False):
             return
         ready = Path(self.ready)
         if batch_idx == 0 and not ready.exists():
