@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning.pytorch as pl
 from typing_extensions import override
 
 from droptune.callbacks import GapCallback
 from droptune.tracking._base import Tracker
-from droptune.tracking._health import check_tracking
+from droptune.tracking._health import check_tracking, guard_of
 
 
 class TrackingCallback(pl.Callback):
     """Send :class:`GapCallback`'s record of each epoch to the tracker with step = epoch.
+
+    A tracking server lost mid-epoch (seen by the tracker's health check) stops the trial at
+    the next training or validation batch's end when the study file says ``tracking_failure: stop``.
 
     Args:
         tracker: The study's tracker (it may buffer the metrics).
@@ -23,6 +28,24 @@ class TrackingCallback(pl.Callback):
         self.tracker = tracker
         self.run_id = run_id
         self.gap = gap
+        # Found once: the check per batch is then one attribute read (cheaper than a clock read
+        # to rate-limit it), so an epoch of any length is cut short within one batch.
+        self._guard = guard_of(tracker)
+
+    @override
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._guard is not None:
+            self._guard.check()
+
+    @override
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self._guard is not None:
+            self._guard.check()
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

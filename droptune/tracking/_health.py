@@ -21,6 +21,11 @@ in Optuna never waits on or fails with MLflow), and :func:`check_tracking` raise
 says so and the study goes on, its summary saying at which trial MLflow stopped recording
 (:func:`tracking_note`). Optuna's store is untouched either way: it has every trial.
 
+Between droptune's own calls (an epoch may last minutes), a background check asks an http(s)
+server's ``/health`` every few seconds (:mod:`droptune.tracking._liveness`) and loses the
+tracker the same way when the server stops answering: detection within 25 s whatever the
+epoch length; the fit executor's callback checks after every batch.
+
 Only remote tracking URIs (``http(s)://``...) are guarded: a local SQLite store does not stop
 answering, and its failures (a full disk) are reported as store errors.
 """
@@ -36,12 +41,15 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from droptune.exceptions import StudyError
+from droptune.tracking._liveness import Liveness, Probe, health_probe
 
 if TYPE_CHECKING:
     from droptune.config import StudySpec
     from droptune.tracking._base import Tracker
 
-__all__ = ["GuardedTracker", "TrackingLost", "bound_mlflow_http", "check_tracking", "guard", "hurry", "tracking_note"]
+__all__ = [
+    "GuardedTracker", "TrackingLost", "bound_mlflow_http", "check_tracking", "guard", "guard_of", "hurry", "tracking_note",
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +105,10 @@ def guard(spec: StudySpec, make: Callable[[], Tracker]) -> Tracker:
     bound_mlflow_http()  # before the tracker's first request
     from droptune.tracking._null import NullTracker
 
+    # Only an http(s) server has a /health to ask (a databricks:// URI is guarded by its calls alone).
+    probe = health_probe(spec.tracking_uri) if spec.tracking_uri.startswith(("http://", "https://")) else None
     guarded = GuardedTracker(NullTracker(), tracking_uri=spec.tracking_uri, storage=spec.storage,
-                             policy=spec.tracking_failure)
+                             policy=spec.tracking_failure, probe=probe)
     inner = guarded._call(make)
     if inner is not None:
         guarded.inner, guarded.keeps_artifacts = inner, inner.keeps_artifacts
@@ -125,9 +135,14 @@ class GuardedTracker:
         tracking_uri: Its URI, for messages.
         storage: The Optuna storage URL, for messages (what is safe).
         policy: ``stop`` or ``continue`` (the study file's ``tracking_failure``).
+        probe: Asks the server whether it answers (:func:`~droptune.tracking._liveness.health_probe`);
+            when given, a daemon thread asks it between calls (:class:`~droptune.tracking._liveness.Liveness`)
+            from the first call until :meth:`end_study` or :meth:`close`.
+        clock: Monotonic seconds, for that thread (tests pass their own).
     """
 
-    def __init__(self, inner: Tracker, *, tracking_uri: str, storage: str, policy: str) -> None:
+    def __init__(self, inner: Tracker, *, tracking_uri: str, storage: str, policy: str, probe: Probe | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.inner = inner
         self.keeps_artifacts = inner.keeps_artifacts  # False once lost: no plots for a tracker that cannot keep them
         self.tracking_uri = tracking_uri
@@ -141,6 +156,7 @@ class GuardedTracker:
         self._lock = threading.Lock()
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._serving = False  # whether a thread serves the calls (one ends when the study does)
+        self.liveness = None if probe is None else Liveness(probe, lambda why: self._lose(why, None), clock=clock)
 
     def __getattr__(self, name: str) -> Any:  # the inner tracker's own attributes (experiment_id...)
         if name == "inner":  # not set yet (unpickling, a failed __init__)
@@ -189,6 +205,7 @@ class GuardedTracker:
 
     def end_study(self, run_id: str, status: str = "FINISHED") -> None:
         self._call(self.inner.end_study, run_id, status=status)
+        self._stop_liveness()
         self._calls.put(None)  # the thread ends once idle
 
     def flush(self) -> None:
@@ -202,7 +219,12 @@ class GuardedTracker:
         close = getattr(self.inner, "close", None)
         if close is not None:
             self._call(close)
+        self._stop_liveness()
         self._calls.put(None)
+
+    def _stop_liveness(self) -> None:
+        if self.liveness is not None:
+            self.liveness.stop()
 
     # -- health --------------------------------------------------------------------------------
 
@@ -243,9 +265,13 @@ class GuardedTracker:
             if not self._serving:
                 self._serving = True
                 threading.Thread(target=self._serve, name="droptune-tracking", daemon=True).start()
+            if self.liveness is not None:
+                self.liveness.start()  # (again after end_study: the confirmation reuses the tracker)
         start = time.monotonic()
         try:
             while not call.done.wait(_POLL_S):  # in slices: a Ctrl-C or a hurry is seen at once
+                if self.lost is not None:  # lost meanwhile (the health check): no need to wait on
+                    return default
                 waited = HURRY_S if self._hurry.is_set() else limit
                 if time.monotonic() - start >= waited:
                     self._lose(f"no answer within {waited:g} s", number)
@@ -266,6 +292,8 @@ class GuardedTracker:
                 return
             self.lost, self.keeps_artifacts = why, False
             self.lost_at = number if number is not None else self._last_number
+        if self.liveness is not None:
+            self.liveness.stop(wait=False)  # nothing left to watch (this may be its own thread)
         # Pending calls are dropped by the thread: nothing is written after the loss.
         if self.policy == "continue" and self.tracking_uri not in _WARNED:  # once per server and process
             _WARNED.add(self.tracking_uri)
@@ -300,7 +328,7 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 
-def _guard_of(tracker: object) -> GuardedTracker | None:
+def guard_of(tracker: object) -> GuardedTracker | None:
     """The :class:`GuardedTracker` in a chain of wrappers (``.tracker``: the CLI's EpochTap), if any."""
     for _ in range(8):
         if isinstance(tracker, GuardedTracker):
@@ -313,19 +341,19 @@ def _guard_of(tracker: object) -> GuardedTracker | None:
 
 def check_tracking(tracker: object) -> None:
     """Raise :class:`TrackingLost` if ``tracker`` lost its server and its study says ``stop``."""
-    found = _guard_of(tracker)
+    found = guard_of(tracker)
     if found is not None:
         found.check()
 
 
 def hurry(tracker: object) -> None:
     """The study is stopping: ``tracker``'s calls wait at most :data:`HURRY_S` from now on."""
-    found = _guard_of(tracker)
+    found = guard_of(tracker)
     if found is not None:
         found.hurry()
 
 
 def tracking_note(tracker: object) -> str | None:
     """The summary's line when ``tracker`` lost its server mid-study (None otherwise)."""
-    found = _guard_of(tracker)
+    found = guard_of(tracker)
     return None if found is None else found.note()

@@ -206,30 +206,76 @@ def test_server_death_with_continue_goes_on_without_mlflow(server, project):
     assert 2 <= n < 12
 
 
-@pytest.mark.skip(reason="unfinished: the wait for a request hanging on the frozen server (/proc/net/tcp) never "
-                  "saw one in the one run made; the guard's part is held by tests/tracking/test_health.py")
+def _gated_study(project: Path, uri: str, *, pace: float, n_train: int = 64) -> tuple[Path, Path, Path]:
+    """A study of GatedTinyModule: its first epoch waits for ``gate`` (after making ``ready``), then
+    takes ``pace`` s a batch. Returns the study file, the gate and the ready file."""
+    gate, ready = project / "gate", project / "ready"
+    path = project / "gated.yaml"
+    path.write_text(
+        "name: gated\n"
+        f"model: {{class_path: droptune.testing.GatedTinyModule, init_args: {{gate: '{gate}', ready: '{ready}', "
+        f"pace: {pace}}}}}\n"
+        f"data: {{class_path: droptune.testing.TinyDataModule, init_args: {{n_train: {n_train}}}}}\n"
+        "search: {n_trials: 4, sampler: random, pruner: none}\n"
+        "trainer: {max_epochs: 2, early_stopping_patience: null, accelerator: cpu}\n"
+        f"tracking_uri: {uri}\ntracking_failure: stop\n"
+    )
+    return path, gate, ready
+
+
+def test_server_death_during_a_long_epoch_is_seen_by_the_health_check(server, project):
+    """An epoch of ~64 s (256 batches of 0.25 s) with no MLflow call in it: only the health check
+    (GET /health every 10 s, lost after 2 failures) sees the server die, and the batch-end check
+    stops the trial; a 60 s deadline on the exit is shorter than the epoch."""
+    study, gate, ready = _gated_study(project, server.uri, pace=0.25, n_train=4096)
+    tune = _tune(project, study)
+    try:
+        poll(ready.exists, timeout=START_S, what="training to reach the long epoch")
+        server.kill()
+        killed = time.monotonic()
+        gate.touch()
+        out, err = tune.communicate(timeout=EXIT_S)
+        print(f"tune exited {time.monotonic() - killed:.1f} s after the server was killed; stderr:\n{err}")
+    finally:
+        if tune.poll() is None:
+            tune.kill()
+    assert tune.returncode == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    message = " ".join(err[err.index("error:"):].split())  # the one message, however the terminal wrapped it
+    assert (f"error: the MLflow tracking server {server.uri} stopped answering at trial 0 (no answer to 2 checks "
+            "in a row, /health: [Errno 111] Connection refused)") in message
+    assert "restart the tracking server, then run the same command to resume" in message
+    assert "Traceback" not in err
+    states = _states("gated")
+    assert TrialState.RUNNING not in states, states
+    assert states == {TrialState.FAIL: 1}, states  # the trial cut short mid-epoch, redone on resume
+
+
 def test_ctrl_c_gets_through_while_mlflow_hangs(server, project):
     """The server is frozen (SIGSTOP: connections accepted, never answered) and MLflow's own
-    timeout set to 10 minutes: only droptune's bound can let Ctrl-C through."""
-    study = _study(project, server.uri, "stop", n_trials=10)
-    name = "dies-stop"
+    timeout set to 10 minutes: only droptune's bound can let Ctrl-C through. Training waits on a
+    file until the server is frozen, so that the trial's end is a request that hangs."""
+    study, gate, ready = _gated_study(project, server.uri, pace=0.0)
     tune = _tune(project, study, MLFLOW_HTTP_REQUEST_TIMEOUT="600")
     try:
-        poll(lambda: _complete(name) >= 1, timeout=START_S, what="a complete trial")
+        poll(ready.exists, timeout=START_S, what="training to wait on the gate")
         server.signal(signal.SIGSTOP)
+        gate.touch()
         # A request sent to the frozen server and not answered (bytes waiting in its socket): an
-        # MLflow call of tune is hanging now.
-        poll(lambda: _unanswered(server.port), timeout=START_S, what="an MLflow request hanging on the frozen server")
+        # MLflow call of tune is hanging now (the health check would lose the server only 15 s on).
+        poll(lambda: _unanswered(server.port), timeout=30, what="an MLflow request hanging on the frozen server")
         tune.send_signal(signal.SIGINT)
         sent = time.monotonic()
-        out, err = tune.communicate(timeout=EXIT_S)
+        out, err = tune.communicate(timeout=5)  # the bound: out within 5 s of Ctrl-C, or this raises
         print(f"tune exited {time.monotonic() - sent:.1f} s after Ctrl-C; stderr:\n{err}")
     finally:
         server.signal(signal.SIGCONT)
         if tune.poll() is None:
             tune.kill()
     assert tune.returncode == 130, err
-    assert "interrupted: the running trial was recorded as failed; run the same command to resume." in err
+    lines = [line for line in err.splitlines() if line.startswith("interrupted")]
+    assert len(lines) == 1 and "run the same command to resume" in lines[0], err
     assert "Traceback" not in err
-    states = _states(name)
+    states = _states("gated")
     assert TrialState.RUNNING not in states, states
