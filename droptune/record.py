@@ -11,9 +11,12 @@ the engine (confirmation), recommend, export and the report.
 
 Optuna user attributes stay scalar or short text (optuna-dashboard shows each in a table cell):
 per-epoch losses live in MLflow (metrics :data:`EPOCH_METRICS`, step = epoch); the trial keeps
-only its gap curve, for the report's plot, as one string of 4-digit numbers separated by spaces
-(:data:`GAP_CURVE_ATTR`): text that wraps where a JSON list of full-precision floats (the
-former ``curve`` attribute, still read) made optuna-dashboard's trial page thousands of pixels wide.
+only its gap curve, for the report's plot, as short lines of 4-digit numbers separated by spaces,
+:data:`CURVE_CHUNK` epochs each, under ``gap_curve.<first epoch>`` (:func:`curve_attrs`).
+optuna-dashboard shows every attribute on one line that never wraps (its value box is
+``white-space: nowrap``) and widens the whole trial page to the longest: the former ``curve``
+JSON list made it 9,150 px wide, one ``gap_curve`` string of 30 epochs still 2,274 px. Both
+older forms are still read (:func:`gap_curve`).
 
 This module imports nothing heavy: code that only reads records need not import the engine.
 
@@ -89,6 +92,8 @@ __all__ = [
     "confirmed_finalists",
     "finish_attrs",
     "gap_constraint",
+    "CURVE_CHUNK",
+    "curve_attrs",
     "decode_curve",
     "encode_curve",
     "gap_curve",
@@ -114,7 +119,10 @@ TYPE_RATES_ATTR = "rates_by_type"  # {layer type: mean rate}
 # writes. Set only when some sites are not tuned.
 MODEL_RATES_ATTR = "model_rates"
 MODEL_TYPES_ATTR = "model_layer_types"
-GAP_CURVE_ATTR = "gap_curve"  # "0.1 0.05 0.02": the gap per epoch, 4 significant digits (see the module)
+# The gap per epoch, 4 significant digits: "gap_curve.00": "0.1 0.05 ...", "gap_curve.08": ... (see the
+# module and curve_attrs). One "gap_curve" string of every epoch is what earlier studies hold; read only.
+GAP_CURVE_ATTR = "gap_curve"
+CURVE_CHUNK = 8  # epochs per gap_curve.<n> attribute: ~90 characters at most, one line of the dashboard at 1280 px
 CURVE_ATTR = "curve"  # {"overfit_gap": [one float per epoch]}: what older studies hold; read only
 BEST_EPOCH_ATTR = "best_epoch"
 GAP_ATTR = "overfit_gap"  # the gap at the best epoch
@@ -334,11 +342,9 @@ def finish_attrs(result: TrialResult, metric: str, direction: str) -> dict[str, 
     Example:
         >>> history = [{"epoch": 0, "val_loss": 1.0, "overfit_gap": 0.1}, {"epoch": 1, "val_loss": 0.9, "overfit_gap": 0.2}]
         >>> finish_attrs(TrialResult("complete", 0.9, history=history), "val_loss", "minimize")
-        {'gap_curve': '0.1 0.2', 'best_epoch': 1, 'overfit_gap': 0.2, 'epochs': 2}
+        {'gap_curve.0': '0.1 0.2', 'best_epoch': 1, 'overfit_gap': 0.2, 'epochs': 2}
     """
-    attrs: dict[str, Any] = {}
-    if result.history:
-        attrs[GAP_CURVE_ATTR] = encode_curve([float(r.get(GAP_ATTR, math.nan)) for r in result.history])
+    attrs: dict[str, Any] = curve_attrs([float(r.get(GAP_ATTR, math.nan)) for r in result.history])
     finite = _finite(result.history, metric)
     if finite and result.state != "failed":
         best = best_record(finite, metric, direction)
@@ -430,9 +436,35 @@ def model_types(trial: FrozenTrial) -> dict[str, str]:
     return {str(k): str(v) for k, v in (trial.user_attrs.get(MODEL_TYPES_ATTR) or site_types(trial)).items()}
 
 
+def curve_attrs(values: Sequence[float]) -> dict[str, str]:
+    """A gap curve as user attributes: :data:`CURVE_CHUNK` epochs of :func:`encode_curve` text each.
+
+    The key is ``gap_curve.`` and the first epoch's index, zero-padded so that the keys sort
+    by epoch where a viewer sorts them as text (optuna-dashboard does). No curve, no attribute.
+
+    Example:
+        >>> curve_attrs([0.5] * 10)
+        {'gap_curve.0': '0.5 0.5 0.5 0.5 0.5 0.5 0.5 0.5', 'gap_curve.8': '0.5 0.5'}
+    """
+    width = len(str(max(len(values) - 1, 0)))
+    return {
+        f"{GAP_CURVE_ATTR}.{start:0{width}d}": encode_curve(values[start:start + CURVE_CHUNK])
+        for start in range(0, len(values), CURVE_CHUNK)
+    }
+
+
 def gap_curve(trial: FrozenTrial) -> list[float]:
-    """The trial's overfitting gap per epoch (empty if it recorded none); older records' form too."""
-    text = trial.user_attrs.get(GAP_CURVE_ATTR)
+    """The trial's overfitting gap per epoch (empty if it recorded none); older records' forms too.
+
+    Read from :func:`curve_attrs`' attributes in epoch order; else from one ``gap_curve``
+    string of every epoch, else from the ``curve`` JSON list of the first studies.
+    """
+    attrs = trial.user_attrs
+    prefix = f"{GAP_CURVE_ATTR}."
+    chunks = sorted((int(k[len(prefix):]), v) for k, v in attrs.items() if k.startswith(prefix) and k[len(prefix):].isdigit())
+    if chunks:
+        return [value for _, text in chunks for value in decode_curve(str(text))]
+    text = attrs.get(GAP_CURVE_ATTR)
     if isinstance(text, str):
         return decode_curve(text)
     legacy = trial.user_attrs.get(CURVE_ATTR)

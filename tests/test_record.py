@@ -42,7 +42,7 @@ def test_a_complete_trial_records_its_best_epoch_not_its_last() -> None:
     result = outcome(HISTORY, "val_loss", "minimize")
     assert result.state == "complete" and result.value == 0.7
     attrs = finish_attrs(result, "val_loss", "minimize")
-    assert attrs == {"gap_curve": "0.1 0.2 0.4", "best_epoch": 1, "overfit_gap": 0.2, "epochs": 3}
+    assert attrs == {"gap_curve.0": "0.1 0.2 0.4", "best_epoch": 1, "overfit_gap": 0.2, "epochs": 3}
     assert run_summary(result, "val_loss", "minimize") == {
         "best_val_loss": 0.7, "best_epoch": 1.0, "best_overfit_gap": 0.2, "sort_key": 0.7,
     }
@@ -81,17 +81,24 @@ def test_a_trial_written_with_the_record_reads_back() -> None:
     assert all(not isinstance(v, dict) or all(not isinstance(x, dict) for x in v.values()) for v in attrs.values())
 
 
-def test_a_long_gap_curve_is_text_that_wraps_not_one_wide_token() -> None:
-    history = [{"epoch": e, "val_loss": 1.0 / (e + 1), "overfit_gap": 0.0123456789 * e} for e in range(100)]
+def test_a_long_gap_curve_is_short_lines_in_epoch_order() -> None:
+    # optuna-dashboard never wraps an attribute (white-space: nowrap) and widens the trial page
+    # to the longest: each attribute, as it renders it (key, space, value), must fit one line.
+    history = [{"epoch": e, "val_loss": 1.0 / (e + 1), "overfit_gap": -0.00123456789 * e} for e in range(105)]
     attrs = finish_attrs(outcome(history, "val_loss", "minimize"), "val_loss", "minimize")
-    assert "curve" not in attrs  # no JSON list of 100 full-precision floats
-    text = attrs["gap_curve"]
-    assert isinstance(text, str) and max(len(word) for word in text.split()) <= 10  # each epoch's value a short word
-    trial = optuna.trial.create_trial(value=0.01, user_attrs=attrs)
-    assert gap_curve(trial) == pytest.approx([0.0123456789 * e for e in range(100)], rel=1e-3)
-    # Once every attribute is serialised as optuna-dashboard does (json.dumps), no unbroken run exceeds a line.
-    rendered = " ".join(json.dumps(v) for v in attrs.values())
-    assert max(len(word) for word in rendered.split()) <= 80
+    assert "curve" not in attrs and "gap_curve" not in attrs  # neither older form: no list of 105 values
+    keys = [k for k in attrs if k.startswith("gap_curve.")]
+    assert keys[:3] == ["gap_curve.000", "gap_curve.008", "gap_curve.016"] and keys[-1] == "gap_curve.104"
+    assert keys == sorted(keys)  # text order is epoch order, as a viewer sorting keys shows them
+    rendered = [f"{k} {v if isinstance(v, str) else json.dumps(v)}" for k, v in attrs.items()]
+    assert max(len(line) for line in rendered) <= 95  # the worst case: 8 values like -0.001234
+    trial = optuna.trial.create_trial(value=0.01, user_attrs=dict(reversed(attrs.items())))
+    assert gap_curve(trial) == pytest.approx([-0.00123456789 * e for e in range(105)], rel=1e-3)
+
+
+def test_the_single_string_gap_curve_of_earlier_studies_still_reads() -> None:
+    trial = optuna.trial.create_trial(value=1.0, user_attrs={"gap_curve": "0.3 0.1 nan"})
+    assert gap_curve(trial)[:2] == [0.3, 0.1] and len(gap_curve(trial)) == 3
 
 
 def test_older_studies_gap_curve_still_reads() -> None:

@@ -9,12 +9,11 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from droptune.record import (
-    GAP_CURVE_ATTR,
     PRIOR_ATTR,
     RATES_ATTR,
     TYPE_RATES_ATTR,
     TYPES_ATTR,
-    encode_curve,
+    curve_attrs,
     rates_by_type,
 )
 from droptune.space import GLOBAL_PARAM
@@ -62,7 +61,7 @@ def add_trial(
         RATES_ATTR: dict(rates),
         TYPES_ATTR: dict(layer_types),
         TYPE_RATES_ATTR: type_rates,
-        GAP_CURVE_ATTR: encode_curve(gap or [0.1, 0.05, 0.02]),
+        **curve_attrs(gap or [0.1, 0.05, 0.02]),
     }
     if prior:
         attrs[PRIOR_ATTR] = True

@@ -116,7 +116,7 @@ def test_tune_with_pack_trains_a_population_and_records_every_trial(study_file, 
         assert attrs["layer_types"] == {"input_dropout": "input", "dropout": "dense"}
         assert set(attrs["rates_by_type"]) == {"input", "dense"}
         assert attrs["epochs"] == 3 and attrs["pack"] == 4
-        assert len(decode_curve(attrs["gap_curve"])) == 3
+        assert len(decode_curve(attrs["gap_curve.0"])) == 3
         reported = [trial.intermediate_values[epoch] for epoch in range(3)]
         assert trial.value == pytest.approx(min(reported))
         assert trial.value == pytest.approx(reported[attrs["best_epoch"]])

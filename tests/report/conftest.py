@@ -30,7 +30,7 @@ def add_trial(
     """Add a trial with per-epoch objective (intermediate values) and gap, as the engine records them."""
     best = min(range(len(objective)), key=lambda i: objective[i])
     attrs = record.start_attrs(rates, layer_types)
-    attrs[record.GAP_CURVE_ATTR] = record.encode_curve(gap)
+    attrs.update(record.curve_attrs(gap))
     if state != TrialState.FAIL:
         attrs.update({record.BEST_EPOCH_ATTR: best, record.GAP_ATTR: gap[best], record.EPOCHS_ATTR: len(objective)})
     if prior:
