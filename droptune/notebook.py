@@ -32,7 +32,7 @@ import lightning.pytorch as pl
 import optuna
 
 from droptune._tune_result import TuneResult
-from droptune.config import StudySpec, load_config, spec_from_dict
+from droptune.config import NO_TRACKING, StudySpec, load_config, spec_from_dict
 from droptune.exceptions import ConfigError, StudyError
 from droptune.recommend import caveats, compute
 
@@ -97,11 +97,41 @@ def tune(
 
     with _quiet(not verbose), _trial_lines(spec.objective.metric) as progress:
         done = run_tune(spec, progress=progress)  # what `droptune tune` runs: search, then confirmation
-    try:
-        items, _ = compute(done)
-    except StudyError:
-        return TuneResult(study=done, recommendations=None)
-    return TuneResult(study=done, recommendations=items, caveats=caveats(done))
+        try:
+            items, _ = compute(done)
+        except StudyError:
+            result = TuneResult(study=done, recommendations=None)
+        else:
+            result = TuneResult(study=done, recommendations=items, caveats=caveats(done))
+        log.info("%s", summary(spec, result))
+    return result
+
+
+def summary(spec: StudySpec, result: TuneResult) -> str:
+    """What ``droptune tune`` prints at the end, as lines: counts, stores, the best trial, the
+    confirmation and the recommended rate per layer type."""
+    from droptune.recommend._confirmed import confirmed_note
+    from droptune.record import best_trial
+    from droptune.tuning import count_trials
+
+    study = result.study
+    counts = count_trials(study)
+    lines = [
+        f"study {spec.name}: {counts.complete} complete, {counts.pruned} pruned, {counts.failed} failed",
+        f"  Optuna store: {spec.storage}",
+        f"  MLflow: {spec.tracking_uri}" + (" (browse it with `droptune ui --tracking-uri ...`)"
+                                            if spec.tracking_uri != NO_TRACKING else ""),
+    ]
+    if counts.complete:
+        best = best_trial(study)
+        lines.append(f"  best {spec.objective.metric}: {best.value:.5g} (trial {best.number})")
+        note = confirmed_note(study)
+        if note:
+            lines.append(f"  {note}")
+    if result.recommended:
+        rates = ", ".join(f"{kind} {rate:.2f}" for kind, rate in result.recommended.items())
+        lines.append(f"  recommended rates per layer type: {rates} (result.recommendations for the evidence)")
+    return "\n".join(lines)
 
 
 @contextlib.contextmanager

@@ -82,13 +82,18 @@ def test_lightnings_banners_are_off_and_each_trial_is_one_log_line(stores, capfd
     shown = "".join(capfd.readouterr()) + caplog.text
     assert "GPU available" not in shown and "TPU available" not in shown and "Tip:" not in shown
     assert "MLflow database tables" not in shown and "LeafSpec" not in shown
-    lines = [r.getMessage() for r in caplog.records if r.name == "droptune.notebook"]
+    *lines, summary = [r.getMessage() for r in caplog.records if r.name == "droptune.notebook"]
     assert [line.split(" · ")[0] for line in lines] == ["trial 0 complete", "trial 1 complete"]
     assert all(" · val_loss " in line for line in lines)
+    # then one summary: the counts, where the stores are, the best trial
+    assert summary.startswith("study quiet: 2 complete, 0 pruned, 0 failed")
+    assert f"Optuna store: {stores['storage']}" in summary and f"MLflow: {stores['tracking_uri']}" in summary
+    assert "best val_loss: " in summary
     caplog.clear()
     tune(model=TinyModule, datamodule=TinyDataModule(), name="quiet", n_trials=3, trainer=TRAINER, **stores)
-    lines = [r.getMessage() for r in caplog.records if r.name == "droptune.notebook"]
+    *lines, summary = [r.getMessage() for r in caplog.records if r.name == "droptune.notebook"]
     assert [line.split(" · ")[0] for line in lines] == ["trial 2 complete"]  # resumed: the old trials stay quiet
+    assert summary.startswith("study quiet: 3 complete")
 
 
 class _Kept(logging.Handler):
@@ -121,6 +126,7 @@ def test_with_logging_unconfigured_the_trial_lines_reach_stderr(stores, capfd, m
          storage=stores["storage"], tracking_uri="none")
     err = capfd.readouterr().err
     assert "trial 0 complete · val_loss" in err and "GPU available" not in err
+    assert "study bare: 1 complete" in err and "Optuna store: " in err
     assert not logging.getLogger("droptune.notebook").handlers  # the handler was for the call only
 
 
