@@ -46,7 +46,7 @@ from droptune.record import (
 )
 from droptune.sites import LAYER_TYPES
 from droptune.tracking import Tracker
-from droptune.tracking import tracker_for as make_tracker
+from droptune.tracking import tracker_for
 from droptune.tuning._lifecycle import load_study, run_worker
 from droptune.tuning._plan import PlanSampler
 from droptune.tuning._scheduler import ProgressFn
@@ -210,7 +210,7 @@ def start_confirmation(
         "confirming study %r: its top %d configurations retrained with %d fresh seeds each (study %r)",
         spec.name, len(plan), seeds, cspec.name,
     )
-    tracker = tracker or make_tracker(cspec)
+    tracker = tracker or tracker_for(cspec)
     study.set_user_attr(PARENT_RUN_ATTR, tracker.study_run(study.user_attrs.get(PARENT_RUN_ATTR)))
     return cspec, study, search, tracker
 
