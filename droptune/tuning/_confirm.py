@@ -45,8 +45,7 @@ from droptune.record import (
     site_rates,
 )
 from droptune.sites import LAYER_TYPES
-from droptune.tracking import Tracker
-from droptune.tracking import tracker_for
+from droptune.tracking import Tracker, tracker_for
 from droptune.tuning._lifecycle import load_study, run_worker
 from droptune.tuning._plan import PlanSampler
 from droptune.tuning._scheduler import ProgressFn
