@@ -90,9 +90,14 @@ def run_tree(tree: Path, study: Study, label: str) -> dict[str, Any]:
         finished = [t for t in trials if t.datetime_complete is not None and t.datetime_start is not None]
         span = (max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)).total_seconds()
         epochs = sum(len(t.intermediate_values) for t in finished)
-        # MLflow's child runs may land after their trials end (a packed study writes them from
-        # a separate process): also measure until the last of them was closed.
-        tracked = _mlflow_span(folder, min(t.datetime_start for t in finished)) if study.tracking == "mlflow" else None
+        # MLflow's child runs may land after their trials end (a large packed study writes them
+        # from a separate process): also measure until the last of them was closed, or until the
+        # study's end where that is later (written in process, a run closes just before its
+        # trial's end is told to Optuna).
+        tracked = None
+        if study.tracking == "mlflow":
+            written = _mlflow_span(folder, min(t.datetime_start for t in finished))
+            tracked = None if written is None else max(span, written)
         return {
             "tree": label,
             "trials": len(finished),

@@ -171,6 +171,9 @@ def test_ctrl_c_on_ui_stops_the_server_with_one_line(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-c", launcher], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True,  # its own process group, as a terminal's foreground job
+        # A shell without job control starts background jobs with SIGINT ignored, and Python keeps
+        # an ignored SIGINT: give the child the default a terminal's foreground job has.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
     )
     try:
         url = proc.stdout.readline()  # printed once the server answers
