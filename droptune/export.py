@@ -27,7 +27,15 @@ import yaml
 from droptune._io import atomic_write_text
 from droptune.exceptions import ConfigError
 from droptune.recommend import basis, compute
-from droptune.record import best_trial, confirmed_finalists, find_trial, model_rates, model_types, site_rates
+from droptune.record import (
+    UNTUNED_ATTR,
+    best_trial,
+    confirmed_finalists,
+    find_trial,
+    model_rates,
+    model_types,
+    site_rates,
+)
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -54,7 +62,9 @@ def export_best(study: optuna.Study, *, trial: int | None = None) -> dict[str, A
         ``{"study", "trial", "value", "direction", "rates", "layer_types"}``: plain data
         ready for YAML/JSON. In a confirmed study (``droptune confirm``) the best trial is
         the finalist with the best mean over fresh seeds, and ``confirmed`` holds its
-        ``n``, ``value_mean``, ``value_sd``, ``gap_mean`` and ``gap_sd``.
+        ``n``, ``value_mean``, ``value_sd``, ``gap_mean`` and ``gap_sd``. ``untuned`` lists
+        the sites whose dropout never ran on the study's example input (they keep the
+        model's own rate in ``rates``: nothing tuned them), when there are any.
 
     Raises:
         StudyError: If the study has no complete trial, or ``trial`` is not a complete
@@ -74,6 +84,9 @@ def export_best(study: optuna.Study, *, trial: int | None = None) -> dict[str, A
     for finalist in confirmed_finalists(study.user_attrs):
         if finalist["trial"] == chosen.number:  # its value is one seed's; this is what to expect
             config["confirmed"] = {k: finalist.get(k) for k in ("n", "value_mean", "value_sd", "gap_mean", "gap_sd")}
+    untuned = study.user_attrs.get(UNTUNED_ATTR)
+    if untuned:
+        config["untuned"] = list(untuned)
     return config
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "MODEL_RATES_ATTR",
     "MODEL_TYPES_ATTR",
     "MODEL_SIZE_ATTR",
+    "UNTUNED_ATTR",
     "N_CLASSES_ATTR",
     "PACK_ATTR",
     "PARENT_RUN_ATTR",
@@ -131,6 +132,7 @@ EPOCHS_ATTR = "epochs"
 REASON_ATTR = "fail_reason"
 PRIOR_ATTR = "prior"  # the enqueued textbook-prior trial
 MODEL_SIZE_ATTR = "model_size"  # study: {"n_params": the tuned model's parameter count}
+UNTUNED_ATTR = "untuned_sites"  # study: sites that never ran on the example input (not tuned, rate as built)
 BASELINE_ATTR = "baseline"  # the enqueued no-dropout trial (every variable at its low end)
 PACK_ATTR = "pack"  # size of the population a packed trial was trained in
 # Optuna study attribute for `search.pack: auto`: {"pack": K, "reason": why, "worker": host:pid}

@@ -33,6 +33,7 @@ from droptune.record import (
     PARENT_RUN_ATTR,
     PRIOR_ATTR,
     SORT_KEY,
+    UNTUNED_ATTR,
     parent_sort_key,
 )
 from droptune.sites import DropoutSite
@@ -178,9 +179,17 @@ def prepare_study(spec: StudySpec, *, tracker: Tracker | None = None) -> StudyLi
 def _prepare(spec: StudySpec, tracker: Tracker | None) -> StudyLifecycle:
     model, data = build(spec)
     space = space_of(spec)
-    sites = space.select(model_sites(spec, model, data))
+    found = model_sites(spec, model, data)
+    sites = space.select(found)
     for note in space.notes(sites):
         log.warning("study %s: %s", spec.name, note)
+    inactive = {s.name: s.rate for s in found if not s.live}
+    if inactive:  # not tuned, and exported at the rate the model was built with: say so, once per start
+        log.warning(
+            "study %s: %s never ran on the example input (a dropout that runs only on some batches or code "
+            "paths): not tuned; exports keep the model's own rate for it (`droptune inspect` shows why)",
+            spec.name, ", ".join(f"{name} ({rate:g})" for name, rate in inactive.items()),
+        )
     study = load_study(spec)
     enable_wal(spec.storage)
     if study.direction.name.lower() != spec.objective.direction:
@@ -201,6 +210,8 @@ def _prepare(spec: StudySpec, tracker: Tracker | None) -> StudyLifecycle:
         study.enqueue_trial(space.prior_params(sites), user_attrs={PRIOR_ATTR: True})
         # What the recommendation is evidence for (droptune.recommend._transfer).
         study.set_user_attr(MODEL_SIZE_ATTR, {"n_params": sum(p.numel() for p in model.parameters())})
+        if inactive:  # export names them: their rate is the model's own, not a tuned one
+            study.set_user_attr(UNTUNED_ATTR, sorted(inactive))
         n_classes = getattr(data, "num_classes", None)
         if isinstance(n_classes, int):  # the recommendation's chance check
             study.set_user_attr(N_CLASSES_ATTR, n_classes)

@@ -5,8 +5,9 @@ then starts K processes running ``python -m droptune worker STUDY ...``; they sh
 study through its storage exactly as workers on other machines do. With GPUs, worker i sees
 one device through ``CUDA_VISIBLE_DEVICES`` (round robin over the visible ones, at most
 ``workers_per_gpu`` per device). Each worker writes its log to
-``<storage folder>/logs/<study>/worker-<i>.log`` (``logs/<study>/`` for server storages),
-and the logs are attached to the parent run at the end.
+``<storage folder>/logs/<study>/worker-<i>-<launcher pid>.log`` (``logs/<study>/`` for server
+storages): two launchers on one study (two machines, or a second terminal) write files of their
+own rather than truncating each other's. The logs are attached to the parent run at the end.
 
 The launcher only supervises: it updates the progress bar, forwards Ctrl-C (SIGINT) to the
 workers, waits for them to close their trials (at most :data:`STOP_GRACE_S` seconds), kills
@@ -121,7 +122,7 @@ def start_workers(spec: StudySpec, worker_args: Sequence[str]) -> list[WorkerPro
     workers = []
     for index, device in enumerate(devices):
         command = [sys.executable, "-m", "droptune", "worker", *worker_args, "--worker-index", str(index), "--quiet"]
-        path = folder / f"worker-{index}.log"
+        path = folder / f"worker-{index}-{os.getpid()}.log"  # this launcher's: another's are left whole
         with path.open("w") as log_file:
             # A session of its own: Ctrl-C in the terminal reaches the launcher only, which forwards it once.
             process = subprocess.Popen(

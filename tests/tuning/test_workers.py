@@ -58,7 +58,7 @@ def test_four_workers_finish_exactly_n_trials(in_tmp, monkeypatch):
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     assert {r.info.status for r in children} == {"FINISHED"}
     logs = sorted(p.name for p in (in_tmp / "studies" / "logs" / "parallel").iterdir())
-    assert logs == [f"worker-{i}.log" for i in range(4)]
+    assert logs == [f"worker-{i}-{os.getpid()}.log" for i in range(4)]  # this launcher's (the test process)
 
 
 def test_ctrl_c_in_the_launcher_stops_the_workers_cleanly(in_tmp, monkeypatch):
