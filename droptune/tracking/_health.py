@@ -88,9 +88,14 @@ def bound_mlflow_http() -> None:
         os.environ.setdefault(name, value)
 
 
+#: Schemes of MLflow tracking servers: what can stop answering mid-study. A tracker another
+#: module registers (droptune.tracking.TRACKERS) for a scheme of its own is not guarded.
+REMOTE_SCHEMES = ("http", "https", "databricks")
+
+
 def is_remote(tracking_uri: str) -> bool:
-    """Whether ``tracking_uri`` names a tracking server (not a local SQLite file or ``none``)."""
-    return "://" in tracking_uri and not tracking_uri.startswith(("sqlite:", "file:"))
+    """Whether ``tracking_uri`` names an MLflow tracking server (not a local SQLite file or ``none``)."""
+    return tracking_uri.partition("://")[0].lower() in REMOTE_SCHEMES if "://" in tracking_uri else False
 
 
 def guard(spec: StudySpec, make: Callable[[], Tracker]) -> Tracker:

@@ -95,10 +95,15 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 def _tune(project: Path, study: Path, **env: str) -> subprocess.Popen[str]:
     path = os.pathsep.join(filter(None, [str(REPO), str(REPO / "tests" / "tuning"), os.environ.get("PYTHONPATH")]))
+    # No terminal (no COLUMNS, stdin not a TTY): each message is one line, as in a log file. And
+    # the default SIGINT of a terminal's foreground job: a shell without job control starts
+    # background jobs with SIGINT ignored, which Python would keep.
+    inherited = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     return subprocess.Popen(
         [sys.executable, "-m", "droptune", "tune", study.name], cwd=project, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1", COLUMNS="400", **env),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=dict(inherited, PYTHONPATH=path, OMP_NUM_THREADS="1", **env),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
     )
 
 

@@ -90,7 +90,7 @@ def test_ctrl_c_in_the_launcher_stops_the_workers_cleanly(in_tmp, monkeypatch):
 
 def _running(folder, name: str) -> tuple[int, int]:
     """Running trials in Optuna, and running trial runs in MLflow (those reached training)."""
-    if not (folder / "studies" / "logs" / name / "worker-1.log").exists():
+    if not list((folder / "studies" / "logs" / name).glob("worker-1-*.log")):
         return 0, 0  # the launcher is still creating the stores: do not race its migrations
     try:
         optuna_running = sum(t.state == TrialState.RUNNING for t in load_trials(name))
