@@ -61,6 +61,21 @@ def test_no_module_imports_itself_back_through_others():
     assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph) or [])}"
 
 
+def test_no_subpackage_imports_another_that_imports_it_back():
+    files = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+
+    def package(module: str) -> str | None:
+        parts = module.split(".")
+        return parts[1] if len(parts) > 1 and parts[1] in packages else None
+
+    graph: dict[str, set[str]] = {name: set() for name in packages}
+    for name, path in files.items():
+        if (own := package(name)) is not None:
+            graph[own] |= {p for m in _imports(path, set(files)) if (p := package(m)) not in (None, own)}
+    assert _cycle(graph) is None, f"subpackage cycle: {' -> '.join(_cycle(graph) or [])}"
+
+
 def test_the_engine_imports_no_analysis():
     """``droptune.tuning`` (every module, lazy imports included) imports nothing of report/recommend.
 

@@ -14,6 +14,7 @@ from any working directory. Stores given as flags are relative to the working di
 
 from __future__ import annotations
 
+from droptune.config._build import build, build_model
 from droptune.config._project import project_root
 from droptune.config._spec import (
     DEFAULT_STORAGE,
@@ -39,6 +40,8 @@ from droptune.config._spec import (
 )
 
 __all__ = [
+    "build",
+    "build_model",
     "ClassSpec",
     "DEFAULT_STORAGE",
     "DEFAULT_TRACKING_URI",

@@ -24,10 +24,9 @@ from droptune.config._constraints import (
     check_rules,
     message,
 )
-from droptune.config._project import project_root
+from droptune.config._project import project_root, resolve_sqlite_url
 from droptune.config._schema import build_dataclass
 from droptune.exceptions import ConfigError
-from droptune.stores._urls import resolve_sqlite_url
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")

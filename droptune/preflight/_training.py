@@ -40,7 +40,7 @@ def check_training(spec: StudySpec) -> None:
     """
     source = spec.source or "the study file"
     pl.seed_everything(spec.seed, verbose=False)
-    from droptune.tuning._build import build  # lazily: the engine imports the pre-flight
+    from droptune.config import build
 
     model, data = build(spec)
     _check_sites(spec, model, data, source)

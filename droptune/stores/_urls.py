@@ -8,9 +8,9 @@ a change of directory would write to the first directory's database.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from droptune.config._project import FILE_STORE_PREFIXES, JOURNAL_PREFIX, resolve_sqlite_url
 from droptune.exceptions import StudyError
 
 __all__ = [
@@ -25,7 +25,6 @@ __all__ = [
 
 # An Optuna journal file (one machine; the fastest bookkeeping): journal:///relative/path or
 # journal:////absolute/path, as SQLAlchemy writes SQLite URLs.
-JOURNAL_PREFIX = "journal:///"
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -58,27 +57,6 @@ def store_file(url: str) -> Path | None:
     return sqlite_file(url) or journal_file(url)
 
 
-# Stores kept in a local file: SQLite databases, and Optuna journal files (journal:///...).
-_FILE_PREFIXES = ("sqlite:///", JOURNAL_PREFIX)
-
-
-def resolve_sqlite_url(url: str, base: str | os.PathLike[str]) -> str:
-    """Make a relative SQLite (or journal) URL absolute against folder ``base``; other URLs are unchanged.
-
-    Example:
-        >>> resolve_sqlite_url("sqlite:///studies/droptune.db", "/srv/project")
-        'sqlite:////srv/project/studies/droptune.db'
-        >>> resolve_sqlite_url("journal:///studies/droptune.journal", "/srv/project")
-        'journal:////srv/project/studies/droptune.journal'
-        >>> resolve_sqlite_url("postgresql+psycopg://db/x", "/srv/project")
-        'postgresql+psycopg://db/x'
-    """
-    for prefix in _FILE_PREFIXES:
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-            return prefix + str(Path(base, url.removeprefix(prefix)).resolve())
-    return url
-
-
 def absolute_sqlite_url(url: str) -> str:
     """Make a relative SQLite (or journal) URL absolute against the current directory.
 
@@ -98,7 +76,7 @@ def require_sqlite_store(url: str, *, what: str, flag: str) -> None:
     Raises:
         StudyError: Naming the store, where it was looked for, and the fix.
     """
-    prefix = next((p for p in _FILE_PREFIXES if url.startswith(p)), None)
+    prefix = next((p for p in FILE_STORE_PREFIXES if url.startswith(p)), None)
     if prefix is not None:
         db = Path(url.removeprefix(prefix))
         if not db.is_file():

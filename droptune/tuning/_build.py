@@ -1,4 +1,4 @@
-"""Build a study's model and data, and find the example input that types its sites."""
+"""Find the example input that types a study's sites, and the sites (building: :mod:`droptune.config._build`)."""
 
 from __future__ import annotations
 
@@ -7,27 +7,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from droptune.config import StudySpec
-from droptune.exceptions import ConfigError
+from droptune.config import StudySpec, build, build_model
 from droptune.sites import DropoutSite, discover
 
-
-def build(spec: StudySpec) -> tuple[pl.LightningModule, pl.LightningDataModule]:
-    """Instantiate the study's LightningModule and LightningDataModule from their specs."""
-    return build_model(spec), _build_part(spec, "data")
-
-
-def build_model(spec: StudySpec) -> pl.LightningModule:
-    """Instantiate the study's LightningModule from its spec."""
-    return _build_part(spec, "model")
-
-
-def _build_part(spec: StudySpec, key: str) -> Any:
-    part = getattr(spec, key)
-    try:
-        return part.build()
-    except TypeError as err:  # bad init_args
-        raise ConfigError(f"{spec.source or 'study'}: {key}.init_args for {part.class_path}: {err}.") from None
+__all__ = ["build", "build_model", "example_input", "model_sites"]  # build*: the engine's names for them
 
 
 def example_input(model: pl.LightningModule, data: pl.LightningDataModule) -> Any:
